@@ -1,0 +1,116 @@
+"""`CycleGANConfig`: every setting of a CycleGAN model, typed, validated and saved as JSON.
+
+Book defaults (Example 5-1, apple2orange) for the book's constructor arguments; paper defaults
+(section 4 and appendix 7) for the options the book leaves out. An ablation is this config with a
+few fields replaced (`dataclasses.replace`); every run folder and checkpoint stores it as JSON.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+GENERATOR_TYPES = ("unet", "resnet")
+# Fields that fix the networks' shapes: a checkpoint only loads into a model that agrees on these.
+ARCHITECTURE_FIELDS = ("input_dim", "generator_type", "gen_n_filters", "disc_n_filters", "n_resnet_blocks")
+
+
+@dataclass
+class CycleGANConfig:
+    """Settings of a CycleGAN (see `models.cyclegan.CycleGAN` for the paper <-> book names).
+
+    input_dim: (height, width, channels) of the images, channels 1 or 3.
+    learning_rate: Adam step size of all three optimizers (paper: 0.0002).
+    lambda_validation: weight of the two adversarial (LSGAN) terms (book: 1).
+    lambda_reconstr: weight of the two cycle-consistency L1 terms (paper's lambda: 10).
+    lambda_id: weight of the two identity L1 terms, absolute as in the book (2 for apple2orange,
+        5 for monet2photo); the official code's 0.5 is relative to lambda_reconstr (0.5 x 10 = 5).
+    generator_type: 'unet' (book) or 'resnet' (paper).
+    gen_n_filters, disc_n_filters: filters of the first generator / discriminator layer.
+    n_resnet_blocks: residual blocks of the ResNet generator; None picks the paper's choice,
+        6 below 256 px and 9 at 256 px and above.
+    buffer_max_length: size of the history of generated images shown to the discriminators
+        (paper: 50; 0 turns the pool off).
+    beta_1, beta_2: Adam momentum terms (paper: 0.5, 0.999).
+    epochs: epochs at the constant learning rate (paper: 100).
+    decay_epochs: further epochs over which the learning rate decays linearly to 0 (paper: 100).
+    seed: seeds the weights, the image pool and (in the training loop) the data order.
+    """
+
+    input_dim: tuple = (128, 128, 3)
+    learning_rate: float = 0.0002
+    lambda_validation: float = 1.0
+    lambda_reconstr: float = 10.0
+    lambda_id: float = 2.0
+    generator_type: str = "unet"
+    gen_n_filters: int = 32
+    disc_n_filters: int = 32
+    n_resnet_blocks: int | None = None
+    buffer_max_length: int = 50
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    epochs: int = 100
+    decay_epochs: int = 100
+    seed: int = 0
+
+    def __post_init__(self):
+        self.input_dim = tuple(int(v) for v in self.input_dim)
+        if self.generator_type == "u-net":  # the book's spelling
+            self.generator_type = "unet"
+        if self.n_resnet_blocks is None:
+            self.n_resnet_blocks = 9 if self.input_dim[0] >= 256 else 6
+        self.validate()
+
+    def validate(self):
+        """Raise ValueError naming the first bad value and what is allowed."""
+        if len(self.input_dim) != 3:
+            raise ValueError(f"input_dim={self.input_dim}: expected (height, width, channels), e.g. (128, 128, 3).")
+        height, width, channels = self.input_dim
+        if channels not in (1, 3):
+            raise ValueError(f"input_dim={self.input_dim}: channels must be 1 (grayscale) or 3 (RGB), got {channels}.")
+        if self.generator_type not in GENERATOR_TYPES:
+            raise ValueError(f"generator_type={self.generator_type!r}: must be one of {GENERATOR_TYPES}.")
+        factor = 16 if self.generator_type == "unet" else 4
+        if height % factor or width % factor:
+            raise ValueError(
+                f"input_dim={self.input_dim}: the {self.generator_type} generator downsamples by {factor}, so height "
+                f"and width must be multiples of {factor} (e.g. {max(factor, height // factor * factor)}).")
+        if min(height, width) < 32:
+            raise ValueError(f"input_dim={self.input_dim}: images must be at least 32x32 for the 70x70 PatchGAN "
+                             "discriminator to produce a patch map.")
+        for name in ("lambda_validation", "lambda_reconstr", "lambda_id"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)}: loss weights must be >= 0.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate}: must be > 0 (paper: 0.0002).")
+        for name in ("gen_n_filters", "disc_n_filters", "n_resnet_blocks"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: must be a positive integer.")
+        if not isinstance(self.buffer_max_length, int) or self.buffer_max_length < 0:
+            raise ValueError(f"buffer_max_length={self.buffer_max_length!r}: must be an integer >= 0 (paper: 50).")
+        for name in ("beta_1", "beta_2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be in [0, 1).")
+        for name in ("epochs", "decay_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be an integer >= 0.")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a dict (e.g. a run's config.json); unknown keys are an error that names them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown CycleGAN setting(s) {unknown}; known settings: {sorted(known)}.")
+        return cls(**values)
+
+    def architecture_mismatch(self, other):
+        """Names and values of the architecture fields in which `other` differs from this config."""
+        return [f"{name}: {getattr(other, name)!r} != {getattr(self, name)!r}"
+                for name in ARCHITECTURE_FIELDS if getattr(self, name) != getattr(other, name)]

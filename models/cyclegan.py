@@ -1,0 +1,190 @@
+"""The `CycleGAN` class: two generators, two discriminators and their training step.
+
+Paper: Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
+Networks", ICCV 2017. Book: D. Foster, "Generative Deep Learning", chapter 5 (Examples 5-1..5-6).
+
+Names (book -> paper):
+
+    g_AB               G: X -> Y         generator A -> B (e.g. apple -> orange)
+    g_BA               F: Y -> X         generator B -> A
+    d_A                D_X               tells real A images from g_BA's fakes
+    d_B                D_Y               tells real B images from g_AB's fakes
+    lambda_validation  (1 in eq. 3)      weight of the adversarial terms, LSGAN (section 4)
+    lambda_reconstr    lambda (eq. 3)    weight of the cycle-consistency terms (eq. 2), paper: 10
+    lambda_id          identity weight   absolute weight of the identity terms (section 5.2);
+                                         the official code's 0.5 is relative: 0.5 x lambda = 5
+
+Losses: LSGAN (paper section 4): D minimises (D(real) - 1)^2 + D(fake)^2 (targets real=1,
+fake=0), G minimises (D(G(x)) - 1)^2; cycle and identity terms are L1 (mae).
+"""
+
+import keras
+import numpy as np
+
+from models import checkpoint
+from models.combined import OUTPUT_LOSSES, OUTPUT_NAMES, CombinedGeneratorModel
+from models.config import CycleGANConfig
+from models.discriminator import build_patchgan_discriminator, patch_size
+from models.generators import build_resnet_generator, build_unet_generator
+from models.lr_schedule import learning_rate_at
+from utils.image_pool import ImagePool
+
+
+class CycleGAN:
+    """Builds, compiles and trains a CycleGAN with `train_on_batch` (book Examples 5-1 to 5-6).
+
+    Constructor arguments are the fields of `CycleGANConfig` (book names and defaults, plus the
+    paper's options), e.g. `CycleGAN(input_dim=(128, 128, 3), generator_type='unet', lambda_id=2)`.
+
+    Attributes: g_AB, g_BA (generators), d_A, d_B (discriminators, compiled with mse), combined
+    (six-output generator model, see models/combined.py), pool_A / pool_B (histories of fakes),
+    epoch / batch / step (training position, set by the training loop and saved in checkpoints).
+    """
+
+    def __init__(self, config=None, **kwargs):
+        if config is not None and kwargs:
+            raise ValueError("pass either a CycleGANConfig or keyword settings, not both")
+        self.config = config if config is not None else CycleGANConfig(**kwargs)
+        cfg = self.config
+        keras.utils.set_random_seed(cfg.seed)  # the same seed gives the same initial weights
+
+        self.img_shape = cfg.input_dim
+        self.disc_patch = (patch_size(cfg.input_dim[0]), patch_size(cfg.input_dim[1]), 1)
+        self.g_AB = self._build_generator("g_AB")
+        self.g_BA = self._build_generator("g_BA")
+        self.d_A = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_A")
+        self.d_B = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_B")
+
+        # Discriminators: LSGAN loss, one Adam each (Example 5-4). They stay trainable for good.
+        for d in (self.d_A, self.d_B):
+            d.compile(loss="mse", optimizer=self._adam())
+        # Generators: trained through the combined model, whose trainable weights are only theirs.
+        self.combined = CombinedGeneratorModel(self.g_AB, self.g_BA, self.d_A, self.d_B)
+        self.combined_optimizer = self._adam()
+        self._compile_combined()
+
+        self.pool_A = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 0])  # fakes of domain A
+        self.pool_B = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 1])
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self._targets = {}
+
+    # ----------------------------------------------------------------- building
+    def _build_generator(self, name):
+        cfg = self.config
+        if cfg.generator_type == "unet":
+            return build_unet_generator(cfg.input_dim, cfg.gen_n_filters, name=name)
+        return build_resnet_generator(cfg.input_dim, cfg.gen_n_filters, cfg.n_resnet_blocks, name=name)
+
+    def _adam(self):
+        cfg = self.config
+        return keras.optimizers.Adam(learning_rate=cfg.learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
+
+    @property
+    def loss_weights(self):
+        """The weight of each combined output, by name (book Example 5-5)."""
+        cfg = self.config
+        return {"valid_A": cfg.lambda_validation, "valid_B": cfg.lambda_validation,
+                "reconstr_A": cfg.lambda_reconstr, "reconstr_B": cfg.lambda_reconstr,
+                "id_A": cfg.lambda_id, "id_B": cfg.lambda_id}
+
+    def _compile_combined(self):
+        # The same optimizer object on every compile, so its state survives a change of weights.
+        self.combined.compile(loss=OUTPUT_LOSSES, loss_weights=self.loss_weights, optimizer=self.combined_optimizer)
+
+    def set_loss_weights(self, lambda_validation=None, lambda_reconstr=None, lambda_id=None):
+        """Change loss weights between runs or mid-run (ablations); recompiles the combined model only."""
+        changes = {"lambda_validation": lambda_validation, "lambda_reconstr": lambda_reconstr,
+                   "lambda_id": lambda_id}
+        for name, value in changes.items():
+            if value is not None:
+                setattr(self.config, name, float(value))
+        self.config.validate()
+        self._compile_combined()
+
+    @property
+    def optimizers(self):
+        return {"d_A": self.d_A.optimizer, "d_B": self.d_B.optimizer, "combined": self.combined_optimizer}
+
+    def set_learning_rate(self, progress):
+        """Set all three optimizers' rate for `progress` epochs done (paper schedule, models/lr_schedule.py)."""
+        cfg = self.config
+        lr = learning_rate_at(progress, cfg.learning_rate, cfg.epochs, cfg.decay_epochs)
+        for optimizer in self.optimizers.values():
+            optimizer.learning_rate = lr
+        return lr
+
+    @property
+    def learning_rate(self):
+        return float(keras.ops.convert_to_numpy(self.combined_optimizer.learning_rate))
+
+    # ----------------------------------------------------------------- training
+    def _real_fake_targets(self, batch_size):
+        """LSGAN targets for one patch map per image: ones for real, zeros for fake (Example 5-6)."""
+        if batch_size not in self._targets:
+            shape = (batch_size,) + self.disc_patch
+            self._targets[batch_size] = (np.ones(shape, np.float32), np.zeros(shape, np.float32))
+        return self._targets[batch_size]
+
+    def train_step(self, imgs_A, imgs_B):
+        """One training step on a batch of each domain, (batch, h, w, c) in [-1, 1].
+
+        1. Translate: fake_B = g_AB(imgs_A), fake_A = g_BA(imgs_B).
+        2. Draw the fakes the discriminators see from the history pools (paper section 4).
+        3. Train d_A on [real A; pooled fake A] with targets [1; 0], one Adam step on the mean
+           squared error, i.e. the paper's (L_real + L_fake) / 2; the same for d_B.
+        4. Train both generators with the combined model: valid -> 1, reconstr -> input,
+           id -> input, weighted by the lambdas. Only generator weights change (models/combined.py).
+
+        Returns the losses by name: d_A, d_B, d_loss (their mean), g_loss (weighted total) and
+        the unweighted valid_A, valid_B, reconstr_A, reconstr_B, id_A, id_B.
+        """
+        imgs_A = np.asarray(imgs_A, np.float32)
+        imgs_B = np.asarray(imgs_B, np.float32)
+        if imgs_A.shape != imgs_B.shape or imgs_A.shape[1:] != self.img_shape:
+            raise ValueError(f"train_step expects two batches of shape (batch,) + {self.img_shape}, "
+                             f"got {imgs_A.shape} and {imgs_B.shape}")
+        valid, fake = self._real_fake_targets(len(imgs_A))
+        fake_B = self.g_AB.predict_on_batch(imgs_A)
+        fake_A = self.g_BA.predict_on_batch(imgs_B)
+        fake_A = self.pool_A.query(fake_A)
+        fake_B = self.pool_B.query(fake_B)
+
+        targets = np.concatenate([valid, fake])
+        d_A_loss = self.d_A.train_on_batch(np.concatenate([imgs_A, fake_A]), targets)
+        d_B_loss = self.d_B.train_on_batch(np.concatenate([imgs_B, fake_B]), targets)
+
+        g_logs = self.combined.train_on_batch(
+            {"img_A": imgs_A, "img_B": imgs_B},
+            {"valid_A": valid, "valid_B": valid, "reconstr_A": imgs_A, "reconstr_B": imgs_B,
+             "id_A": imgs_A, "id_B": imgs_B},
+            return_dict=True)
+        self.step += 1
+        losses = {"d_A": float(d_A_loss), "d_B": float(d_B_loss)}
+        losses["d_loss"] = 0.5 * (losses["d_A"] + losses["d_B"])
+        losses["g_loss"] = float(g_logs["loss"])
+        losses.update({name: float(g_logs[f"{name}_loss"]) for name in OUTPUT_NAMES})
+        return losses
+
+    # ----------------------------------------------------------------- using
+    def translate(self, imgs, direction="AtoB"):
+        """Translate a batch (batch, h, w, c) in [-1, 1]: 'AtoB' with g_AB, 'BtoA' with g_BA."""
+        if direction not in ("AtoB", "BtoA"):
+            raise ValueError(f"direction={direction!r}: must be 'AtoB' or 'BtoA'")
+        generator = self.g_AB if direction == "AtoB" else self.g_BA
+        return generator.predict_on_batch(np.asarray(imgs, np.float32))
+
+    # ----------------------------------------------------------------- saving
+    def save_checkpoint(self, directory, keep=3):
+        """Atomically save everything needed to resume into directory/ckpt-<step>; returns its path."""
+        return checkpoint.save(self, directory, keep=keep)
+
+    def load_checkpoint(self, path):
+        """Restore a checkpoint (a ckpt-* folder or a folder of them: the latest) into this object."""
+        return checkpoint.load(self, path)
+
+    @classmethod
+    def from_checkpoint(cls, path):
+        """A new CycleGAN built from the config stored in a checkpoint, with its state restored."""
+        gan = cls(checkpoint.read_config(path))
+        gan.load_checkpoint(path)
+        return gan

@@ -1,0 +1,99 @@
+"""The two CycleGAN generator architectures, as functional `keras.Model`s.
+
+- `build_unet_generator`: the book's U-Net (Example 5-2): four stride-2 downsampling blocks, three
+  upsampling blocks with skip connections (Concatenate), a last upsampling and a 4x4 conv + tanh.
+- `build_resnet_generator`: the paper's ResNet generator (appendix 7.2, after Johnson et al.):
+  c7s1-64, d128, d256, n x R256, u128, u64, c7s1-3 (tanh), with reflection padding, as the
+  official PyTorch code builds it (same layers, same padding, same parameter count).
+
+Both map an image in [-1, 1] of shape (batch, h, w, channels) to an image of the same shape in
+[-1, 1], hold no training state and use N(0, 0.02) weights.
+"""
+
+import keras
+from keras import layers
+
+from models.layers import InstanceNormalization, ReflectionPadding2D, conv_init
+
+
+def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_generator"):
+    """Book Example 5-2: U-Net generator. Height and width must be divisible by 16.
+
+    Shapes for a 128 px input and n_filters f: 128 -> d1 64 (f) -> d2 32 (2f) -> d3 16 (4f) -> d4 8 (8f)
+    -> u1 16 (4f + 4f skip) -> u2 32 (2f + 2f) -> u3 64 (f + f) -> upsample 128 -> conv 4x4 -> tanh.
+    """
+
+    def downsample(x, filters):
+        x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=conv_init())(x)
+        x = InstanceNormalization()(x)
+        return layers.Activation("relu")(x)
+
+    def upsample(x, skip, filters):
+        x = layers.UpSampling2D(size=2)(x)
+        x = layers.Conv2D(filters, 4, strides=1, padding="same", kernel_initializer=conv_init())(x)
+        x = InstanceNormalization()(x)
+        x = layers.Activation("relu")(x)
+        return layers.Concatenate()([x, skip])
+
+    img = keras.Input(shape=img_shape, name="img")
+    d1 = downsample(img, n_filters)
+    d2 = downsample(d1, n_filters * 2)
+    d3 = downsample(d2, n_filters * 4)
+    d4 = downsample(d3, n_filters * 8)
+    u1 = upsample(d4, d3, n_filters * 4)
+    u2 = upsample(u1, d2, n_filters * 2)
+    u3 = upsample(u2, d1, n_filters)
+    u4 = layers.UpSampling2D(size=2)(u3)
+    out = layers.Conv2D(img_shape[-1], 4, strides=1, padding="same", activation="tanh",
+                        kernel_initializer=conv_init())(u4)
+    return keras.Model(img, out, name=name)
+
+
+def _conv_norm_relu(x, filters, kernel_size, strides=1, reflect=0, zero_pad=0):
+    """Padding, conv (valid), instance norm, ReLU: the c7s1-k and dk units of the paper."""
+    if reflect:
+        x = ReflectionPadding2D(reflect)(x)
+    if zero_pad:
+        x = layers.ZeroPadding2D(zero_pad)(x)
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", kernel_initializer=conv_init())(x)
+    x = InstanceNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def _residual_block(x, filters):
+    """R_k: two 3x3 convs with reflection padding and instance norm, plus the identity shortcut."""
+    y = _conv_norm_relu(x, filters, 3, reflect=1)
+    y = ReflectionPadding2D(1)(y)
+    y = layers.Conv2D(filters, 3, padding="valid", kernel_initializer=conv_init())(y)
+    y = InstanceNormalization()(y)
+    return layers.Add()([x, y])
+
+
+def _upsample(x, filters):
+    """u_k: 3x3 stride-2 transposed conv, as PyTorch's ConvTranspose2d(k=3, s=2, p=1, output_padding=1).
+
+    A 'valid' transposed conv gives 2h + 1 rows; PyTorch's padding=1 drops the first row and column.
+    """
+    x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", kernel_initializer=conv_init())(x)
+    x = layers.Cropping2D(((1, 0), (1, 0)))(x)
+    x = InstanceNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def build_resnet_generator(img_shape=(256, 256, 3), n_filters=64, n_blocks=9, name="resnet_generator"):
+    """Paper appendix 7.2: ResNet generator with n_blocks residual blocks (6 at 128 px, 9 at 256 px).
+
+    Height and width must be divisible by 4. With 64 filters it has 11,378,179 parameters for
+    9 blocks and 7,837,699 for 6, exactly as the official code.
+    """
+    img = keras.Input(shape=img_shape, name="img")
+    x = _conv_norm_relu(img, n_filters, 7, reflect=3)                    # c7s1-64: (h, w, f)
+    x = _conv_norm_relu(x, n_filters * 2, 3, strides=2, zero_pad=1)     # d128: (h/2, w/2, 2f)
+    x = _conv_norm_relu(x, n_filters * 4, 3, strides=2, zero_pad=1)     # d256: (h/4, w/4, 4f)
+    for _ in range(n_blocks):
+        x = _residual_block(x, n_filters * 4)                           # R256 x n
+    x = _upsample(x, n_filters * 2)                                      # u128: (h/2, w/2, 2f)
+    x = _upsample(x, n_filters)                                          # u64: (h, w, f)
+    x = ReflectionPadding2D(3)(x)
+    out = layers.Conv2D(img_shape[-1], 7, padding="valid", activation="tanh", kernel_initializer=conv_init())(x)
+    return keras.Model(img, out, name=name)
