@@ -1,0 +1,166 @@
+"""The CycleGAN class trains the right networks in Keras 3 (see DEVELOPERS.md, "Keras 3 pitfall").
+
+Every check compares snapshots of `model.weights` (all variables, trainable or not) before and
+after real `train_on_batch` steps: a frozen model's `trainable_weights` is empty, so a check on it
+would prove nothing.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from models import CycleGAN
+
+SIZE = 32
+
+
+def batch(seed, n=1, size=SIZE):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, 3)).astype("float32")
+
+
+def snapshot(gan):
+    return {name: [keras.ops.convert_to_numpy(w).copy() for w in getattr(gan, name).weights]
+            for name in ("g_AB", "g_BA", "d_A", "d_B")}
+
+
+def changed(before, after):
+    """Names of the networks any of whose weights moved."""
+    return {name for name in before if any(not np.array_equal(b, a) for b, a in zip(before[name], after[name]))}
+
+
+@pytest.fixture(scope="module")
+def gan():
+    gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=1)
+    gan.train_step(batch(0), batch(1))  # every train function traced once, as in a notebook mid-run
+    return gan
+
+
+def test_full_step_changes_all_four_networks(gan):
+    before = snapshot(gan)
+    gan.train_step(batch(2), batch(3))
+    assert changed(before, snapshot(gan)) == {"g_AB", "g_BA", "d_A", "d_B"}
+
+
+@pytest.mark.parametrize("name", ["d_A", "d_B"])
+def test_discriminator_step_changes_only_that_discriminator(gan, name):
+    d = getattr(gan, name)
+    valid, fake = np.ones((1,) + gan.disc_patch), np.zeros((1,) + gan.disc_patch)
+    before = snapshot(gan)
+    d.train_on_batch(np.concatenate([batch(4), batch(5)]), np.concatenate([valid, fake]))
+    assert changed(before, snapshot(gan)) == {name}
+
+
+def test_combined_step_changes_only_the_generators(gan):
+    x_A, x_B = batch(6), batch(7)
+    valid = np.ones((1,) + gan.disc_patch)
+    before = snapshot(gan)
+    gan.combined.train_on_batch({"img_A": x_A, "img_B": x_B},
+                                {"valid_A": valid, "valid_B": valid, "reconstr_A": x_A, "reconstr_B": x_B,
+                                 "id_A": x_A, "id_B": x_B})
+    assert changed(before, snapshot(gan)) == {"g_AB", "g_BA"}
+    # The discriminators' weights are inputs of the combined step, never its trainable weights.
+    combined_trainable = {id(w) for w in gan.combined.trainable_weights}
+    assert combined_trainable == {id(w) for w in gan.g_AB.trainable_weights + gan.g_BA.trainable_weights}
+    assert gan.d_A.trainable and gan.d_B.trainable  # the flag is never flipped
+
+
+def test_retraces_on_a_new_batch_size_still_train_the_right_networks(gan):
+    before = snapshot(gan)
+    gan.train_step(batch(8, n=2), batch(9, n=2))  # new shape -> every train function retraces
+    assert changed(before, snapshot(gan)) == {"g_AB", "g_BA", "d_A", "d_B"}
+    valid = np.ones((3,) + gan.disc_patch)
+    before = snapshot(gan)
+    gan.d_B.train_on_batch(batch(10, n=3).astype("float64"), valid)  # new shape and dtype
+    assert changed(before, snapshot(gan)) == {"d_B"}
+
+
+def test_student_can_train_a_discriminator_by_hand_after_training(gan):
+    """A notebook cell `gan.d_A.train_on_batch(...)` after some steps must learn, not warn and idle."""
+    for i in range(3):
+        gan.train_step(batch(20 + i), batch(30 + i))
+    x = np.concatenate([batch(40), gan.g_BA.predict_on_batch(batch(41))])
+    y = np.concatenate([np.ones((1,) + gan.disc_patch), np.zeros((1,) + gan.disc_patch)])
+    losses = [gan.d_A.train_on_batch(x, y) for _ in range(15)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_learning_rate_reaches_all_three_optimizers(gan):
+    gan.config.epochs, gan.config.decay_epochs = 2, 2
+    assert gan.set_learning_rate(1.0) == pytest.approx(gan.config.learning_rate)
+    assert gan.set_learning_rate(3.0) == pytest.approx(gan.config.learning_rate / 2)
+    gan.set_learning_rate(4.0)  # end of the decay: rate 0, so a full step changes nothing
+    for optimizer in gan.optimizers.values():
+        assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.0
+    before = snapshot(gan)
+    gan.train_step(batch(50), batch(51))
+    assert changed(before, snapshot(gan)) == set()
+    gan.set_learning_rate(0.0)
+    assert gan.learning_rate == pytest.approx(gan.config.learning_rate)
+
+
+def test_loss_weights_change_without_rebuilding():
+    gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4)
+    gan.set_loss_weights(lambda_validation=0, lambda_reconstr=3, lambda_id=0)
+    losses = gan.train_step(batch(0), batch(1))
+    assert losses["g_loss"] == pytest.approx(3 * (losses["reconstr_A"] + losses["reconstr_B"]), rel=1e-4)
+    gan.set_loss_weights(lambda_id=1)
+    losses = gan.train_step(batch(0), batch(1))
+    expected = 3 * (losses["reconstr_A"] + losses["reconstr_B"]) + losses["id_A"] + losses["id_B"]
+    assert losses["g_loss"] == pytest.approx(expected, rel=1e-4)
+    assert set(losses) == {"d_A", "d_B", "d_loss", "g_loss", "valid_A", "valid_B", "reconstr_A", "reconstr_B",
+                           "id_A", "id_B"}
+
+
+def _toy_domains(rng, n, size=SIZE):
+    """Domain A: reddish images with a bright square; domain B: the same scenes in blue."""
+    base = rng.uniform(-1, -0.2, (n, size, size, 1)).astype("float32")
+    imgs = np.repeat(base, 3, axis=-1)
+    for img in imgs:
+        y, x = rng.integers(0, size - 10, 2)
+        img[y:y + 10, x:x + 10] = 0.8
+    red, blue = imgs.copy(), imgs.copy()
+    red[..., 0] = 0.9
+    blue[..., 2] = 0.9
+    return red, blue
+
+
+@pytest.mark.slow
+def test_a_few_hundred_steps_lower_discriminator_and_cycle_losses():
+    rng = np.random.default_rng(0)
+    gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=8, disc_n_filters=8, buffer_max_length=10)
+    imgs_A, _ = _toy_domains(rng, 64)
+    _, imgs_B = _toy_domains(rng, 64)
+    history = []
+    for step in range(240):
+        i, j = rng.integers(64, size=2)
+        history.append(gan.train_step(imgs_A[i:i + 1], imgs_B[j:j + 1]))
+    first = {k: np.mean([h[k] for h in history[:30]]) for k in history[0]}
+    last = {k: np.mean([h[k] for h in history[-30:]]) for k in history[0]}
+    assert last["d_A"] < first["d_A"]
+    assert last["d_B"] < first["d_B"]
+    assert last["reconstr_A"] < 0.5 * first["reconstr_A"]
+    assert last["reconstr_B"] < 0.5 * first["reconstr_B"]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"generator_type": "vgg"}, ["generator_type", "unet", "resnet"]),
+    ({"input_dim": (120, 120, 3)}, ["input_dim", "multiples of 16"]),
+    ({"input_dim": (64, 64, 3), "generator_type": "resnet", "gen_n_filters": 0}, ["gen_n_filters", "positive"]),
+    ({"input_dim": (64, 64, 4)}, ["channels", "1", "3"]),
+    ({"lambda_id": -1}, ["lambda_id", ">= 0"]),
+    ({"learning_rate": 0}, ["learning_rate", "> 0"]),
+    ({"disc_n_filters": -8}, ["disc_n_filters"]),
+    ({"input_dim": (16, 16, 3)}, ["input_dim", "at least 32"]),
+])
+def test_bad_configuration_names_the_value_and_what_is_allowed(kwargs, words):
+    with pytest.raises(ValueError) as error:
+        CycleGAN(**kwargs)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_book_spelling_and_paper_block_choice():
+    from models.config import CycleGANConfig
+    assert CycleGANConfig(generator_type="u-net").generator_type == "unet"
+    assert CycleGANConfig(input_dim=(128, 128, 3), generator_type="resnet").n_resnet_blocks == 6
+    assert CycleGANConfig(input_dim=(256, 256, 3), generator_type="resnet").n_resnet_blocks == 9

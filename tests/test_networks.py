@@ -1,0 +1,74 @@
+"""Networks: parameter counts equal the official PyTorch code's, shapes, init, custom layers, saving."""
+
+import keras
+import numpy as np
+import pytest
+
+from models import (InstanceNormalization, ReflectionPadding2D, build_patchgan_discriminator,
+                    build_resnet_generator, build_unet_generator)
+from models.discriminator import patch_size
+
+
+# Figures from the official implementation (junyanz/pytorch-CycleGAN-and-pix2pix, networks.py).
+@pytest.mark.parametrize("n_blocks, expected", [(9, 11_378_179), (6, 7_837_699)])
+def test_resnet_generator_parameter_count_matches_official(n_blocks, expected):
+    model = build_resnet_generator((64, 64, 3), n_filters=64, n_blocks=n_blocks)
+    assert model.count_params() == expected
+
+
+@pytest.mark.parametrize("n_filters, expected", [(64, 2_764_737), (32, 694_241)])
+def test_patchgan_parameter_count_matches_official(n_filters, expected):
+    assert build_patchgan_discriminator((64, 64, 3), n_filters=n_filters).count_params() == expected
+
+
+def test_generators_keep_the_image_shape_and_range():
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    for model in (build_unet_generator((32, 32, 3), 8), build_resnet_generator((32, 32, 3), 8, 2)):
+        y = keras.ops.convert_to_numpy(model(x))
+        assert y.shape == x.shape
+        assert y.min() >= -1 and y.max() <= 1
+
+
+@pytest.mark.parametrize("size, patch", [(256, 30), (128, 14), (64, 6), (32, 2)])
+def test_patchgan_output_is_the_official_patch_map(size, patch):
+    d = build_patchgan_discriminator((size, size, 3), n_filters=4)
+    assert d.output_shape == (None, patch, patch, 1)
+    assert patch_size(size) == patch
+
+
+def test_weights_are_initialised_from_n_0_0_02():
+    model = build_resnet_generator((32, 32, 3), n_filters=32, n_blocks=2)
+    kernels = np.concatenate([keras.ops.convert_to_numpy(w).ravel() for w in model.weights if "kernel" in w.path])
+    biases = np.concatenate([keras.ops.convert_to_numpy(w).ravel() for w in model.weights if "bias" in w.path])
+    assert abs(kernels.mean()) < 1e-3
+    assert kernels.std() == pytest.approx(0.02, rel=0.05)
+    assert not biases.any()
+
+
+def test_instance_norm_equals_group_norm_with_one_group_per_channel():
+    x = np.random.default_rng(1).normal(3, 2, (2, 8, 8, 5)).astype("float32")
+    ours = keras.ops.convert_to_numpy(InstanceNormalization()(x))
+    keras_gn = keras.layers.GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5)
+    np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(keras_gn(x)), atol=1e-4)
+    # Per sample and channel: zero mean, unit variance.
+    np.testing.assert_allclose(ours.mean(axis=(1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(ours.std(axis=(1, 2)), 1, atol=1e-3)
+
+
+def test_reflection_padding_mirrors_like_numpy():
+    x = np.arange(2 * 4 * 5 * 3, dtype="float32").reshape(2, 4, 5, 3)
+    y = keras.ops.convert_to_numpy(ReflectionPadding2D(((1, 2), (3, 1)))(x))
+    np.testing.assert_array_equal(y, np.pad(x, ((0, 0), (1, 2), (3, 1), (0, 0)), mode="reflect"))
+    assert ReflectionPadding2D(2).compute_output_shape((None, 4, 5, 3)) == (None, 8, 9, 3)
+
+
+@pytest.mark.parametrize("builder", [lambda: build_unet_generator((32, 32, 3), 4),
+                                     lambda: build_resnet_generator((32, 32, 3), 4, 1),
+                                     lambda: build_patchgan_discriminator((32, 32, 3), 4)])
+def test_models_round_trip_through_keras_files_without_custom_objects(tmp_path, builder):
+    model = builder()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)), atol=1e-6)
+    assert InstanceNormalization.from_config(InstanceNormalization(center=True).get_config()).center
