@@ -1,0 +1,172 @@
+"""Pictures of a run: the book's reconstruction grid, loss curves, and an animation of the grids.
+
+Every function draws on a `matplotlib.figure.Figure` made directly, not through `pyplot`: such a
+figure is never registered with pyplot's figure manager, so a training run that saves thousands of
+grids holds no open figures (nothing to close) and does not depend on a GUI backend. Notebooks
+show the saved PNGs with `IPython.display.Image`.
+"""
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from matplotlib.figure import Figure
+
+GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
+# Panels of the loss plot: title -> the two losses of `CycleGAN.train_step` it shows.
+LOSS_PANELS = {
+    "Discriminators (LSGAN, real=1 fake=0)": ("d_A", "d_B"),
+    "Adversarial (generators fool D)": ("valid_A", "valid_B"),
+    "Cycle consistency (L1)": ("reconstr_A", "reconstr_B"),
+    "Identity (L1)": ("id_A", "id_B"),
+}
+
+
+def to_display(images):
+    """Images in [-1, 1] (..., h, w, c) -> floats in [0, 1] for imshow; one channel is squeezed."""
+    images = np.clip((np.asarray(images, np.float32) + 1.0) / 2.0, 0.0, 1.0)
+    return images[..., 0] if images.shape[-1] == 1 else images
+
+
+def reconstruction_rows(gan, imgs_A, imgs_B):
+    """The book's figure 5-8 as arrays: for each image a row of original, translated, reconstructed, identity.
+
+    imgs_A, imgs_B: (n, h, w, c) in [-1, 1]. Returns (rows, labels): rows is (2n, 4, h, w, c) in
+    [-1, 1], first the n rows A -> B -> A (A, g_AB(A), g_BA(g_AB(A)), g_BA(A)), then the n rows
+    B -> A -> B (B, g_BA(B), g_AB(g_BA(B)), g_AB(B)).
+    """
+    A2B = gan.g_AB.predict_on_batch(imgs_A)
+    A2B2A = gan.g_BA.predict_on_batch(A2B)
+    A2A = gan.g_BA.predict_on_batch(imgs_A)   # identity: g_BA should leave an A image alone
+    B2A = gan.g_BA.predict_on_batch(imgs_B)
+    B2A2B = gan.g_AB.predict_on_batch(B2A)
+    B2B = gan.g_AB.predict_on_batch(imgs_B)
+    rows_A = np.stack([imgs_A, A2B, A2B2A, A2A], axis=1)   # (n, 4, h, w, c)
+    rows_B = np.stack([imgs_B, B2A, B2A2B, B2B], axis=1)
+    labels = ["A → B → A"] * len(imgs_A) + ["B → A → B"] * len(imgs_B)
+    return np.concatenate([rows_A, rows_B]), labels
+
+
+def image_table(rows, path, column_titles=None, row_labels=None, title=None, cell_inches=1.5, dpi=100):
+    """Save a table of images as a PNG; returns the path.
+
+    rows: an array (n_rows, n_cols, h, w, c) or a list of rows of (h, w, c) images of any sizes,
+    in [-1, 1]; c is 1 (drawn in gray) or 3.
+    """
+    n_rows, n_cols = len(rows), len(rows[0])
+    fig = Figure(figsize=(cell_inches * n_cols + 0.5, cell_inches * n_rows + 0.7), dpi=dpi)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for r in range(n_rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            image = np.asarray(rows[r][c])
+            ax.imshow(to_display(image), cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and column_titles:
+                ax.set_title(column_titles[c], fontsize=10)
+            if c == 0 and row_labels:
+                ax.set_ylabel(row_labels[r], fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    # Fixed margins (no bbox_inches="tight"): every grid of a run has the same pixel size, for the GIF.
+    fig.subplots_adjust(left=0.5 / fig.get_figwidth(), right=0.99, bottom=0.01,
+                        top=1 - 0.6 / fig.get_figheight(), wspace=0.05, hspace=0.05)
+    return _save(fig, path, dpi=dpi)
+
+
+def save_reconstruction_grid(gan, imgs_A, imgs_B, path, title=None):
+    """Book figure 5-8 for fixed test images: rows A->B->A and B->A->B, columns original, translated,
+    reconstructed, identity; saved as a PNG at `path` (returned)."""
+    rows, labels = reconstruction_rows(gan, imgs_A, imgs_B)
+    return image_table(rows, path, column_titles=GRID_COLUMNS, row_labels=labels, title=title)
+
+
+def _save(fig, path, dpi=None):
+    """Save as PNG through a temporary file, so a killed run never leaves half a picture."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=dpi, format="png")
+    tmp.replace(path)
+    return path
+
+
+def smooth(values, weight=None):
+    """Exponential moving average as TensorBoard draws it, debiased so the start is not pulled to 0.
+
+    weight None picks one from the length: about 1/30 of the curve, at most 200 steps, is averaged.
+    """
+    values = np.asarray(values, np.float64)
+    if weight is None:
+        weight = 1.0 - 1.0 / np.clip(len(values) / 30.0, 1.0, 200.0)
+    out, average = np.empty_like(values), 0.0
+    for i, v in enumerate(values):
+        average = weight * average + (1 - weight) * v
+        out[i] = average / (1 - weight ** (i + 1)) if weight < 1 else v
+    return out
+
+
+def save_loss_curves(history, path, title=None):
+    """Plot the losses of a run (a dict of arrays with 'step' and the loss names, e.g.
+    `utils.run_logs.read_losses`) in four panels: discriminators, adversarial, cycle, identity.
+
+    Faint lines are the raw values of every step, solid lines their smoothed average. Returns the path.
+    """
+    steps = np.asarray(history["step"])
+    fig = Figure(figsize=(10, 6.5), dpi=100, layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True)
+    for ax, (panel, names) in zip(axes.flat, LOSS_PANELS.items()):
+        for name, color in zip(names, ("tab:red", "tab:blue")):
+            values = np.asarray(history[name])
+            if len(values):
+                ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.8)
+                ax.plot(steps, smooth(values), color=color, linewidth=1.8, label=name)
+        ax.set_title(panel, fontsize=10)
+        ax.grid(alpha=0.3)
+        if len(steps):
+            ax.legend(loc="upper right", fontsize=9)
+    for ax in axes[1]:
+        ax.set_xlabel("training step")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_frame_ms=2000):
+    """An animated GIF of the grids over training (oldest first); at most `max_frames`, evenly
+    spaced, always with the first and last grid. Returns the path, or None without grids."""
+    grid_paths = sorted(grid_paths)
+    if not grid_paths:
+        return None
+    picks = np.unique(np.linspace(0, len(grid_paths) - 1, min(max_frames, len(grid_paths))).round().astype(int))
+    frames = [iio.imread(grid_paths[i])[..., :3] for i in picks]   # RGBA PNG -> RGB
+    height, width = frames[0].shape[:2]
+    frames = [_fit(frame, height, width) for frame in frames]
+    durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms] if len(frames) > 1 else last_frame_ms
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
+    tmp.replace(path)   # a page reloading mid-write never sees half a GIF
+    return path
+
+
+def _fit(frame, height, width):
+    """Crop or pad (white) a frame to height x width, so frames of slightly different sizes animate."""
+    out = np.full((height, width, 3), 255, np.uint8)
+    h, w = min(height, frame.shape[0]), min(width, frame.shape[1])
+    out[:h, :w] = frame[:h, :w]
+    return out
+
+
+def save_image_pairs(inputs, outputs, path, titles=("input", "translated"), title=None):
+    """Side by side: each input image (uint8 or [-1, 1]) beside its translation, one pair per row."""
+    rows = [[_to_model_range(a), _to_model_range(b)] for a, b in zip(inputs, outputs)]
+    return image_table(rows, path, column_titles=titles, title=title, cell_inches=2.0)
+
+
+def _to_model_range(image):
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / 127.5 - 1.0
+    return image[..., None] if image.ndim == 2 else image

@@ -1,0 +1,346 @@
+"""The training loop used by `train.py`, the notebooks and the ablation runner.
+
+`train(config, dataset)` makes a run folder (layout in utils/run_folder.py) and trains a CycleGAN
+for config.epochs + config.decay_epochs epochs with the paper's schedule: the learning rate stays
+constant for `epochs` epochs and decays linearly to 0 over `decay_epochs` more (paper section 4).
+Around every `CycleGAN.train_step` it logs the losses (CSV and TensorBoard), and every sample
+interval it draws the reconstruction grid of fixed test images, the loss curves, the GIF and the
+results page; every checkpoint interval it saves a checkpoint.
+
+`train(..., resume=True)` (or mode='load') goes on from the run's latest checkpoint: the data
+loader replays the same stream from the checkpoint's (epoch, batch), the CSV is cut back to the
+checkpoint's step, and the grids use the same test images. A run killed at any moment loses at most
+the steps since its last checkpoint. Ctrl-C saves a checkpoint first, then stops.
+"""
+
+import datetime
+import importlib
+import platform
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from models import CycleGAN, CycleGANConfig
+from utils import plots, report, run_folder as layout
+from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)
+from utils.run_logs import LossLog, TensorBoardLog
+
+DEFAULTS = layout.TRAINING_DEFAULTS   # sample_interval 500, checkpoint_interval 1000, n_grid_images 2
+# The synthetic stand-in of each real dataset, used when the real one is not downloaded.
+SYNTHETIC_STAND_IN = {"apple2orange": "synthetic_apple2orange", "monet2photo": "synthetic_photo2painting"}
+
+
+def train(model_config, dataset, run_folder=None, *, data_root="data", run_root="run/cyclegan", batch_size=1,
+          sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress=True,
+          n_grid_images=None, callbacks=None, mode=None):
+    """Train a CycleGAN on `dataset` in a run folder; returns the run folder's Path.
+
+    model_config: a `CycleGANConfig`, a dict of its fields, or a built `CycleGAN` (trained in place,
+        e.g. the notebook's `gan` after its summaries). Ignored when resuming (None is fine): a
+        resumed run uses the settings stored in its folder.
+    dataset: a folder name under data_root (trainA, trainB, testA, testB). A synthetic dataset
+        (utils.synthetic) is generated at the config's image size if missing.
+    run_folder: None makes a new `<run_root>/<NNNN>_<dataset>/`; resuming needs the folder.
+    batch_size, sample_interval, checkpoint_interval, n_grid_images: None takes DEFAULTS (the
+        run's stored values when resuming).
+    max_steps: stop after this many steps in total (an ablation's step budget); None: all epochs.
+    resume / mode: mode='build' (default) starts a run, mode='load' or resume=True continues one.
+    progress: show a tqdm progress bar per epoch with the current losses and the time left.
+    callbacks: functions called after every step as `callback(gan, row)`, row = the step's CSV row
+        (step, epoch, learning_rate, losses by name); one that returns True stops the training.
+    """
+    if mode not in (None, "build", "load"):
+        raise ValueError(f"mode={mode!r}: must be 'build' (start a run) or 'load' (resume one)")
+    resume = resume or mode == "load"
+    if resume:
+        if run_folder is None:
+            raise ValueError("resuming needs the run folder, e.g. train(None, None, 'run/cyclegan/0001_apple2orange', "
+                             "resume=True)")
+        meta = layout.read_run_config(run_folder)
+        if dataset not in (None, meta["dataset"]):
+            raise ValueError(f"{run_folder} is a run on {meta['dataset']!r}, not {dataset!r}")
+        config, dataset, settings = CycleGANConfig.from_dict(meta["model"]), meta["dataset"], meta["training"]
+        given = {"sample_interval": sample_interval, "checkpoint_interval": checkpoint_interval,
+                 "max_steps": max_steps, "n_grid_images": n_grid_images}
+        settings.update({k: v for k, v in given.items() if v is not None})  # the caller may change these
+    else:
+        config = _as_config(model_config)
+        settings = {"batch_size": int(batch_size),
+                    "sample_interval": int(sample_interval or DEFAULTS["sample_interval"]),
+                    "checkpoint_interval": int(checkpoint_interval or DEFAULTS["checkpoint_interval"]),
+                    "max_steps": max_steps, "n_grid_images": int(n_grid_images or DEFAULTS["n_grid_images"])}
+        if settings["batch_size"] < 1 or settings["sample_interval"] < 1 or settings["checkpoint_interval"] < 1:
+            raise ValueError(f"batch_size, sample_interval and checkpoint_interval must be >= 1, got {settings}")
+    loader = open_dataset(dataset, data_root, config.input_dim)   # before any folder: a missing dataset stops here
+
+    if resume:
+        run = Path(run_folder)
+    else:
+        run = Path(run_folder) if run_folder is not None else new_run_folder(run_root, dataset)
+        if (run / layout.CONFIG).exists():
+            raise ValueError(f"{run} already holds a run: resume it with resume=True "
+                             f"(python train.py --resume {run}) or choose another folder")
+        for sub in (layout.IMAGES, layout.WEIGHTS, layout.LOGS):
+            (run / sub).mkdir(parents=True, exist_ok=True)
+        meta = {"dataset": dataset, "created": _now(), "model": config.to_dict(), "training": settings,
+                "environment": environment()}
+    settings["data_root"] = str(data_root)
+    settings["steps_per_epoch"] = loader.n_batches(settings["batch_size"])
+    settings["total_epochs"] = config.epochs + config.decay_epochs
+    meta.setdefault("sessions", []).append({"started": _now()})
+    layout.write_json(run / layout.CONFIG, meta)
+
+    gan = _model_for(model_config, config, run, resume)
+    meta["sessions"][-1]["start_step"] = gan.step
+    layout.write_json(run / layout.CONFIG, meta)
+    grid_A, grid_B = _grid_images(loader, run, settings["n_grid_images"], config.input_dim[-1])
+    loop = _TrainingLoop(gan, loader, run, meta, grid_A, grid_B, progress, callbacks or [])
+    loop.run()
+    return run
+
+
+def _as_config(model_config):
+    if isinstance(model_config, CycleGAN):
+        return model_config.config
+    if isinstance(model_config, CycleGANConfig):
+        return model_config
+    if isinstance(model_config, dict):
+        return CycleGANConfig.from_dict(model_config)
+    raise TypeError(f"model_config must be a CycleGANConfig, a dict of its fields or a CycleGAN, "
+                    f"got {type(model_config).__name__}")
+
+
+def _model_for(model_config, config, run, resume):
+    """The CycleGAN to train: the caller's or a new one; a resumed run restores its latest checkpoint."""
+    weights = run / layout.WEIGHTS
+    has_checkpoint = (weights / "latest").is_file() or any(weights.glob("ckpt-*/state.json"))
+    if isinstance(model_config, CycleGAN):
+        gan = model_config
+        if not resume and gan.step > 0:
+            raise ValueError(f"this CycleGAN has trained {gan.step} steps already: continue its run with "
+                             "mode='load' and its run folder, or build a new CycleGAN to start a new run")
+        if resume and has_checkpoint:
+            gan.load_checkpoint(weights)
+        return gan
+    if resume and has_checkpoint:
+        return CycleGAN.from_checkpoint(weights)
+    return CycleGAN(config)   # a new run, or one killed before its first checkpoint
+
+
+def open_dataset(dataset, data_root, input_dim):
+    """A DataLoader on data_root/dataset at the model's image size; a synthetic dataset is made if missing."""
+    from utils.data_loader import DataLoader
+    from utils.synthetic import SYNTHETIC_DATASETS, ensure_dataset
+    if dataset in SYNTHETIC_DATASETS:
+        ensure_dataset(dataset, data_root=data_root, size=input_dim[0])
+    return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0)
+
+
+def pick_dataset(name, data_root="data"):
+    """`name` if data_root/name exists, else its synthetic stand-in (saying so and how to download)."""
+    if (Path(data_root) / name).is_dir():
+        print(f"Using the real dataset {name} from {Path(data_root) / name}.")
+        return name
+    stand_in = SYNTHETIC_STAND_IN.get(name, name)
+    print(f"{Path(data_root) / name} is not there, so this uses the synthetic stand-in {stand_in} "
+          f"(generated on the fly).\nFor the real data run, from the repository root: "
+          f"python -m utils.download {name}")
+    return stand_in
+
+
+def load_run(run_folder):
+    """The CycleGAN of a run folder at its latest checkpoint (or of a checkpoint folder itself)."""
+    path = Path(run_folder)
+    return CycleGAN.from_checkpoint(path / layout.WEIGHTS if (path / layout.WEIGHTS).is_dir() else path)
+
+
+def environment():
+    """Backend, library and Python versions, for config.json."""
+    backend = keras.backend.backend()
+    try:
+        backend_version = importlib.import_module({"torch": "torch"}.get(backend, backend)).__version__
+    except (ImportError, AttributeError):
+        backend_version = None
+    return {"backend": backend, "backend_version": backend_version, "keras": keras.__version__,
+            "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _now():
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _grid_images(loader, run, n, channels):
+    """The fixed test images of the grids: chosen evenly from the sorted test set at the start of a
+    run and stored in the run folder, so a resumed run draws the same ones."""
+    path = run / layout.GRID_INPUTS
+    if path.exists():
+        with np.load(path, allow_pickle=False) as stored:
+            return stored["A"], stored["B"]
+    images = {}
+    for domain in ("A", "B"):
+        paths = loader.test_paths(domain)
+        if paths:
+            picks = np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int)
+            images[domain] = np.concatenate([loader.load_img(paths[i]) for i in picks])
+        else:  # a dataset without a test split: the first training batch instead
+            images[domain] = next(iter(loader.load_data(domain, batch_size=n, is_testing=False)))
+        images[domain] = _match_channels(images[domain], channels)
+    np.savez(path.with_suffix(".tmp.npz"), **images)
+    path.with_suffix(".tmp.npz").replace(path)
+    return images["A"], images["B"]
+
+
+def _match_channels(imgs, channels):
+    """RGB batches from the loader -> grayscale when the model takes one channel."""
+    imgs = np.asarray(imgs, np.float32)
+    return imgs.mean(axis=-1, keepdims=True) if channels == 1 and imgs.shape[-1] == 3 else imgs
+
+
+class _StopRequest:
+    """While active, Ctrl-C (SIGINT) only sets a flag: the loop finishes its step, saves and stops.
+    A second Ctrl-C interrupts at once. Only the main thread can hold signal handlers."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+        print("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _TrainingLoop:
+    """One session of a run: from the model's (epoch, batch, step) to the end or max_steps."""
+
+    def __init__(self, gan, loader, run, meta, grid_A, grid_B, progress, callbacks):
+        self.gan, self.loader, self.folder, self.meta = gan, loader, run, meta
+        self.grid_A, self.grid_B = grid_A, grid_B
+        self.progress, self.callbacks = progress, callbacks
+        self.settings = meta["training"]
+        cfg = gan.config
+        self.total_epochs = cfg.epochs + cfg.decay_epochs
+        self.steps_per_epoch = self.settings["steps_per_epoch"]
+        total = self.total_epochs * self.steps_per_epoch
+        max_steps = self.settings["max_steps"]
+        self.last_step = min(total, max_steps) if max_steps is not None else total
+        resumed = gan.step > 0
+        self.log = LossLog(run / layout.LOSSES_CSV, keep_until_step=gan.step)
+        self.tensorboard = TensorBoardLog(run / layout.LOGS, start_step=gan.step + 1 if resumed else None)
+        self.session_start = time.time()
+        self.elapsed_before = self.log.elapsed_s
+
+    def run(self):
+        gan = self.gan
+        try:
+            with _StopRequest() as stop:
+                if gan.step == 0 and not layout.grid_paths(self.folder):
+                    gan.save_checkpoint(self.folder / layout.WEIGHTS)   # a run is resumable from its first second
+                    self.sample()                                     # the "before" picture
+                finished = self._epochs(stop)
+            self.finish(interrupted=not finished)
+        finally:
+            self.log.close()
+            self.tensorboard.close()
+
+    def _epochs(self, stop):
+        """Train until the end of the schedule or max_steps (True), or a stop request (False)."""
+        gan = self.gan
+        while gan.epoch < self.total_epochs and gan.step < self.last_step:
+            epoch, start = gan.epoch, gan.batch
+            n_steps = min(self.steps_per_epoch - start, self.last_step - gan.step)
+            batches = self.loader.load_batch(self.settings["batch_size"], epoch=epoch, start_batch=start)
+            bar = tqdm(total=start + n_steps, initial=start, desc=f"Epoch {epoch + 1}/{self.total_epochs}",
+                       unit="step", disable=not self.progress, dynamic_ncols=True, leave=True)
+            try:
+                for batch_index, (imgs_A, imgs_B) in zip(range(start, start + n_steps), batches):
+                    row = self.step(epoch, batch_index, imgs_A, imgs_B)
+                    bar.set_postfix(D=f"{row['d_loss']:.3f}", G=f"{row['g_loss']:.3f}",
+                                    cycle=f"{row['reconstr_A'] + row['reconstr_B']:.3f}",
+                                    left=self._time_left(), refresh=False)
+                    bar.update(1)
+                    if any(callback(gan, row) for callback in self.callbacks):
+                        return True
+                    if stop.requested:
+                        return False
+            finally:
+                bar.close()
+                batches.close()   # stops the loader's background thread
+        return True
+
+    def step(self, epoch, batch_index, imgs_A, imgs_B):
+        """One training step at (epoch, batch_index): learning rate, train_step, logs, pictures, checkpoint."""
+        gan = self.gan
+        lr = gan.set_learning_rate(epoch + batch_index / self.steps_per_epoch)
+        channels = gan.config.input_dim[-1]
+        losses = gan.train_step(_match_channels(imgs_A, channels), _match_channels(imgs_B, channels))
+        # The model's position is the next batch to train: what a checkpoint resumes from.
+        gan.epoch, gan.batch = (epoch + 1, 0) if batch_index + 1 == self.steps_per_epoch else (epoch, batch_index + 1)
+        now = time.time()
+        row = {"step": gan.step, "epoch": epoch, "batch": batch_index, "learning_rate": lr, "wall_time": now,
+               "elapsed_s": self.elapsed_before + now - self.session_start, **losses}
+        self.log.append(row)
+        self.tensorboard.scalars(gan.step, {**{f"loss/{k}": v for k, v in losses.items()}, "learning_rate": lr})
+        if gan.step % self.settings["sample_interval"] == 0:
+            self.sample()
+        if gan.step % self.settings["checkpoint_interval"] == 0:
+            gan.save_checkpoint(self.folder / layout.WEIGHTS)
+        return row
+
+    def _time_left(self):
+        done = self.gan.step - self.meta["sessions"][-1]["start_step"]
+        if done < 2:
+            return "?"
+        seconds = (time.time() - self.session_start) / done * (self.last_step - self.gan.step)
+        return str(datetime.timedelta(seconds=int(seconds)))
+
+    def sample(self):
+        """Grid of the fixed test images, loss curves, GIF, TensorBoard image, results page."""
+        gan, run = self.gan, self.folder
+        progress = gan.epoch + gan.batch / self.steps_per_epoch
+        title = f"{self.meta['dataset']}: step {gan.step}, epoch {progress:.2f}"
+        grid = plots.save_reconstruction_grid(gan, self.grid_A, self.grid_B, layout.grid_path(run, gan.step), title)
+        self.tensorboard.image(gan.step, "reconstruction_grid", grid)
+        self.tensorboard.flush()
+        if self.log.history["step"]:
+            plots.save_loss_curves(self.log.history, run / layout.LOSS_PLOT, title=f"{self.meta['dataset']}: losses")
+        plots.save_grid_animation(layout.grid_paths(run), run / layout.ANIMATION)
+        report.write_index(run, status=self._status())
+
+    def _status(self, final=None):
+        gan = self.gan
+        state = final or f"training: step {gan.step} of {self.last_step}"
+        epochs_done = gan.epoch + gan.batch / self.steps_per_epoch
+        return f"{state}, {epochs_done:.2f} of {self.total_epochs} epochs, learning rate {gan.learning_rate:.3g}"
+
+    def finish(self, interrupted):
+        """Last checkpoint and pictures; say where they are (and how to resume after Ctrl-C)."""
+        gan, run = self.gan, self.folder
+        gan.save_checkpoint(run / layout.WEIGHTS)
+        if layout.latest_grid(run) != layout.grid_path(run, gan.step):
+            self.sample()
+        state = f"stopped by Ctrl-C at step {gan.step}" if interrupted else f"finished: {gan.step} steps"
+        report.write_index(run, status=self._status(state))
+        minutes = (time.time() - self.session_start) / 60
+        print(f"\n{state.capitalize()} ({minutes:.1f} min this session). Results: {run / layout.INDEX}",
+              flush=True)
+        if interrupted:
+            print(f"Checkpoint saved. Resume with:  python train.py --resume {run}", flush=True)
+            raise KeyboardInterrupt(f"training stopped at step {gan.step}; resume with train(None, None, "
+                                    f"{str(run)!r}, resume=True)")

@@ -1,0 +1,100 @@
+"""Translate images of any size with a trained generator: AtoB uses g_AB, BtoA uses g_BA.
+
+The generators take one fixed size (the run's img_size). Each image is scaled so its longer side
+fits, padded by reflection to the model's square (so nothing is stretched and the border looks like
+the picture), translated, cropped back and resized to the image's original size. Used by
+`translate.py` and the notebooks.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from utils.images import ImageReadError, list_images, read_rgb, to_uint8
+
+
+def fit_to_model(image, model_hw):
+    """uint8 (h, w, c) -> (float32 (H, W, c) in [-1, 1], box): scaled to fit, reflection-padded.
+
+    box = (top, left, height, width) of the scaled image inside the padded one, for `restore`.
+    """
+    h, w = image.shape[:2]
+    H, W = model_hw
+    scale = min(H / h, W / w)
+    nh, nw = min(H, max(1, round(h * scale))), min(W, max(1, round(w * scale)))
+    resized = np.asarray(Image.fromarray(image.squeeze()).resize((nw, nh), Image.BICUBIC))
+    resized = resized.reshape(nh, nw, -1)
+    top, left = (H - nh) // 2, (W - nw) // 2
+    padded = np.pad(resized, ((top, H - nh - top), (left, W - nw - left), (0, 0)), mode="reflect")
+    return padded.astype(np.float32) / 127.5 - 1.0, (top, left, nh, nw)
+
+
+def restore(translated, box, original_hw):
+    """Model output (H, W, c) in [-1, 1] -> uint8 (h, w, c) at the original size, the padding cut off."""
+    top, left, nh, nw = box
+    crop = to_uint8(translated[top:top + nh, left:left + nw])
+    h, w = original_hw
+    out = np.asarray(Image.fromarray(crop.squeeze()).resize((w, h), Image.BICUBIC))
+    return out.reshape(h, w, -1)
+
+
+def translate_image(gan, image, direction="AtoB"):
+    """Translate one uint8 image (h, w, 3) of any size; returns uint8 of the same height and width."""
+    height, width, channels = gan.config.input_dim
+    if channels == 1:  # a grayscale model: ITU-R 601 luma, as PIL's convert("L")
+        image = np.asarray(Image.fromarray(image).convert("L"))[..., None]
+    x, box = fit_to_model(image, (height, width))
+    y = gan.translate(x[None], direction)[0]   # (H, W, c) in [-1, 1]
+    return restore(y, box, image.shape[:2])
+
+
+def _load_model(source):
+    from models import CycleGAN
+    if isinstance(source, CycleGAN):
+        return source
+    from utils.training import load_run
+    return load_run(source)
+
+
+def translate_folder(source, direction, input_dir, output_dir=None, progress=True):
+    """Translate every image in input_dir and write PNGs of the same names and sizes to output_dir.
+
+    source: a run folder, a checkpoint folder, or a CycleGAN. output_dir defaults to
+    `<run folder>/translated/<direction>_<input folder name>/`. Files that cannot be read are named
+    in a warning and skipped. Returns (written paths, skipped [(path, reason)]).
+    """
+    if direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"direction={direction!r}: must be 'AtoB' (g_AB) or 'BtoA' (g_BA)")
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"input folder {input_dir} does not exist")
+    if output_dir is None:
+        if not isinstance(source, (str, Path)):
+            raise ValueError("output_dir is needed when translating with a CycleGAN object")
+        output_dir = Path(source) / "translated" / f"{direction}_{input_dir.name}"
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    gan = _load_model(source)
+
+    written, skipped, names = [], [], set()
+    paths = list_images(input_dir)
+    for path in tqdm(paths, desc=f"Translating {direction}", unit="img", disable=not progress):
+        try:
+            image = read_rgb(path)
+        except ImageReadError as error:
+            skipped.append((path, str(error)))
+            tqdm.write(f"skipped {path}: {error}")
+            continue
+        # a.png and a.jpg would both become a.png: the second keeps its extension in the name
+        name = path.stem if path.stem not in names else f"{path.stem}_{path.suffix.lstrip('.')}"
+        names.add(name)
+        out = translate_image(gan, image, direction)
+        target = output_dir / f"{name}.png"
+        Image.fromarray(out.squeeze()).save(target)
+        written.append(target)
+    if progress:
+        print(f"{len(written)} image(s) translated {direction} into {output_dir}"
+              + (f"; {len(skipped)} skipped" if skipped else ""))
+    return written, skipped
