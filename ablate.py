@@ -1,0 +1,70 @@
+"""Loss-weight ablation from the command line: train variants alike, score them, write a table and figures.
+
+    python ablate.py                                   # the default ablation (see utils/ablation.py)
+    python ablate.py --img-size 64 --steps 2000 --name apple2orange_64
+    python ablate.py --variant full --variant lambda_id=0 --steps 50 --name quick
+
+Results go to run/ablation/<name>/ (table.md, table.csv, translations.png, metrics.png). Running the
+same command again resumes a half-done ablation: finished variants are skipped, a killed one goes on
+from its checkpoint.
+"""
+
+import argparse
+
+from utils import ablation
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="synthetic_apple2orange",
+                        help="a dataset folder under --data-root; synthetic_* ones are generated if missing")
+    parser.add_argument("--name", default=None, help="results folder name (default: <dataset>_<size>px_<steps>)")
+    parser.add_argument("--variant", action="append", default=None, metavar="[NAME:]FIELD=VALUE[,...]",
+                        help="a variant of the base config, repeatable: 'full', 'lambda_id=0', "
+                             "'no_cycle:lambda_reconstr=0' (default: full, lambda_id=0, lambda_id=2, "
+                             "lambda_reconstr=0, lambda_validation=0)")
+    parser.add_argument("--img-size", type=int, default=64, help="image height and width (default 64)")
+    parser.add_argument("--steps", type=int, default=2000, help="training steps per variant (default 2000)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--generator", default="unet", choices=("unet", "resnet"))
+    parser.add_argument("--gen-filters", type=int, default=32)
+    parser.add_argument("--disc-filters", type=int, default=32)
+    parser.add_argument("--lambda-validation", type=float, default=ablation.FULL_LOSS["lambda_validation"])
+    parser.add_argument("--lambda-reconstr", type=float, default=ablation.FULL_LOSS["lambda_reconstr"])
+    parser.add_argument("--lambda-id", type=float, default=ablation.FULL_LOSS["lambda_id"])
+    parser.add_argument("--epochs", type=int, default=100,
+                        help="epochs at the constant learning rate (paper 100); the decay follows")
+    parser.add_argument("--decay-epochs", type=int, default=100,
+                        help="epochs of linear decay to 0 (paper 100); --steps may end training earlier")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed for every variant")
+    parser.add_argument("--checkpoint-interval", type=int, default=None,
+                        help="steps between checkpoints: the most a killed variant loses (train's default 1000)")
+    parser.add_argument("--sample-interval", type=int, default=None, help="steps between grids (train's default 500)")
+    parser.add_argument("--examples", type=int, default=4, help="test images per direction in the figure")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--out-root", default="run/ablation")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    base = ablation.full_config(
+        input_dim=(args.img_size, args.img_size, 3), generator_type=args.generator, gen_n_filters=args.gen_filters,
+        disc_n_filters=args.disc_filters, lambda_validation=args.lambda_validation,
+        lambda_reconstr=args.lambda_reconstr, lambda_id=args.lambda_id, epochs=args.epochs,
+        decay_epochs=args.decay_epochs, seed=args.seed)
+    variants = None if args.variant is None else dict(ablation.parse_variant(v) for v in args.variant)
+    name = args.name or f"{args.dataset}_{args.img_size}px_{args.steps}"
+    folder = ablation.run_ablation(base, args.dataset, name, variants, max_steps=args.steps, data_root=args.data_root,
+                                   out_root=args.out_root, batch_size=args.batch_size, n_examples=args.examples,
+                                   progress=not args.quiet, checkpoint_interval=args.checkpoint_interval,
+                                   sample_interval=args.sample_interval)
+    print((folder / "table.md").read_text())
+    for claim, holds, measured in ablation.check_claims(ablation.load_results(folder)):
+        print(f"[{'holds' if holds else 'FAILS'}] {claim}: {measured}")
+    print(f"results: {folder}")
+
+
+if __name__ == "__main__":
+    main()

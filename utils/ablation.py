@@ -1,0 +1,311 @@
+"""Loss-weight ablations: train several configurations alike, score them, tabulate and picture them.
+
+The paper's Table 4 compares GAN alone, cycle alone and the full loss; the book's figure 5-9 shows
+what the identity loss keeps (the shelf behind the oranges). `run_ablation` trains each variant of
+one base config (`dataclasses.replace(base, **changes)`) with the same seed, data and step budget,
+scores it on the paired synthetic test set (utils/evaluation.py) beside three baselines, and writes
+
+    <out_root>/<name>/
+        ablation.json          the settings, checked when the ablation is resumed
+        runs/<variant>/        each variant's training run folder (utils/training.train)
+        results/<variant>.json that variant's scores: written last, it marks the variant finished
+        results/<variant>.npz  its translations of the fixed example images (for the figure)
+        results/baselines.json the baselines' scores
+        table.csv, table.md    rows = variants and baselines, columns = metric per direction
+        translations.png       rows = input, each variant, ground truth; columns = example images
+        metrics.png            bar chart of the key metrics
+
+Calling it again resumes: finished variants are skipped, a variant killed mid-training continues
+from its latest checkpoint (`train(..., resume=True)`).
+"""
+
+import csv
+import dataclasses
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from models.config import CycleGANConfig
+from utils import evaluation
+from utils import run_folder as layout
+
+# The full loss as in the issue (lambda_id 5 = the official 0.5 x lambda_reconstr), then one change each.
+FULL_LOSS = {"lambda_validation": 1.0, "lambda_reconstr": 10.0, "lambda_id": 5.0}
+DEFAULT_VARIANTS = {
+    "full": {},
+    "lambda_id=0": {"lambda_id": 0.0},
+    "lambda_id=2": {"lambda_id": 2.0},
+    "lambda_reconstr=0": {"lambda_reconstr": 0.0},      # GAN alone (+ identity): paper Table 4
+    "lambda_validation=0": {"lambda_validation": 0.0},  # cycle alone (+ identity): paper Table 4
+}
+# What each row shows, for tables and the notebook.
+DESCRIPTIONS = {
+    "full": "full loss: adversarial 1, cycle 10, identity 5",
+    "lambda_id=0": "no identity loss (book figure 5-9)",
+    "lambda_id=2": "the book's apple2orange identity weight",
+    "lambda_reconstr=0": "GAN alone + identity (paper Table 4)",
+    "lambda_validation=0": "cycle alone + identity (paper Table 4)",
+    "identity": "baseline: no change",
+    "histogram matching": "baseline: match the target domain's histogram",
+    "colour transfer": "baseline: Lab mean/std transfer",
+}
+KEY_METRICS = ("paired_l1", "background_change", "hue_error", "cycle_error")
+SETTINGS_FILE = "ablation.json"
+
+
+def full_config(**changes):
+    """The base of the default ablation: CycleGANConfig with the full loss, plus `changes`."""
+    return CycleGANConfig(**{**FULL_LOSS, **changes})
+
+
+def variant_configs(base_config, variants=None):
+    """{variant name: base_config with that variant's fields replaced}."""
+    variants = DEFAULT_VARIANTS if variants is None else variants
+    if not variants:
+        raise ValueError("an ablation needs at least one variant, e.g. {'full': {}}")
+    known = {f.name for f in dataclasses.fields(CycleGANConfig)}
+    configs = {}
+    for name, changes in variants.items():
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"variant {name!r} changes unknown setting(s) {unknown}; known: {sorted(known)}")
+        configs[name] = dataclasses.replace(base_config, **changes)
+    return configs
+
+
+def parse_variant(spec):
+    """A CLI variant: 'full', 'lambda_id=0', 'no_cycle:lambda_reconstr=0,lambda_id=0' -> (name, changes)."""
+    name, _, changes = spec.partition(":") if ":" in spec else (spec, None, spec)
+    if changes == "full" or not changes:
+        return name, {}
+    parsed = {}
+    for item in changes.split(","):
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise ValueError(f"variant {spec!r}: expected NAME or [NAME:]field=value[,field=value], got {item!r}")
+        try:
+            parsed[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = value.strip()
+    return name, parsed
+
+
+def slug(name):
+    """A folder-safe name: 'lambda_id=0' -> 'lambda_id_0'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "variant"
+
+
+def _write_json(path, data):
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)  # atomic: a killed run never leaves half a marker
+
+
+def example_indices(n_test, n_examples):
+    """Evenly spaced, fixed test images for the figure."""
+    return sorted({int(i) for i in np.linspace(0, n_test - 1, min(n_examples, n_test))})
+
+
+# ----------------------------------------------------------------- the runner
+def prepare_dataset(dataset, img_size, data_root="data"):
+    """Generate a synthetic dataset at `img_size` if it is missing, as `train` does; others must exist."""
+    from utils.synthetic import SYNTHETIC_DATASETS, ensure_dataset
+
+    if dataset in SYNTHETIC_DATASETS:
+        ensure_dataset(dataset, data_root=data_root, size=img_size)
+    return Path(data_root) / dataset
+
+
+def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_root="data",
+                 out_root="run/ablation", batch_size=1, n_examples=4, progress=True, **train_kwargs):
+    """Train, score and compare every variant; resume a half-done ablation. Returns its folder.
+
+    base_config: the CycleGANConfig every variant starts from (e.g. `full_config(input_dim=...)`).
+    variants: {name: {field: value}} (default `DEFAULT_VARIANTS`); all share the base's seed.
+    max_steps: the step budget of every variant; batch_size and train_kwargs go to `train`.
+    """
+    from utils.training import load_run, train
+
+    configs = variant_configs(base_config, variants)
+    folder = Path(out_root) / name
+    (folder / "results").mkdir(parents=True, exist_ok=True)
+    settings = {"dataset": dataset, "max_steps": max_steps, "batch_size": batch_size,
+                "base_config": base_config.to_dict(),
+                "variants": {k: v.to_dict() for k, v in configs.items()}}
+    _check_settings(folder, settings)
+
+    img_res = base_config.input_dim[:2]
+    prepare_dataset(dataset, img_res[0], data_root)
+    test_set = evaluation.load_test_set(dataset, img_res, data_root)
+    examples = example_indices(len(test_set["names"]), n_examples)
+    for variant, config in configs.items():
+        marker = folder / "results" / f"{slug(variant)}.json"
+        if marker.is_file():
+            if progress:
+                print(f"[ablation] {variant}: finished earlier, skipped", flush=True)
+            continue
+        run = folder / "runs" / slug(variant)
+        resume = (run / layout.CONFIG).is_file()  # started before: go on from its latest checkpoint
+        if progress:
+            print(f"[ablation] {variant}: {'resuming' if resume else 'training'} to step {max_steps}", flush=True)
+        start = time.perf_counter()
+        train(config, dataset, run, data_root=data_root, batch_size=batch_size, max_steps=max_steps,
+              resume=resume, progress=progress, **train_kwargs)
+        seconds = time.perf_counter() - start
+        gan = load_run(run)
+        translate = evaluation.gan_translator(gan)
+        pictures = {d: translate(test_set[d[0]][examples], d) for d in evaluation.DIRECTIONS}  # d[0]: source
+        np.savez(folder / "results" / f"{slug(variant)}.npz", **pictures)
+        _write_json(marker, {"variant": variant, "config": config.to_dict(), "step": int(gan.step),
+                             "train_seconds": round(seconds, 1), "resumed": resume,
+                             "metrics": evaluation.evaluate_translator(translate, test_set)})
+
+    baselines_file = folder / "results" / "baselines.json"
+    if not baselines_file.is_file():
+        _write_json(baselines_file, evaluation.evaluate_baselines(dataset, img_res, data_root, test_set))
+    write_report(folder, test_set, examples)
+    return folder
+
+
+def _check_settings(folder, settings):
+    path = folder / SETTINGS_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != json.loads(json.dumps(settings)):
+            differ = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings[k])))
+            raise ValueError(f"{folder} holds an ablation with other settings ({', '.join(differ)} differ): "
+                             "resume it with the same settings or choose another name")
+    else:
+        _write_json(path, settings)
+
+
+# ----------------------------------------------------------------- reports
+def load_results(folder):
+    """{row name: {"kind": "variant" | "baseline", "metrics": {direction: {metric: value}}, ...}}."""
+    folder = Path(folder)
+    settings = json.loads((folder / SETTINGS_FILE).read_text())
+    rows = {}
+    for variant in settings["variants"]:
+        marker = folder / "results" / f"{slug(variant)}.json"
+        if marker.is_file():
+            rows[variant] = {"kind": "variant", **json.loads(marker.read_text())}
+    baselines = folder / "results" / "baselines.json"
+    if baselines.is_file():
+        for name, metrics in json.loads(baselines.read_text()).items():
+            rows[name] = {"kind": "baseline", "metrics": metrics}
+    return rows
+
+
+def table_rows(rows):
+    """Flat rows for the table: name, kind, then '<direction> <metric>' columns."""
+    out = []
+    for name, row in rows.items():
+        flat = {"name": name, "kind": row["kind"]}
+        for direction in evaluation.DIRECTIONS:
+            for metric in evaluation.METRICS:
+                flat[f"{direction} {metric}"] = round(row["metrics"][direction][metric], 6)
+        out.append(flat)
+    return out
+
+
+def _fmt(metric, value):
+    return f"{value:.1f}" if metric in ("hue_error", "psnr") else f"{value:.3f}"
+
+
+def markdown_table(rows, directions=evaluation.DIRECTIONS, metrics=evaluation.METRICS):
+    """A Markdown table: a row per variant and baseline, a column per metric and direction."""
+    arrows = {m: "↓" if evaluation.LOWER_IS_BETTER[m] else "↑" for m in metrics}
+    header = ["row"] + [f"{d} {m} {arrows[m]}" for d in directions for m in metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in rows.items():
+        label = name if row["kind"] == "variant" else f"*{name}*"
+        cells = [_fmt(m, row["metrics"][d][m]) for d in directions for m in metrics]
+        lines.append("| " + " | ".join([label] + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(folder, test_set, examples):
+    """(Re)write table.csv, table.md, translations.png and metrics.png from the saved results."""
+    folder = Path(folder)
+    rows = load_results(folder)
+    flat = table_rows(rows)
+    with open(folder / "table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+    settings = json.loads((folder / SETTINGS_FILE).read_text())
+    note = (f"{settings['dataset']}, {settings['base_config']['input_dim'][0]} px, {settings['max_steps']} steps "
+            f"of batch {settings['batch_size']}, seed {settings['base_config']['seed']}; "
+            "↓ lower is better, ↑ higher; *italic* rows are baselines; L1 on [0, 1], hue error in degrees.\n\n")
+    (folder / "table.md").write_text(note + markdown_table(rows))
+    pictures = {v: np.load(folder / "results" / f"{slug(v)}.npz") for v in rows if rows[v]["kind"] == "variant"}
+    translation_figure(test_set, examples, pictures).savefig(folder / "translations.png", dpi=80)
+    metrics_figure(rows).savefig(folder / "metrics.png", dpi=80)
+
+
+def translation_figure(test_set, examples, pictures):
+    """Rows: input, one per variant, ground truth; columns: the example images A -> B, then B -> A."""
+    labels = ["input", *pictures, "ground truth"]
+    columns = [(d, i) for d in evaluation.DIRECTIONS for i in range(len(examples))]
+    fig = Figure(figsize=(1.2 * len(columns) + 1.2, 1.2 * len(labels) + 0.4))
+    axes = fig.subplots(len(labels), len(columns), squeeze=False)
+    for c, (direction, i) in enumerate(columns):
+        source, target = (("A", "B") if direction == "AtoB" else ("B", "A"))
+        images = [test_set[source][examples[i]], *(p[direction][i] for p in pictures.values()),
+                  test_set[target][examples[i]]]
+        for r, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(np.clip(image, 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
+        axes[0, c].set_title(f"{direction[0]} → {direction[-1]}", fontsize=8)
+    fig.subplots_adjust(left=1.2 / fig.get_figwidth(), right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.05)
+    return fig
+
+
+def metrics_figure(rows, metrics=KEY_METRICS):
+    """Bar chart: one panel per metric, a pair of bars (A -> B, B -> A) per variant and baseline."""
+    names = list(rows)
+    fig = Figure(figsize=(3.2 * len(metrics), 3.6))
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    x = np.arange(len(names))
+    for ax, metric in zip(axes, metrics):
+        for offset, direction in ((-0.2, "AtoB"), (0.2, "BtoA")):
+            ax.bar(x + offset, [rows[n]["metrics"][direction][metric] for n in names], width=0.4,
+                   label=f"{direction[0]} → {direction[-1]}")
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{metric} ({'lower' if evaluation.LOWER_IS_BETTER[metric] else 'higher'} is better)",
+                     fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def check_claims(rows):
+    """The issue's claims, where the rows to test them exist: [(claim, holds, measured)]."""
+    claims = []
+    full = rows.get("full")
+    if full is None:
+        return claims
+    baselines = [n for n, r in rows.items() if r["kind"] == "baseline"]
+    for direction in evaluation.DIRECTIONS:
+        if baselines:
+            ours = full["metrics"][direction]["paired_l1"]
+            best = min(baselines, key=lambda n: rows[n]["metrics"][direction]["paired_l1"])
+            theirs = rows[best]["metrics"][direction]["paired_l1"]
+            claims.append((f"full beats every baseline on {direction} paired L1", ours < theirs,
+                           f"{ours:.3f} vs best baseline {best} {theirs:.3f}"))
+    for variant, metric in (("lambda_id=0", "background_change"), ("lambda_reconstr=0", "cycle_error")):
+        if variant in rows:
+            for direction in evaluation.DIRECTIONS:
+                theirs, ours = rows[variant]["metrics"][direction][metric], full["metrics"][direction][metric]
+                claims.append((f"{variant} has a larger {direction} {metric} than full", theirs > ours,
+                               f"{theirs:.3f} vs {ours:.3f}"))
+    return claims
