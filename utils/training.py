@@ -160,6 +160,22 @@ def load_run(run_folder):
     return CycleGAN.from_checkpoint(path / layout.WEIGHTS if (path / layout.WEIGHTS).is_dir() else path)
 
 
+def save_checkpoint(gan, weights_dir):
+    """`gan.save_checkpoint(weights_dir)`, also before the first step.
+
+    Works around models/checkpoint.py: an optimizer is built (its moment variables made) at the
+    first training step, and a checkpoint saved before that cannot be loaded, because `load` builds
+    the optimizers first and then finds 2 saved variables for 22. Building them here, as `load`
+    does, makes a step-0 checkpoint load like any other.
+    """
+    trainables = {"d_A": gan.d_A.trainable_variables, "d_B": gan.d_B.trainable_variables,
+                  "combined": gan.combined.trainable_variables}
+    for name, optimizer in gan.optimizers.items():
+        if not optimizer.built:
+            optimizer.build(trainables[name])
+    return gan.save_checkpoint(weights_dir)
+
+
 def environment():
     """Backend, library and Python versions, for config.json."""
     backend = keras.backend.backend()
@@ -251,7 +267,7 @@ class _TrainingLoop:
         try:
             with _StopRequest() as stop:
                 if gan.step == 0 and not layout.grid_paths(self.folder):
-                    gan.save_checkpoint(self.folder / layout.WEIGHTS)   # a run is resumable from its first second
+                    save_checkpoint(gan, self.folder / layout.WEIGHTS)   # resumable from its first second
                     self.sample()                                     # the "before" picture
                 finished = self._epochs(stop)
             self.finish(interrupted=not finished)
@@ -300,7 +316,7 @@ class _TrainingLoop:
         if gan.step % self.settings["sample_interval"] == 0:
             self.sample()
         if gan.step % self.settings["checkpoint_interval"] == 0:
-            gan.save_checkpoint(self.folder / layout.WEIGHTS)
+            save_checkpoint(gan, self.folder / layout.WEIGHTS)
         return row
 
     def _time_left(self):
@@ -332,7 +348,7 @@ class _TrainingLoop:
     def finish(self, interrupted):
         """Last checkpoint and pictures; say where they are (and how to resume after Ctrl-C)."""
         gan, run = self.gan, self.folder
-        gan.save_checkpoint(run / layout.WEIGHTS)
+        save_checkpoint(gan, run / layout.WEIGHTS)
         if layout.latest_grid(run) != layout.grid_path(run, gan.step):
             self.sample()
         state = f"stopped by Ctrl-C at step {gan.step}" if interrupted else f"finished: {gan.step} steps"

@@ -24,7 +24,7 @@ def fit_to_model(image, model_hw):
     H, W = model_hw
     scale = min(H / h, W / w)
     nh, nw = min(H, max(1, round(h * scale))), min(W, max(1, round(w * scale)))
-    resized = np.asarray(Image.fromarray(image.squeeze()).resize((nw, nh), Image.BICUBIC))
+    resized = np.asarray(Image.fromarray(_pil_shape(image)).resize((nw, nh), Image.BICUBIC))
     resized = resized.reshape(nh, nw, -1)
     top, left = (H - nh) // 2, (W - nw) // 2
     padded = np.pad(resized, ((top, H - nh - top), (left, W - nw - left), (0, 0)), mode="reflect")
@@ -36,8 +36,13 @@ def restore(translated, box, original_hw):
     top, left, nh, nw = box
     crop = to_uint8(translated[top:top + nh, left:left + nw])
     h, w = original_hw
-    out = np.asarray(Image.fromarray(crop.squeeze()).resize((w, h), Image.BICUBIC))
+    out = np.asarray(Image.fromarray(_pil_shape(crop)).resize((w, h), Image.BICUBIC))
     return out.reshape(h, w, -1)
+
+
+def _pil_shape(image):
+    """(h, w, 1) -> (h, w) for Pillow; (h, w, 3) stays (squeeze() would also drop a height of 1)."""
+    return image[..., 0] if image.shape[-1] == 1 else image
 
 
 def translate_image(gan, image, direction="AtoB"):
@@ -73,7 +78,10 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
     if output_dir is None:
         if not isinstance(source, (str, Path)):
             raise ValueError("output_dir is needed when translating with a CycleGAN object")
-        output_dir = Path(source) / "translated" / f"{direction}_{input_dir.name}"
+        base = Path(source)
+        if (base / "state.json").is_file():  # a checkpoint folder: write beside the run, not into weights/
+            base = base.parent.parent if base.parent.name == "weights" else base.parent
+        output_dir = base / "translated" / f"{direction}_{input_dir.name}"
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     gan = _load_model(source)
@@ -92,7 +100,7 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
         names.add(name)
         out = translate_image(gan, image, direction)
         target = output_dir / f"{name}.png"
-        Image.fromarray(out.squeeze()).save(target)
+        Image.fromarray(_pil_shape(out)).save(target)
         written.append(target)
     if progress:
         print(f"{len(written)} image(s) translated {direction} into {output_dir}"
