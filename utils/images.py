@@ -1,0 +1,142 @@
+"""Read any image file as uint8 RGB, list the images of a folder, and convert pixel ranges.
+
+Real datasets are messy: the CycleGAN horse2zebra set holds grayscale JPEGs, downloaded photos come
+as palette PNGs, RGBA screenshots, CMYK JPEGs, 16-bit scans or phone pictures stored sideways with
+an EXIF orientation tag. `read_rgb` turns all of them into one thing, an (h, w, 3) uint8 RGB array,
+and turns every way a file can be broken into one error, `ImageReadError`, that names the file.
+
+The generators end in tanh, so the networks see pixels in [-1, 1]: `to_model_range` and `to_uint8`
+convert between that range and ordinary [0, 255] bytes.
+"""
+
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Extensions `list_images` accepts, compared in lower case (.JPG, .Jpeg and .PNG count).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+# Refuse images with more pixels than this (Pillow's own default limit, 89.5 megapixels): a tiny
+# file can declare 100,000 x 100,000 pixels and take 30 GB to decode (a "decompression bomb").
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be read; `path` is the file and `reason` says what is wrong."""
+
+    def __init__(self, path, reason):
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"cannot read image {self.path}: {reason}")
+
+
+def read_rgb(path, max_pixels=None):
+    """Read an image file as an (h, w, 3) uint8 RGB array.
+
+    Converts every Pillow mode to RGB: L and 1 (gray copied to 3 channels), P (palette, with its
+    transparency), RGBA / LA / PA (alpha composited over white), CMYK, and 16-bit gray (I;16, I)
+    scaled from [0, 65535] to [0, 255]. The EXIF orientation tag is applied, so a phone photo
+    stored sideways comes out upright.
+
+    Raises ImageReadError (a ValueError) naming the file when it is missing, empty, not an image,
+    truncated or corrupt, or has more than `max_pixels` pixels (default MAX_IMAGE_PIXELS).
+    """
+    return _open(path, max_pixels, decode=True)
+
+
+def check_header(path, max_pixels=None):
+    """Check that `path` is an image file of an allowed size, reading only its header (fast).
+
+    Returns (width, height); raises ImageReadError as `read_rgb` does. Truncated pixel data is
+    only found by decoding, i.e. by `read_rgb`.
+    """
+    return _open(path, max_pixels, decode=False)
+
+
+def _open(path, max_pixels, decode):
+    path = Path(path)
+    max_pixels = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # We check the pixel count ourselves below, with a clearer message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size  # from the header: nothing decoded yet
+                if width * height > max_pixels:
+                    raise ImageReadError(path, f"{width}x{height} = {width * height:,} pixels is more than "
+                                               f"the limit of {max_pixels:,} (a decompression bomb?)")
+                if not decode:
+                    return width, height
+                image.load()
+                return _to_rgb_array(ImageOps.exif_transpose(image))
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image file Pillow can identify (wrong extension, or corrupt header)") from None
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(path, f"decompression bomb refused: {error}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error) as error:
+        # Pillow reports truncated or corrupt data as OSError ("image file is truncated"), broken
+        # PNG chunks as SyntaxError, and odd headers as ValueError / struct errors.
+        raise ImageReadError(path, f"truncated or corrupt image data ({type(error).__name__}: {error})") from None
+
+
+def _to_rgb_array(image):
+    """A loaded PIL image of any mode -> (h, w, 3) uint8 RGB."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit gray (PNG scans, medical images): scale 0..65535 to 0..255.
+        gray = np.asarray(image).astype(np.float64) / 257.0
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode == "F":
+        gray = np.clip(np.rint(np.asarray(image, np.float64)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = np.asarray(image.convert("RGBA"), np.float64)
+        alpha = rgba[..., 3:] / 255.0
+        rgb = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)  # composite over a white page
+        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    if mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, np.uint8).copy()
+
+
+def resize_rgb(array, size, resample=Image.BICUBIC):
+    """Resize an (h, w, 3) uint8 array to size = (height, width) with Pillow (bicubic by default)."""
+    height, width = int(size[0]), int(size[1])
+    if array.shape[:2] == (height, width):
+        return array
+    return np.asarray(Image.fromarray(array).resize((width, height), resample))
+
+
+def list_images(folder):
+    """Sorted paths of the image files directly in `folder` (any extension case, names with spaces).
+
+    Hidden files (".DS_Store", "._x.jpg" from macOS) and sub-folders are skipped.
+    Raises FileNotFoundError if the folder does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+
+
+def to_model_range(images):
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1] (the range of the generators' tanh)."""
+    return np.asarray(images, np.float32) / 127.5 - 1.0
+
+
+def to_uint8(images):
+    """Floats in [-1, 1] -> uint8 in [0, 255], clipped and rounded (for saving and plotting)."""
+    return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
