@@ -6,6 +6,7 @@ grids holds no open figures (nothing to close) and does not depend on a GUI back
 show the saved PNGs with `IPython.display.Image`.
 """
 
+import io
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -48,7 +49,7 @@ def reconstruction_rows(gan, imgs_A, imgs_B):
 
 
 def image_table(rows, path, column_titles=None, row_labels=None, title=None, cell_inches=1.5, dpi=100):
-    """Save a table of images as a PNG; returns the path.
+    """Save a table of images as a PNG; returns the path (or, for path None, the PNG's bytes).
 
     rows: an array (n_rows, n_cols, h, w, c) or a list of rows of (h, w, c) images of any sizes,
     in [-1, 1]; c is 1 (drawn in gray) or 3.
@@ -83,7 +84,14 @@ def save_reconstruction_grid(gan, imgs_A, imgs_B, path, title=None):
 
 
 def _save(fig, path, dpi=None):
-    """Save as PNG through a temporary file, so a killed run never leaves half a picture."""
+    """Save as PNG through a temporary file, so a killed run never leaves half a picture.
+
+    path None returns the PNG's bytes instead (for `IPython.display.Image` in a notebook).
+    """
+    if path is None:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=dpi, format="png")
+        return buffer.getvalue()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -138,7 +138,9 @@ def open_dataset(dataset, data_root, input_dim):
     from utils.data_loader import DataLoader
     from utils.synthetic import SYNTHETIC_DATASETS, ensure_dataset
     if dataset in SYNTHETIC_DATASETS:
-        ensure_dataset(dataset, data_root=data_root, size=input_dim[0])
+        # Generate at the model's size only when missing: a copy at another size is resized, not replaced.
+        size = {} if (Path(data_root) / dataset).is_dir() else {"size": input_dim[0]}
+        ensure_dataset(dataset, data_root=data_root, **size)
     return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0)
 
 
