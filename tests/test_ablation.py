@@ -85,7 +85,7 @@ def tiny(tmp_path_factory):
         with pytest.raises(KeyboardInterrupt):
             ablation.run_ablation(base_config(), DATASET, "tiny", variants, **kwargs)
     folder = root / "run" / "tiny"
-    after_kill = {"calls": killed.calls, "markers": sorted(p.name for p in (folder / "results").glob("*.json")),
+    after_kill = {"calls": killed.calls, "markers": sorted(p.name for p in (folder / "results").glob("*.json") if p.stem in ("full", "lambda_id_0")),
                   "steps": sorted(p.name for p in (folder / "runs" / "lambda_id_0" / "weights").glob("ckpt-*"))}
     with pytest.MonkeyPatch.context() as mp:
         resumed = TrainSpy(mp)
@@ -196,3 +196,28 @@ def test_check_claims_reads_the_right_rows():
                         "lambda_id=0 has a larger BtoA background_change than full": True,
                         "lambda_reconstr=0 has a larger AtoB cycle_error than full": False,
                         "lambda_reconstr=0 has a larger BtoA cycle_error than full": False}
+
+
+def test_notebook_runs_on_the_tiny_ablation(tiny, monkeypatch):
+    """The instructor's notebook, top to bottom, with the tiny settings injected after its parameters cell.
+
+    It points at the finished tiny ablation, so it trains nothing (a resumed, finished ablation)."""
+    import nbclient
+    import nbformat
+
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    nb = nbformat.read(notebooks / "05_03_cyclegan_ablation.ipynb", as_version=4)
+    assert "parameters" in nb.cells[0].metadata.get("tags", [])
+    assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")  # no committed outputs
+    injected = (f"DATASET, IMG_SIZE, FILTERS, STEPS, BATCH_SIZE = {DATASET!r}, {SIZE}, 4, {STEPS}, 1\n"
+                f"VARIANTS, NAME = {VARIANTS!r}, 'tiny'\n"
+                f"DATA_ROOT, OUT_ROOT = {str(tiny['root'] / 'data')!r}, {str(tiny['root'] / 'run')!r}")
+    nb.cells.insert(1, nbformat.v4.new_code_cell(injected))
+    monkeypatch.setenv("PYTHONPATH", "")  # the notebook finds the repository itself (sys.path.insert)
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(notebooks)}}).execute()
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    text = "".join(out.get("text", "") + str(out.get("data", {}).get("text/markdown", "")) for out in outputs)
+    assert "| *identity* |" in text and ("[holds]" in text or "[FAILS]" in text)
+    assert sum("image/png" in out.get("data", {}) for out in outputs) == 2
+    assert not (tiny["root"] / "run" / "tiny" / "runs" / "full" / "weights" / "ckpt-00000004").exists()

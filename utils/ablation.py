@@ -11,6 +11,7 @@ scores it on the paired synthetic test set (utils/evaluation.py) beside three ba
         results/<variant>.json that variant's scores: written last, it marks the variant finished
         results/<variant>.npz  its translations of the fixed example images (for the figure)
         results/baselines.json the baselines' scores
+        results/examples.json  the indices of the test images in the figure, fixed at the start
         table.csv, table.md    rows = variants and baselines, columns = metric per direction
         translations.png       rows = input, each variant, ground truth; columns = example images
         metrics.png            bar chart of the key metrics
@@ -128,6 +129,7 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
     base_config: the CycleGANConfig every variant starts from (e.g. `full_config(input_dim=...)`).
     variants: {name: {field: value}} (default `DEFAULT_VARIANTS`); all share the base's seed.
     max_steps: the step budget of every variant; batch_size and train_kwargs go to `train`.
+    n_examples: test images per direction in the figure, chosen when the ablation starts.
     """
     from utils.training import load_run, train
 
@@ -142,7 +144,10 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
     img_res = base_config.input_dim[:2]
     prepare_dataset(dataset, img_res[0], data_root)
     test_set = evaluation.load_test_set(dataset, img_res, data_root)
-    examples = example_indices(len(test_set["names"]), n_examples)
+    examples_file = folder / "results" / "examples.json"  # fixed at the start, like the grids' images
+    if not examples_file.is_file():
+        _write_json(examples_file, example_indices(len(test_set["names"]), n_examples))
+    examples = json.loads(examples_file.read_text())
     for variant, config in configs.items():
         marker = folder / "results" / f"{slug(variant)}.json"
         if marker.is_file():
