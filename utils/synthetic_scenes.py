@@ -211,8 +211,8 @@ def _orange(fruit, y, x, light, peel_noise):
 def still_life(rng, size, domains=("A", "B")):
     """One still life drawn as apples (A) and/or oranges (B): {"A", "B", "mask"} uint8 arrays.
 
-    The mask (white = fruit) is the union of both fruits' silhouettes (stem and leaf included),
-    so A and B differ only inside it, apart from the anti-aliased edge.
+    The mask (white = fruit) is the union of both fruits' silhouettes (stem and leaf included, and
+    every pixel an anti-aliased edge touches), so A and B are equal wherever the mask is black.
     """
     p = _still_life_params(rng, size)
     y, x = _grid(size)
@@ -226,7 +226,7 @@ def still_life(rng, size, domains=("A", "B")):
         for domain in domains:
             colour, alpha = apple if domain == "A" else orange
             out[domain] = _over(out[domain], colour, alpha)
-        mask |= (apple[1] >= 0.5) | (orange[1] >= 0.5)
+        mask |= (apple[1] > 0) | (orange[1] > 0)
     result = {domain: _to_uint8(image) for domain, image in out.items()}
     result["mask"] = mask.astype(np.uint8) * 255
     return result
