@@ -25,6 +25,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
+EXIF_ORIENTATION = 0x0112
+
+
 class ImageReadError(ValueError):
     """An image file that cannot be read; `path` is the file and `reason` says what is wrong."""
 
@@ -75,7 +78,9 @@ def _open(path, max_pixels, decode):
                 if not decode:
                     return width, height
                 image.load()
-                return _to_rgb_array(ImageOps.exif_transpose(image))
+                if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # stored rotated or mirrored
+                    image = ImageOps.exif_transpose(image)
+                return _to_rgb_array(image)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -108,7 +113,7 @@ def _to_rgb_array(image):
         return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     if mode != "RGB":
         image = image.convert("RGB")
-    return np.asarray(image, np.uint8).copy()
+    return np.array(image, np.uint8)
 
 
 def resize_rgb(array, size, resample=Image.BICUBIC):
@@ -134,7 +139,10 @@ def list_images(folder):
 
 def to_model_range(images):
     """uint8 pixels in [0, 255] -> float32 in [-1, 1] (the range of the generators' tanh)."""
-    return np.asarray(images, np.float32) / 127.5 - 1.0
+    scaled = np.array(images, np.float32)
+    scaled *= 1 / 127.5
+    scaled -= 1.0
+    return scaled
 
 
 def to_uint8(images):
