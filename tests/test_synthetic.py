@@ -155,3 +155,14 @@ def test_contact_sheet_and_command_line(tmp_path, capsys):
     assert Image.open(tmp_path / "cli.png").size == (64 + 3 * 34, 3 * 34)
     with pytest.raises(FileNotFoundError, match="python -m utils.synthetic synthetic_photo2painting"):
         contact_sheet("synthetic_photo2painting", tmp_path, tmp_path / "none.png")
+
+
+def test_drawing_only_near_each_fruit_changes_nothing(monkeypatch):
+    from utils import synthetic_scenes
+
+    boxed = [still_life(np.random.default_rng([0, 2, index]), 48) for index in range(20)]
+    monkeypatch.setattr(synthetic_scenes, "_fruit_box", lambda fruit, size: (slice(0, size), slice(0, size)))
+    for index, scene in enumerate(boxed):
+        full = still_life(np.random.default_rng([0, 2, index]), 48)
+        for key in ("A", "B", "mask"):
+            np.testing.assert_array_equal(scene[key], full[key])
