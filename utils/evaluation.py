@@ -20,6 +20,7 @@ the same `evaluate_translator`: identity (no change), histogram matching to the 
 training images, and a global colour transfer (Reinhard et al. 2001: mean and std in Lab).
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -179,7 +180,9 @@ class ColourTransfer:
         for image in _batch(images):
             lab = color.rgb2lab(image)
             own_mean, own_std = lab.mean(axis=(0, 1)), lab.std(axis=(0, 1)) + 1e-6
-            out.append(np.clip(color.lab2rgb((lab - own_mean) / own_std * std + mean), 0, 1))
+            with warnings.catch_warnings():  # Lab colours outside sRGB are clipped, as intended
+                warnings.simplefilter("ignore", UserWarning)
+                out.append(np.clip(color.lab2rgb((lab - own_mean) / own_std * std + mean), 0, 1))
         return np.stack(out)
 
 
