@@ -35,7 +35,7 @@ from utils.synthetic_landscape import landscape
 from utils.synthetic_scenes import still_life
 
 SYNTHETIC_DATASETS = ("synthetic_apple2orange", "synthetic_photo2painting")
-GENERATOR_VERSION = 1  # bump when the pictures change, so ensure_dataset regenerates old copies
+GENERATOR_VERSION = 2  # bump when the pictures change, so ensure_dataset regenerates old copies
 DEFAULTS = {"size": 128, "n_train": 300, "n_test": 24, "seed": 0}
 _RENDERERS = {"synthetic_apple2orange": (still_life, "apple", "orange"),
               "synthetic_photo2painting": (landscape, "photo", "painting")}

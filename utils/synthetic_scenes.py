@@ -108,14 +108,14 @@ def _still_life_params(rng, size):
             "cy": rng.uniform(horizon + 0.1 * radius, size - 0.9 * radius),
             "cx": rng.uniform(radius, size - radius), "r": radius,
             # apple (domain A)
-            "apple_red": _hsv(rng.uniform(-8, 6), rng.uniform(0.72, 0.92), rng.uniform(0.55, 0.8)),
+            "apple_red": _hsv(rng.uniform(-12, 3), rng.uniform(0.72, 0.92), rng.uniform(0.55, 0.8)),
             "apple_green": _hsv(rng.uniform(65, 90), rng.uniform(0.55, 0.8), rng.uniform(0.65, 0.85)),
             "green_share": rng.uniform(0.3, 0.8) if rng.random() < 0.35 else 0.0,
             "green_angle": rng.uniform(0, 2 * np.pi), "streak_phase": rng.uniform(0, 2 * np.pi),
             "dip": rng.uniform(0.08, 0.16), "stem_tilt": rng.uniform(-0.25, 0.25),
             "leaf_angle": rng.uniform(-2.6, -0.5), "leaf": rng.random() < 0.75,
             # orange (domain B)
-            "orange": _hsv(rng.uniform(24, 34), rng.uniform(0.85, 0.97), rng.uniform(0.88, 1.0)),
+            "orange": _hsv(rng.uniform(26, 36), rng.uniform(0.85, 0.97), rng.uniform(0.88, 1.0)),
             "aspect": rng.uniform(0.93, 1.05), "navel": rng.uniform(-0.35, 0.35, size=2),
         })
     params["fruits"].sort(key=lambda fruit: fruit["cy"])  # back to front
