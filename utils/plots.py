@@ -55,7 +55,10 @@ def image_table(rows, path, column_titles=None, row_labels=None, title=None, cel
     in [-1, 1]; c is 1 (drawn in gray) or 3.
     """
     n_rows, n_cols = len(rows), len(rows[0])
-    fig = Figure(figsize=(cell_inches * n_cols + 0.5, cell_inches * n_rows + 0.7), dpi=dpi)
+    # Margins in inches: room for the title, the column titles and the row labels only when present.
+    top = 0.1 + (0.4 if title else 0) + (0.25 if column_titles else 0)
+    left = 0.35 if row_labels else 0.1
+    fig = Figure(figsize=(cell_inches * n_cols + left + 0.1, cell_inches * n_rows + top + 0.1), dpi=dpi)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r in range(n_rows):
         for c in range(n_cols):
@@ -71,8 +74,9 @@ def image_table(rows, path, column_titles=None, row_labels=None, title=None, cel
     if title:
         fig.suptitle(title, fontsize=11)
     # Fixed margins (no bbox_inches="tight"): every grid of a run has the same pixel size, for the GIF.
-    fig.subplots_adjust(left=0.5 / fig.get_figwidth(), right=0.99, bottom=0.01,
-                        top=1 - 0.6 / fig.get_figheight(), wspace=0.05, hspace=0.05)
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=left / width, right=1 - 0.1 / width, bottom=0.1 / height, top=1 - top / height,
+                        wspace=0.04, hspace=0.04)
     return _save(fig, path, dpi=dpi)
 
 
