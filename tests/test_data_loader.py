@@ -63,6 +63,7 @@ def test_batches_are_float32_in_model_range_with_the_requested_shape(loader_root
     for images in (imgs_A, imgs_B):
         assert images.shape == (3, 12, 20, 3) and images.dtype == np.float32
         assert images.min() >= -1.0 and images.max() <= 1.0
+    assert DataLoader("toy", 24, data_root=loader_root_tmp).load_img(loader.paths_A[0]).shape == (1, 24, 24, 3)
 
 
 def test_shuffles_are_independent_and_change_with_the_epoch(loader_root_tmp):

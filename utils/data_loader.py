@@ -83,7 +83,7 @@ class DataLoader:
 
     Args:
         dataset_name: folder name under `data_root`, e.g. "synthetic_apple2orange" or "horse2zebra".
-        img_res: (height, width) of the images the model sees.
+        img_res: (height, width) of the images the model sees (an int n means (n, n)).
         data_root: folder that holds the datasets.
         seed: the shuffles and jitter of every epoch derive from it.
         prefetch: how many batches the background thread decodes ahead.
@@ -93,6 +93,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset_name, img_res=(128, 128), data_root="data", seed=0, prefetch=2):
+        img_res = (img_res, img_res) if isinstance(img_res, int) else img_res
         self.dataset_name, self.img_res = dataset_name, (int(img_res[0]), int(img_res[1]))
         self.data_root, self.seed, self.prefetch = Path(data_root), int(seed), max(1, int(prefetch))
         self.folder = self.data_root / dataset_name
