@@ -57,7 +57,7 @@ def parse_args(argv=None):
     run.add_argument("--checkpoint-interval", type=int, help="steps between checkpoints (default 1000)")
     run.add_argument("--max-steps", type=int, help="stop after this many steps in total")
     run.add_argument("--n-grid-images", type=int, help="test images per domain in each grid (default 2)")
-    run.add_argument("--data-root", default="data")
+    run.add_argument("--data-root", help="folder of the datasets (default: data; a resumed run: the run's own)")
     run.add_argument("--run-root", default="run/cyclegan")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     args = p.parse_args(argv)
@@ -84,7 +84,7 @@ def main(argv=None):
     from utils.data_loader import DatasetError
     from utils.training import train
 
-    common = dict(data_root=args.data_root, sample_interval=args.sample_interval,
+    common = dict(sample_interval=args.sample_interval,
                   checkpoint_interval=args.checkpoint_interval, max_steps=args.max_steps,
                   n_grid_images=args.n_grid_images, progress=not args.no_progress)
     try:
@@ -93,13 +93,16 @@ def main(argv=None):
                        if getattr(args, flag) is not None]
             if ignored:
                 print(f"note: {' '.join(ignored)} ignored: a resumed run keeps the settings in its config.json")
-            train(None, None, args.resume, resume=True, **common)
+            from utils.run_folder import read_run_config
+            data_root = args.data_root or read_run_config(args.resume)["training"].get("data_root", "data")
+            train(None, None, args.resume, resume=True, data_root=data_root, **common)
         else:
             try:
                 config = model_config(args)
             except ValueError as error:
                 parser.error(str(error))
-            train(config, args.dataset, run_root=args.run_root, batch_size=args.batch_size, **common)
+            train(config, args.dataset, run_root=args.run_root, batch_size=args.batch_size,
+                  data_root=args.data_root or "data", **common)
     except KeyboardInterrupt:
         sys.exit(130)  # the checkpoint is saved and the resume command printed (utils/training.py)
     except (DatasetError, FileNotFoundError) as error:

@@ -12,6 +12,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
 # Panels of the loss plot: title -> the two losses of `CycleGAN.train_step` it shows.
@@ -134,6 +135,9 @@ def save_loss_curves(history, path, title=None):
             if len(values):
                 ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.8)
                 ax.plot(steps, smooth(values), color=color, linewidth=1.8, label=name)
+            if len(values) > 20:   # the first steps' spike would flatten the rest: clip the axis to 99.5%
+                ax.set_ylim(0, max(ax.get_ylim()[0] + 1e-6, 1.05 * float(np.quantile(
+                    np.concatenate([np.asarray(history[n]) for n in names]), 0.995))))
         ax.set_title(panel, fontsize=10)
         ax.grid(alpha=0.3)
         if len(steps):
@@ -145,16 +149,18 @@ def save_loss_curves(history, path, title=None):
     return _save(fig, path)
 
 
-def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_frame_ms=2000):
+def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_frame_ms=2000, scale=0.6):
     """An animated GIF of the grids over training (oldest first); at most `max_frames`, evenly
-    spaced, always with the first and last grid. Returns the path, or None without grids."""
+    spaced, always with the first and last grid, scaled by `scale` to keep the file small (about
+    100 KB a frame). Returns the path, or None without grids."""
     grid_paths = sorted(grid_paths)
     if not grid_paths:
         return None
     picks = np.unique(np.linspace(0, len(grid_paths) - 1, min(max_frames, len(grid_paths))).round().astype(int))
     frames = [iio.imread(grid_paths[i])[..., :3] for i in picks]   # RGBA PNG -> RGB
     height, width = frames[0].shape[:2]
-    frames = [_fit(frame, height, width) for frame in frames]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    frames = [np.asarray(Image.fromarray(_fit(frame, height, width)).resize(size, Image.LANCZOS)) for frame in frames]
     durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms] if len(frames) > 1 else last_frame_ms
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")

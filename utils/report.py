@@ -31,6 +31,11 @@ def write_index(run_folder, status=None):
     meta = layout.read_run_config(run)
     grids = layout.grid_paths(run)
     version = grids[-1].stem if grids else "0"   # ?v=... makes a browser reload pictures that changed
+    last = _last_losses(run / layout.LOSSES_CSV)
+    if status is None and last:
+        latest = (run / layout.WEIGHTS / "latest")
+        saved = latest.read_text().strip() if latest.is_file() else "none"
+        status = f"step {last['step']} logged, latest checkpoint {saved}"
     parts = [f"<h1>CycleGAN run {html.escape(run.name)}</h1>",
              f"<p>Dataset <b>{html.escape(str(meta['dataset']))}</b>, started {html.escape(meta.get('created', '?'))}"
              + (f". Status: <b>{html.escape(status)}</b>" if status else "") + ".</p>",
@@ -41,7 +46,6 @@ def write_index(run_folder, status=None):
         parts.append("<h2>Latest reconstruction grid</h2>")
         parts.append(_figure(grids[-1], run, version, "rows A → B → A and B → A → B; columns: original, "
                              "translated, reconstructed, identity (fixed test images)"))
-    last = _last_losses(run / layout.LOSSES_CSV)
     if last:
         parts.append("<h2>Latest losses</h2>")
         parts.append(_table(("step",) + LOSS_COLUMNS, [[last["step"]] + [last[name] for name in LOSS_COLUMNS]]))

@@ -340,6 +340,10 @@ class _TrainingLoop:
             plots.save_loss_curves(self.log.history, run / layout.LOSS_PLOT, title=f"{self.meta['dataset']}: losses")
         plots.save_grid_animation(layout.grid_paths(run), run / layout.ANIMATION)
         report.write_index(run, status=self._status())
+        if not self.progress and self.log.history["step"]:   # no progress bar: one line per sample instead
+            last = {name: values[-1] for name, values in self.log.history.items()}
+            print(f"step {gan.step}/{self.last_step}: D {last['d_loss']:.3f}, G {last['g_loss']:.3f}, cycle "
+                  f"{last['reconstr_A'] + last['reconstr_B']:.3f}, left {self._time_left()}", flush=True)
 
     def _status(self, final=None):
         gan = self.gan
@@ -356,7 +360,7 @@ class _TrainingLoop:
         state = f"stopped by Ctrl-C at step {gan.step}" if interrupted else f"finished: {gan.step} steps"
         report.write_index(run, status=self._status(state))
         minutes = (time.time() - self.session_start) / 60
-        print(f"\n{state.capitalize()} ({minutes:.1f} min this session). Results: {run / layout.INDEX}",
+        print(f"\n{state[0].upper() + state[1:]} ({minutes:.1f} min this session). Results: {run / layout.INDEX}",
               flush=True)
         if interrupted:
             print(f"Checkpoint saved. Resume with:  python train.py --resume {run}", flush=True)
