@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from models import checkpoint
-from models.combined import OUTPUT_LOSSES, OUTPUT_NAMES, CombinedGeneratorModel
+from models.combined import OUTPUT_NAMES, CombinedGeneratorModel
 from models.config import CycleGANConfig
 from models.discriminator import build_patchgan_discriminator, patch_size
 from models.generators import build_resnet_generator, build_unet_generator
@@ -89,7 +89,7 @@ class CycleGAN:
 
     def _compile_combined(self):
         # The same optimizer object on every compile, so its state survives a change of weights.
-        self.combined.compile(loss=OUTPUT_LOSSES, loss_weights=self.loss_weights, optimizer=self.combined_optimizer)
+        self.combined.compile(loss_weights=self.loss_weights, optimizer=self.combined_optimizer)
 
     def set_loss_weights(self, lambda_validation=None, lambda_reconstr=None, lambda_id=None):
         """Change loss weights between runs or mid-run (ablations); recompiles the combined model only."""
@@ -128,15 +128,18 @@ class CycleGAN:
     def train_step(self, imgs_A, imgs_B):
         """One training step on a batch of each domain, (batch, h, w, c) in [-1, 1].
 
-        1. Translate: fake_B = g_AB(imgs_A), fake_A = g_BA(imgs_B).
+        The official code's update order (`optimize_parameters`): generators, then discriminators.
+        1. Train both generators with the combined model: valid -> 1, reconstr -> input,
+           id -> input, weighted by the lambdas. Only generator weights change (models/combined.py).
+           The same pass hands back its fakes, fake_B = g_AB(imgs_A) and fake_A = g_BA(imgs_B).
         2. Draw the fakes the discriminators see from the history pools (paper section 4).
         3. Train d_A on [real A; pooled fake A] with targets [1; 0], one Adam step on the mean
            squared error, i.e. the paper's (L_real + L_fake) / 2; the same for d_B.
-        4. Train both generators with the combined model: valid -> 1, reconstr -> input,
-           id -> input, weighted by the lambdas. Only generator weights change (models/combined.py).
+        Each fake is computed once per step (the book translates twice: for D, then in combined).
 
         Returns the losses by name: d_A, d_B, d_loss (their mean), g_loss (weighted total) and
-        the unweighted valid_A, valid_B, reconstr_A, reconstr_B, id_A, id_B.
+        the unweighted valid_A, valid_B, reconstr_A, reconstr_B, id_A, id_B (id_* are 0 and not
+        computed when lambda_id == 0).
         """
         imgs_A = np.asarray(imgs_A, np.float32)
         imgs_B = np.asarray(imgs_B, np.float32)
@@ -144,20 +147,18 @@ class CycleGAN:
             raise ValueError(f"train_step expects two batches of shape (batch,) + {self.img_shape}, "
                              f"got {imgs_A.shape} and {imgs_B.shape}")
         valid, fake = self._real_fake_targets(len(imgs_A))
-        fake_B = self.g_AB.predict_on_batch(imgs_A)
-        fake_A = self.g_BA.predict_on_batch(imgs_B)
-        fake_A = self.pool_A.query(fake_A)
-        fake_B = self.pool_B.query(fake_B)
-
-        targets = np.concatenate([valid, fake])
-        d_A_loss = self.d_A.train_on_batch(np.concatenate([imgs_A, fake_A]), targets)
-        d_B_loss = self.d_B.train_on_batch(np.concatenate([imgs_B, fake_B]), targets)
-
         g_logs = self.combined.train_on_batch(
             {"img_A": imgs_A, "img_B": imgs_B},
             {"valid_A": valid, "valid_B": valid, "reconstr_A": imgs_A, "reconstr_B": imgs_B,
              "id_A": imgs_A, "id_B": imgs_B},
             return_dict=True)
+        fake_A = self.pool_A.query(g_logs["fake_A"])
+        fake_B = self.pool_B.query(g_logs["fake_B"])
+
+        targets = np.concatenate([valid, fake])
+        d_A_loss = self.d_A.train_on_batch(np.concatenate([imgs_A, fake_A]), targets)
+        d_B_loss = self.d_B.train_on_batch(np.concatenate([imgs_B, fake_B]), targets)
+
         self.step += 1
         losses = {"d_A": float(d_A_loss), "d_B": float(d_B_loss)}
         losses["d_loss"] = 0.5 * (losses["d_A"] + losses["d_B"])
