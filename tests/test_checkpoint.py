@@ -92,3 +92,10 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
         gan.train_step(a, b)
         gan.save_checkpoint(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == ["ckpt-00000003", "ckpt-00000004"]
+
+
+def test_checkpoint_before_the_first_step_loads_and_trains(tmp_path):
+    CycleGAN(**TINY).save_checkpoint(tmp_path)
+    gan = CycleGAN.from_checkpoint(tmp_path)
+    assert gan.step == 0
+    assert set(gan.train_step(*batches(1)[0])) >= {"d_A", "g_loss"}
