@@ -34,6 +34,14 @@ class CycleGANConfig:
     epochs: epochs at the constant learning rate (paper: 100).
     decay_epochs: further epochs over which the learning rate decays linearly to 0 (paper: 100).
     seed: seeds the weights, the image pool and (in the training loop) the data order.
+    jit_compile: Keras' `jit_compile` for the train and predict functions: 'auto' (XLA on JAX
+        and on a TensorFlow GPU, not on a TensorFlow CPU, where it made a step slower), True or False
+        (on PyTorch, True means torch.compile).
+    mixed_precision: compute in bfloat16 with float32 weights, outputs and losses ('mixed_bfloat16'
+        policy; meant for GPUs; bfloat16 needs no loss scaling).
+    data_parallel: split each batch across this machine's devices with the backend's own engine
+        (JAX DataParallel, TensorFlow MirroredStrategy; utils/distribution.py). The batch size must
+        be a multiple of the device count.
     """
 
     input_dim: tuple = (128, 128, 3)
@@ -51,6 +59,9 @@ class CycleGANConfig:
     epochs: int = 100
     decay_epochs: int = 100
     seed: int = 0
+    jit_compile: bool | str = "auto"
+    mixed_precision: bool = False
+    data_parallel: bool = False
 
     def __post_init__(self):
         self.input_dim = tuple(int(v) for v in self.input_dim)
@@ -91,6 +102,8 @@ class CycleGANConfig:
         for name in ("beta_1", "beta_2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be in [0, 1).")
+        if self.jit_compile not in (True, False, "auto"):
+            raise ValueError(f"jit_compile={self.jit_compile!r}: must be True, False or 'auto'.")
         for name in ("epochs", "decay_epochs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be an integer >= 0.")

@@ -27,6 +27,7 @@ from models.config import CycleGANConfig
 from models.discriminator import build_patchgan_discriminator, patch_size
 from models.generators import build_resnet_generator, build_unet_generator
 from models.lr_schedule import learning_rate_at
+from utils import distribution
 from utils.image_pool import ImagePool
 
 
@@ -50,18 +51,18 @@ class CycleGAN:
 
         self.img_shape = cfg.input_dim
         self.disc_patch = (patch_size(cfg.input_dim[0]), patch_size(cfg.input_dim[1]), 1)
-        self.g_AB = self._build_generator("g_AB")
-        self.g_BA = self._build_generator("g_BA")
-        self.d_A = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_A")
-        self.d_B = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_B")
-
-        # Discriminators: LSGAN loss, one Adam each (Example 5-4). They stay trainable for good.
-        for d in (self.d_A, self.d_B):
-            d.compile(loss="mse", optimizer=self._adam())
-        # Generators: trained through the combined model, whose trainable weights are only theirs.
-        self.combined = CombinedGeneratorModel(self.g_AB, self.g_BA, self.d_A, self.d_B)
-        self.combined_optimizer = self._adam()
-        self._compile_combined()
+        # Mixed precision: layers compute in bfloat16 and keep float32 weights; losses are float32.
+        policy = "mixed_bfloat16" if cfg.mixed_precision else keras.config.dtype_policy().name
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            # data_parallel: networks, optimizers and train functions are made under the
+            # backend's distribution engine (utils/distribution.py); a no-op otherwise.
+            with distribution.data_parallel_scope(cfg.data_parallel) as self.distribution:
+                self._build_and_compile()
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        self.n_devices = distribution.device_count() if cfg.data_parallel else 1
 
         self.pool_A = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 0])  # fakes of domain A
         self.pool_B = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 1])
@@ -69,6 +70,21 @@ class CycleGAN:
         self._targets = {}
 
     # ----------------------------------------------------------------- building
+    def _build_and_compile(self):
+        cfg = self.config
+        self.g_AB = self._build_generator("g_AB")
+        self.g_BA = self._build_generator("g_BA")
+        self.d_A = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_A")
+        self.d_B = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_B")
+
+        # Discriminators: LSGAN loss, one Adam each (Example 5-4). They stay trainable for good.
+        for d in (self.d_A, self.d_B):
+            d.compile(loss="mse", optimizer=self._adam(), jit_compile=cfg.jit_compile)
+        # Generators: trained through the combined model, whose trainable weights are only theirs.
+        self.combined = CombinedGeneratorModel(self.g_AB, self.g_BA, self.d_A, self.d_B)
+        self.combined_optimizer = self._adam()
+        self._compile_combined()
+
     def _build_generator(self, name):
         cfg = self.config
         if cfg.generator_type == "unet":
@@ -89,7 +105,9 @@ class CycleGAN:
 
     def _compile_combined(self):
         # The same optimizer object on every compile, so its state survives a change of weights.
-        self.combined.compile(loss_weights=self.loss_weights, optimizer=self.combined_optimizer)
+        with distribution.strategy_scope(self.distribution):
+            self.combined.compile(loss_weights=self.loss_weights, optimizer=self.combined_optimizer,
+                                  jit_compile=self.config.jit_compile)
 
     def set_loss_weights(self, lambda_validation=None, lambda_reconstr=None, lambda_id=None):
         """Change loss weights between runs or mid-run (ablations); recompiles the combined model only."""
@@ -146,18 +164,20 @@ class CycleGAN:
         if imgs_A.shape != imgs_B.shape or imgs_A.shape[1:] != self.img_shape:
             raise ValueError(f"train_step expects two batches of shape (batch,) + {self.img_shape}, "
                              f"got {imgs_A.shape} and {imgs_B.shape}")
+        if len(imgs_A) % self.n_devices:
+            raise ValueError(f"data_parallel on {self.n_devices} devices: the batch size ({len(imgs_A)}) must be "
+                             f"a multiple of {self.n_devices}")
         valid, fake = self._real_fake_targets(len(imgs_A))
-        g_logs = self.combined.train_on_batch(
-            {"img_A": imgs_A, "img_B": imgs_B},
+        g_logs = self._train_on_batch(
+            self.combined, {"img_A": imgs_A, "img_B": imgs_B},
             {"valid_A": valid, "valid_B": valid, "reconstr_A": imgs_A, "reconstr_B": imgs_B,
-             "id_A": imgs_A, "id_B": imgs_B},
-            return_dict=True)
+             "id_A": imgs_A, "id_B": imgs_B})
         fake_A = self.pool_A.query(g_logs["fake_A"])
         fake_B = self.pool_B.query(g_logs["fake_B"])
 
         targets = np.concatenate([valid, fake])
-        d_A_loss = self.d_A.train_on_batch(np.concatenate([imgs_A, fake_A]), targets)
-        d_B_loss = self.d_B.train_on_batch(np.concatenate([imgs_B, fake_B]), targets)
+        d_A_loss = self._train_on_batch(self.d_A, np.concatenate([imgs_A, fake_A]), targets)["loss"]
+        d_B_loss = self._train_on_batch(self.d_B, np.concatenate([imgs_B, fake_B]), targets)["loss"]
 
         self.step += 1
         losses = {"d_A": float(d_A_loss), "d_B": float(d_B_loss)}
@@ -166,13 +186,23 @@ class CycleGAN:
         losses.update({name: float(g_logs[f"{name}_loss"]) for name in OUTPUT_NAMES})
         return losses
 
+    def _train_on_batch(self, model, x, y):
+        """`model.train_on_batch(x, y)` as a dict of numpy logs; TensorFlow data-parallel: see utils/distribution.py."""
+        if distribution.is_tf_strategy(self.distribution):
+            return distribution.train_on_batch_mirrored(self.distribution, model, x, y)
+        return model.train_on_batch(x, y, return_dict=True)
+
     # ----------------------------------------------------------------- using
     def translate(self, imgs, direction="AtoB"):
         """Translate a batch (batch, h, w, c) in [-1, 1]: 'AtoB' with g_AB, 'BtoA' with g_BA."""
         if direction not in ("AtoB", "BtoA"):
             raise ValueError(f"direction={direction!r}: must be 'AtoB' or 'BtoA'")
         generator = self.g_AB if direction == "AtoB" else self.g_BA
-        return generator.predict_on_batch(np.asarray(imgs, np.float32))
+        imgs = np.asarray(imgs, np.float32)
+        pad = -len(imgs) % self.n_devices  # data_parallel: a batch splits evenly across the devices
+        if pad:
+            return generator.predict_on_batch(np.concatenate([imgs, imgs[:1].repeat(pad, axis=0)]))[:len(imgs)]
+        return generator.predict_on_batch(imgs)
 
     # ----------------------------------------------------------------- saving
     def save_checkpoint(self, directory, keep=3):

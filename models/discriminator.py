@@ -38,5 +38,6 @@ def build_patchgan_discriminator(img_shape=(256, 256, 3), n_filters=64, name="pa
     y = conv4(y, n_filters * 4, STRIDES[2])            # (h/8, w/8, 4f)
     y = conv4(y, n_filters * 8, STRIDES[3])            # (h/8 - 1, w/8 - 1, 8f)
     y = layers.ZeroPadding2D(1)(y)
-    out = layers.Conv2D(1, 4, strides=STRIDES[4], padding="valid", kernel_initializer=conv_init())(y)
+    out = layers.Conv2D(1, 4, strides=STRIDES[4], padding="valid", kernel_initializer=conv_init(),
+                        dtype="float32")(y)                # float32 scores under mixed precision
     return keras.Model(img, out, name=name)                  # (h/8 - 2, w/8 - 2, 1)

@@ -45,7 +45,7 @@ def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_gener
     u3 = upsample(u2, d1, n_filters)
     u4 = layers.UpSampling2D(size=2)(u3)
     out = layers.Conv2D(img_shape[-1], 4, strides=1, padding="same", activation="tanh",
-                        kernel_initializer=conv_init())(u4)
+                        kernel_initializer=conv_init(), dtype="float32")(u4)  # float32 under mixed precision
     return keras.Model(img, out, name=name)
 
 
@@ -95,5 +95,6 @@ def build_resnet_generator(img_shape=(256, 256, 3), n_filters=64, n_blocks=9, na
     x = _upsample(x, n_filters * 2)                                      # u128: (h/2, w/2, 2f)
     x = _upsample(x, n_filters)                                          # u64: (h, w, f)
     x = ReflectionPadding2D(3)(x)
-    out = layers.Conv2D(img_shape[-1], 7, padding="valid", activation="tanh", kernel_initializer=conv_init())(x)
+    out = layers.Conv2D(img_shape[-1], 7, padding="valid", activation="tanh", kernel_initializer=conv_init(),
+                        dtype="float32")(x)                              # float32 under mixed precision
     return keras.Model(img, out, name=name)
