@@ -43,6 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--examples", type=int, default=4, help="test images per direction in the figure")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--out-root", default="run/ablation")
+    parser.add_argument("--export", default=None, metavar="DIR",
+                        help="also copy the tables, bar chart and a smaller figure to DIR (e.g. docs/ablation)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -64,6 +66,8 @@ def main(argv=None):
     for claim, holds, measured in ablation.check_claims(ablation.load_results(folder)):
         print(f"[{'holds' if holds else 'FAILS'}] {claim}: {measured}")
     print(f"results: {folder}")
+    if args.export:
+        print(f"exported to {ablation.export_results(folder, args.export, data_root=args.data_root)}")
 
 
 if __name__ == "__main__":

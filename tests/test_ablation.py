@@ -85,7 +85,8 @@ def tiny(tmp_path_factory):
         with pytest.raises(KeyboardInterrupt):
             ablation.run_ablation(base_config(), DATASET, "tiny", variants, **kwargs)
     folder = root / "run" / "tiny"
-    after_kill = {"calls": killed.calls, "markers": sorted(p.name for p in (folder / "results").glob("*.json") if p.stem in ("full", "lambda_id_0")),
+    markers = [p.name for p in (folder / "results").glob("*.json") if p.stem in ("full", "lambda_id_0")]
+    after_kill = {"calls": killed.calls, "markers": sorted(markers),
                   "steps": sorted(p.name for p in (folder / "runs" / "lambda_id_0" / "weights").glob("ckpt-*"))}
     with pytest.MonkeyPatch.context() as mp:
         resumed = TrainSpy(mp)
@@ -210,6 +211,7 @@ def test_notebook_runs_on_the_tiny_ablation(tiny, monkeypatch):
     assert "parameters" in nb.cells[0].metadata.get("tags", [])
     assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")  # no committed outputs
     injected = (f"DATASET, IMG_SIZE, FILTERS, STEPS, BATCH_SIZE = {DATASET!r}, {SIZE}, 4, {STEPS}, 1\n"
+                f"EPOCHS, DECAY_EPOCHS = 100, 100\n"
                 f"VARIANTS, NAME = {VARIANTS!r}, 'tiny'\n"
                 f"DATA_ROOT, OUT_ROOT = {str(tiny['root'] / 'data')!r}, {str(tiny['root'] / 'run')!r}")
     nb.cells.insert(1, nbformat.v4.new_code_cell(injected))
@@ -221,3 +223,11 @@ def test_notebook_runs_on_the_tiny_ablation(tiny, monkeypatch):
     assert "| *identity* |" in text and ("[holds]" in text or "[FAILS]" in text)
     assert sum("image/png" in out.get("data", {}) for out in outputs) == 2
     assert not (tiny["root"] / "run" / "tiny" / "runs" / "full" / "weights" / "ckpt-00000004").exists()
+
+
+def test_export_copies_tables_and_a_smaller_figure(tiny, tmp_path):
+    target = ablation.export_results(tiny["folder"], tmp_path / "docs", data_root=tiny["root"] / "data", n_examples=1)
+    assert sorted(p.name for p in target.iterdir()) == ["metrics.png", "table.csv", "table.md", "translations.png"]
+    assert (target / "table.md").read_text() == (tiny["folder"] / "table.md").read_text()
+    with Image.open(target / "translations.png") as small, Image.open(tiny["folder"] / "translations.png") as full:
+        assert small.width < full.width and small.height == full.height  # 1 of 2 example columns per direction

@@ -253,6 +253,28 @@ def write_report(folder, test_set, examples):
     metrics_figure(rows).savefig(folder / "metrics.png", dpi=80)
 
 
+def export_results(folder, target, data_root="data", n_examples=3, dpi=80):
+    """Copy an ablation's tables and bar chart to `target` (e.g. docs/ablation) with a smaller figure.
+
+    The figure keeps the first `n_examples` example images of each direction, so it stays small
+    enough for a README (about 250 KB for five variants at 64 px).
+    """
+    folder, target = Path(folder), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    settings = json.loads((folder / SETTINGS_FILE).read_text())
+    test_set = evaluation.load_test_set(settings["dataset"], settings["base_config"]["input_dim"][:2], data_root)
+    examples = json.loads((folder / "results" / "examples.json").read_text())[:n_examples]
+    rows = load_results(folder)
+    pictures = {}
+    for variant in (v for v in rows if rows[v]["kind"] == "variant"):
+        with np.load(folder / "results" / f"{slug(variant)}.npz") as saved:
+            pictures[variant] = {d: saved[d][:n_examples] for d in evaluation.DIRECTIONS}
+    translation_figure(test_set, examples, pictures).savefig(target / "translations.png", dpi=dpi)
+    for name in ("table.md", "table.csv", "metrics.png"):
+        (target / name).write_bytes((folder / name).read_bytes())
+    return target
+
+
 def translation_figure(test_set, examples, pictures):
     """Rows: input, one per variant, ground truth; columns: the example images A -> B, then B -> A."""
     labels = ["input", *pictures, "ground truth"]
@@ -265,7 +287,7 @@ def translation_figure(test_set, examples, pictures):
                   test_set[target][examples[i]]]
         for r, image in enumerate(images):
             ax = axes[r, c]
-            ax.imshow(np.clip(image, 0, 1))
+            ax.imshow(np.clip(image, 0, 1), interpolation="nearest")  # crisp pixels, small PNG
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
