@@ -253,11 +253,11 @@ def write_report(folder, test_set, examples):
     metrics_figure(rows).savefig(folder / "metrics.png", dpi=80)
 
 
-def export_results(folder, target, data_root="data", n_examples=3, dpi=80):
+def export_results(folder, target, data_root="data", n_examples=2, dpi=80):
     """Copy an ablation's tables and bar chart to `target` (e.g. docs/ablation) with a smaller figure.
 
     The figure keeps the first `n_examples` example images of each direction, so it stays small
-    enough for a README (about 250 KB for five variants at 64 px).
+    enough for a README (about 200 KB for five variants at 64 px).
     """
     folder, target = Path(folder), Path(target)
     target.mkdir(parents=True, exist_ok=True)
@@ -279,7 +279,7 @@ def translation_figure(test_set, examples, pictures):
     """Rows: input, one per variant, ground truth; columns: the example images A -> B, then B -> A."""
     labels = ["input", *pictures, "ground truth"]
     columns = [(d, i) for d in evaluation.DIRECTIONS for i in range(len(examples))]
-    fig = Figure(figsize=(1.2 * len(columns) + 1.2, 1.2 * len(labels) + 0.4))
+    fig = Figure(figsize=(1.2 * len(columns) + 1.6, 1.2 * len(labels) + 0.4))  # 1.6 in: the row labels
     axes = fig.subplots(len(labels), len(columns), squeeze=False)
     for c, (direction, i) in enumerate(columns):
         source, target = (("A", "B") if direction == "AtoB" else ("B", "A"))
@@ -293,7 +293,7 @@ def translation_figure(test_set, examples, pictures):
             if c == 0:
                 ax.set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
         axes[0, c].set_title(f"{direction[0]} → {direction[-1]}", fontsize=8)
-    fig.subplots_adjust(left=1.2 / fig.get_figwidth(), right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.05)
+    fig.subplots_adjust(left=1.6 / fig.get_figwidth(), right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.05)
     return fig
 
 
