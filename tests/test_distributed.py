@@ -47,22 +47,27 @@ print("RESULT " + json.dumps({"devices": gan.n_devices, "visible": device_count(
 """
 
 
-def run(mode, out):
+def run_both(tmp_path):
+    """Run the single-device and the data-parallel process side by side (tracing is mostly one core)."""
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3",
            "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip(),
            "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, mode, str(out)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):]), np.load(out)
+    procs = {mode: subprocess.Popen([sys.executable, "-c", SCRIPT, mode, str(tmp_path / f"{mode}.npz")], env=env,
+                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for mode in ("single", "parallel")}
+    results = {}
+    for mode, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-4000:]
+        line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
+        results[mode] = (json.loads(line[len("RESULT "):]), np.load(tmp_path / f"{mode}.npz"))
+    return results["single"], results["parallel"]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() == "torch", reason="no data-parallel engine in Keras' torch backend")
 def test_two_devices_with_global_batch_2_equal_one_device_with_batch_2(tmp_path):
-    single, single_update = run("single", tmp_path / "single.npz")
-    parallel, parallel_update = run("parallel", tmp_path / "parallel.npz")
+    (single, single_update), (parallel, parallel_update) = run_both(tmp_path)
     assert single["devices"] == 1 and parallel["devices"] == 2 == parallel["visible"]
     for net in NETWORKS:
         keys = [key for key in single_update.files if key.startswith(net + "/")]
