@@ -16,16 +16,23 @@ from keras import layers
 from models.layers import InstanceNormalization, ReflectionPadding2D, conv_init
 
 
-def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_generator"):
+def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_generator", first_layer_norm=False):
     """Book Example 5-2: U-Net generator. Height and width must be divisible by 16.
 
     Shapes for a 128 px input and n_filters f: 128 -> d1 64 (f) -> d2 32 (2f) -> d3 16 (4f) -> d4 8 (8f)
     -> u1 16 (4f + 4f skip) -> u2 32 (2f + 2f) -> u3 64 (f + f) -> upsample 128 -> conv 4x4 -> tanh.
+
+    One change from the book: by default the first block d1 has no instance norm, as the official
+    pix2pix/CycleGAN U-Net's outermost block. Normalising d1 subtracts each image's mean colour before
+    any skip connection, so the decoder must guess the background colour: measured on the paired
+    synthetic_apple2orange test set (docs/ablation/README.md), it doubled the background change of a
+    translation. `first_layer_norm=True` builds the book's exact network (same parameter count).
     """
 
-    def downsample(x, filters):
+    def downsample(x, filters, norm=True):
         x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=conv_init())(x)
-        x = InstanceNormalization()(x)
+        if norm:
+            x = InstanceNormalization()(x)
         return layers.Activation("relu")(x)
 
     def upsample(x, skip, filters):
@@ -36,7 +43,7 @@ def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_gener
         return layers.Concatenate()([x, skip])
 
     img = keras.Input(shape=img_shape, name="img")
-    d1 = downsample(img, n_filters)
+    d1 = downsample(img, n_filters, norm=first_layer_norm)
     d2 = downsample(d1, n_filters * 2)
     d3 = downsample(d2, n_filters * 4)
     d4 = downsample(d3, n_filters * 8)

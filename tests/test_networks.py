@@ -72,3 +72,12 @@ def test_models_round_trip_through_keras_files_without_custom_objects(tmp_path, 
     x = np.random.default_rng(2).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)), atol=1e-6)
     assert InstanceNormalization.from_config(InstanceNormalization(center=True).get_config()).center
+
+
+def test_unet_first_block_keeps_the_mean_colour_unless_the_book_variant_is_asked_for():
+    """Official U-Net convention: no norm on the outermost block (see build_unet_generator)."""
+    def norms(model):
+        return sum(isinstance(layer, InstanceNormalization) for layer in model.layers)
+    ours, book = build_unet_generator((32, 32, 3), 4), build_unet_generator((32, 32, 3), 4, first_layer_norm=True)
+    assert norms(book) == norms(ours) + 1 == 7
+    assert ours.count_params() == book.count_params()
