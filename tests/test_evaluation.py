@@ -214,3 +214,12 @@ def test_evaluate_run_scores_a_real_cyclegan():
         assert set(results[direction]) == set(evaluation.METRICS)
         assert all(np.isfinite(v) for v in results[direction].values())
         assert results[direction]["cycle_error"] > 0  # an untrained network does not reconstruct
+
+
+def test_a_style_dataset_without_background_reports_no_background_change(pair):
+    from utils.evaluation import translation_metrics
+    image_A, image_B, mask = pair
+    full = np.ones_like(mask)
+    metrics = translation_metrics(image_A[None], image_B[None], image_B[None], full[None], image_A[None])
+    assert np.isnan(metrics["background_change"])
+    assert metrics["paired_l1"] == 0
