@@ -100,15 +100,18 @@ class CombinedGeneratorModel(keras.Model):
         return {name: _mean_error(OUTPUT_LOSSES[name], y[name], y_pred[name]) for name in OUTPUT_NAMES
                 if name in y_pred}
 
+    def weighted_total(self, terms):
+        """The loss the optimizer sees: sum of lambda x term (paper eq. 3 with the book's identity term)."""
+        return sum(self.output_loss_weights[name] * value for name, value in terms.items())
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Weighted sum of the output losses (paper eq. 3 with the book's identity term)."""
-        terms = self.loss_terms(y, y_pred)
-        return sum(self.output_loss_weights[name] * value for name, value in terms.items())
+        return self.weighted_total(self.loss_terms(y, y_pred))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Logs of one step: 'loss', '<output>_loss' for the six outputs, and the fakes if computed."""
         terms = self.loss_terms(y, y_pred)
-        logs = {"loss": sum(self.output_loss_weights[name] * value for name, value in terms.items())}
+        logs = {"loss": self.weighted_total(terms)}
         for name in OUTPUT_NAMES:
             logs[f"{name}_loss"] = terms.get(name, ops.zeros((), "float32"))
         for name in ("fake_A", "fake_B"):
