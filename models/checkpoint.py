@@ -71,7 +71,7 @@ def save(gan, directory, keep=3):
     name = f"ckpt-{gan.step:08d}"
     tmp = directory / f".tmp-{name}-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
-    _build_optimizers(gan)  # a checkpoint taken before the first step has the same variables as later ones
+    gan.build_optimizers()  # a checkpoint taken before the first step has the same variables as later ones
     for net in NETWORKS:
         getattr(gan, net).save_weights(tmp / f"{net}.weights.h5")
     arrays = {}
@@ -99,15 +99,6 @@ def save(gan, directory, keep=3):
     return final
 
 
-def _build_optimizers(gan):
-    """Create each optimizer's variables (moments, iterations) if no training step has yet."""
-    trainables = {"d_A": gan.d_A.trainable_variables, "d_B": gan.d_B.trainable_variables,
-                  "combined": gan.combined.trainable_variables}
-    for name, optimizer in gan.optimizers.items():
-        if not optimizer.built:
-            optimizer.build(trainables[name])
-
-
 def _prune(directory, keep):
     """Delete all but the newest `keep` checkpoints and leftovers of interrupted saves."""
     for leftover in directory.glob(".tmp-ckpt-*"):  # this save's own folder is renamed already
@@ -128,7 +119,7 @@ def load(gan, path):
                          "CycleGAN.from_checkpoint(path).")
     gan.config = saved
     gan._compile_combined()  # the checkpoint's loss weights
-    _build_optimizers(gan)  # before load_weights, which also reads a compiled model's optimizer
+    gan.build_optimizers()  # before load_weights, which also reads a compiled model's optimizer
     for net in NETWORKS:
         getattr(gan, net).load_weights(path / f"{net}.weights.h5")
     with np.load(path / "optimizers.npz", allow_pickle=False) as arrays:

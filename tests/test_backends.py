@@ -49,6 +49,18 @@ def test_a_step_translates_each_image_once_and_never_retraces():
         assert len(g_AB_calls) == calls
 
 
+def test_optimizers_are_built_before_the_first_step_so_it_traces_once():
+    """A TensorFlow train function that creates variables (Adam's moments) traces twice."""
+    gan = CycleGAN(**TINY)
+    assert all(optimizer.built for optimizer in gan.optimizers.values())
+    assert gan.combined.trace_count == 0
+    gan.train_step(batch(0), batch(1))
+    if keras.backend.backend() == "tensorflow":
+        assert gan.combined.trace_count == 1
+    else:  # JAX and PyTorch also run the forward pass once symbolically, to build the model
+        assert gan.combined.trace_count == 2
+
+
 def test_identity_branch_is_skipped_when_its_weight_is_zero():
     gan = CycleGAN(**{**TINY, "lambda_id": 0.0})
     outputs = gan.combined({"img_A": batch(0), "img_B": batch(1)}, training=True)
