@@ -45,6 +45,9 @@ CONFIGS = {
                           n_resnet_blocks=6, lambda_id=5.0), dict(netG="resnet_6blocks", size=128, ngf=64, ndf=64)),
     "r9_64_64_256": (dict(input_dim=(256, 256, 3), generator_type="resnet", gen_n_filters=64, disc_n_filters=64,
                           n_resnet_blocks=9, lambda_id=5.0), dict(netG="resnet_9blocks", size=256, ngf=64, ndf=64)),
+    # tiny networks for tests/test_benchmarks.py (not a setup of the book or the paper)
+    "smoke": (dict(input_dim=(32, 32, 3), generator_type="resnet", gen_n_filters=4, disc_n_filters=4,
+                   n_resnet_blocks=1, lambda_id=5.0), None),
 }
 LIKE_FOR_LIKE = {"book_resnet256", "r9_32_64_128", "r6_64_64_128", "r9_64_64_256"}  # same networks as official
 
@@ -54,7 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"),
                    choices=["tensorflow", "jax", "torch"])
     p.add_argument("--python", default=sys.executable, help="interpreter with that backend installed")
-    p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
+    p.add_argument("--configs", default=",".join(c for c in CONFIGS if c != "smoke"), help=f"comma-separated, from {list(CONFIGS)}")
     p.add_argument("--iters", type=int, default=8, help="timed training steps per run")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
     p.add_argument("--repeats", type=int, default=1, help="runs per configuration (interleaved with official)")
@@ -117,6 +120,8 @@ def run_worker(args):
     import keras
     import numpy as np
 
+    backend_version(keras.backend.backend())  # import the backend itself: its share of the RSS
+    import_rss_mib = peak_rss_mib()
     from benchmarks.flops import step_flops, translate_flops
     from models import CycleGAN
 
@@ -172,9 +177,16 @@ def run_worker(args):
         first_translate_s=round(first_translate_s, 3), translate_s_median=round(infer_median, 4),
         translate_s_min=round(min(infer_times), 4), translate_images_per_s=round(1 / infer_median, 3),
         gflop_per_translate=round(iflops / 1e9, 3), translate_gflops=round(iflops / infer_median / 1e9, 1),
-        peak_rss_mib=round(peak_rss_mib(), 1),
+        peak_rss_mib=round(peak_rss_mib(), 1), import_rss_mib=round(import_rss_mib, 1),
     )
     print("RESULT_JSON " + json.dumps(result), flush=True)
+
+
+def framework_import_rss_mib(python, module):
+    """Peak RSS of a fresh interpreter that only imports `module` (the framework's own share)."""
+    code = f"import resource, {module}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)"
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def _run(cmd, env):
@@ -210,6 +222,7 @@ def summarise(ours, official):
                    first_step_s=statistics.median(r["first_step_s"] for r in o),
                    gflop_per_step=o[0]["gflop_per_step"],
                    peak_rss_mib=max(r["peak_rss_mib"] for r in o),
+                   import_rss_mib=max(r["import_rss_mib"] for r in o),
                    translate_s=statistics.median(r["translate_s_median"] for r in o),
                    translate_gflop=o[0]["gflop_per_translate"], runs=[r["s_per_step_median"] for r in o])
         if name in official:
@@ -218,6 +231,7 @@ def summarise(ours, official):
             row["official_runs"] = [r["s_per_iter_median"] for r in off]
             row["official_peak_rss_mib"] = max(r["peak_rss_mib"] for r in off)
             row["official_first_step_s"] = statistics.median(r["warmup_s"][0] for r in off)
+            row["official_import_rss_mib"] = off[0].get("import_rss_mib")
             # ratio of steps/s; per-repeat ratios show the spread of the side-by-side comparison
             row["ratio_vs_official"] = row["official_s_per_step"] / med
             row["ratios_per_repeat"] = [round(b["s_per_iter_median"] / a["s_per_step_median"], 3)
@@ -230,20 +244,22 @@ def summarise(ours, official):
 def print_table(rows, peak, meta):
     print(f"\nbackend {meta['backend']} {meta['backend_version']}, keras {meta['keras']}, device {meta['device']}, "
           f"jit {meta['jit']}, matmul peak {peak:.0f} GFLOP/s (numpy float32, 2 threads)")
-    head = ("config", "s/step", "img/s", "GFLOP", "%peak", "1st step", "RSS MiB", "official", "ratio",
-            "ratio per repeat", "off. %peak", "off. RSS", "translate s", "tr. %peak")
+    head = ("config", "s/step", "img/s", "GFLOP", "%peak", "1st step", "RSS MiB (import)", "official", "ratio",
+            "ratio per repeat", "off. %peak", "off. 1st", "off. RSS (import)", "translate s", "tr. %peak")
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
         share = r["gflop_per_step"] / r["s_per_step"] / peak
         cells = [r["config"], f"{r['s_per_step']:.3f}", f"{r['images_per_s']:.2f}", f"{r['gflop_per_step']:.0f}",
-                 f"{share:.0%}", f"{r['first_step_s']:.1f} s", f"{r['peak_rss_mib']:.0f}"]
+                 f"{share:.0%}", f"{r['first_step_s']:.1f} s", f"{r['peak_rss_mib']:.0f} ({r['import_rss_mib']:.0f})"]
         if "official_s_per_step" in r:
             off_share = r["gflop_per_step"] / r["official_s_per_step"] / peak
             mark = "" if r["like_for_like"] else " (other U-Net)"
             cells += [f"{r['official_s_per_step']:.3f}{mark}", f"{r['ratio_vs_official']:.2f}x",
-                      " ".join(f"{x:.2f}" for x in r["ratios_per_repeat"]), f"{off_share:.0%}" if r["like_for_like"] else "-", f"{r['official_peak_rss_mib']:.0f}"]
+                      " ".join(f"{x:.2f}" for x in r["ratios_per_repeat"]),
+                      f"{off_share:.0%}" if r["like_for_like"] else "-", f"{r['official_first_step_s']:.1f} s",
+                      f"{r['official_peak_rss_mib']:.0f} ({r['official_import_rss_mib']:.0f})"]
         else:
-            cells += ["-"] * 5
+            cells += ["-"] * 6
         cells += [f"{r['translate_s']:.4f}", f"{r['translate_gflop'] / r['translate_s'] / peak:.0%}"]
         print("| " + " | ".join(cells) + " |")
 
@@ -264,8 +280,10 @@ def main(argv=None):
                     r = ours[name][-1]
                     print(f"[{repeat}] ours     {name}: {r['s_per_step_median']:.3f} s/step "
                           f"(first {r['first_step_s']:.1f} s, RSS {r['peak_rss_mib']:.0f} MiB)", flush=True)
-                elif args.official:
+                elif args.official and CONFIGS[name][1] is not None:
                     official.setdefault(name, []).append(run_official(args, name))
+                    official[name][-1]["import_rss_mib"] = framework_import_rss_mib(
+                        args.official_python or args.python, "torch")
                     r = official[name][-1]
                     print(f"[{repeat}] official {name}: {r['s_per_iter_median']:.3f} s/step "
                           f"(RSS {r['peak_rss_mib']:.0f} MiB)", flush=True)
