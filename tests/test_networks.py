@@ -62,6 +62,44 @@ def test_reflection_padding_mirrors_like_numpy():
     assert ReflectionPadding2D(2).compute_output_shape((None, 4, 5, 3)) == (None, 8, 9, 3)
 
 
+def gradient(fn, x):
+    """d sum(fn(x) * weights) / dx for fixed random weights, on whichever backend runs the tests."""
+    weights = np.random.default_rng(7).normal(size=keras.ops.shape(fn(x))).astype("float32")
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(fn(x) * weights)
+        return tape.gradient(loss, x).numpy()
+    if backend == "jax":
+        import jax
+        return np.asarray(jax.grad(lambda v: (fn(v) * weights).sum())(x))
+    import torch
+    x = torch.tensor(x, requires_grad=True)
+    (fn(x) * torch.tensor(weights)).sum().backward()
+    return x.grad.numpy()
+
+
+def test_instance_norm_gradient_equals_autodiff_of_group_norm():
+    """The hand-written backward of InstanceNormalization (models/layers.py) is the true gradient."""
+    x = np.random.default_rng(3).normal(1, 3, (2, 6, 7, 4)).astype("float32")
+    reference = keras.layers.GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5)
+    np.testing.assert_allclose(gradient(InstanceNormalization(), x), gradient(reference, x), atol=2e-5)
+    ours = InstanceNormalization(center=True, scale=True)  # the learned gain and offset: autodiff
+    reference = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5)
+    for layer in (ours, reference):
+        layer.build(x.shape)
+        layer.gamma.assign(np.arange(1, 5, dtype="float32"))
+    np.testing.assert_allclose(gradient(ours, x), gradient(reference, x), atol=1e-4)
+
+
+def test_reflection_padding_too_large_is_an_error_naming_the_sizes():
+    with pytest.raises(ValueError, match="padding 4 .* height 4"):
+        ReflectionPadding2D(((4, 0), (0, 0)))(np.zeros((1, 4, 8, 1), "float32"))
+
+
 @pytest.mark.parametrize("builder", [lambda: build_unet_generator((32, 32, 3), 4),
                                      lambda: build_resnet_generator((32, 32, 3), 4, 1),
                                      lambda: build_patchgan_discriminator((32, 32, 3), 4)])
