@@ -63,6 +63,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=1, help="runs per configuration (interleaved with official)")
     p.add_argument("--quick", action="store_true", help="r9_32_64_128 only, 3 steps, 1 warm-up")
     p.add_argument("--jit", action="store_true", help="compile with jit_compile=True (XLA)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="CycleGAN(mixed_precision=True): bfloat16 compute, float32 weights and losses")
     p.add_argument("--official", default=None, help="extracted official repository: time it side by side")
     p.add_argument("--official-python", default=None, help="interpreter with torch for the official code")
     p.add_argument("--json-out", default=None)
@@ -127,9 +129,7 @@ def run_worker(args):
 
     settings, _ = CONFIGS[args.worker]
     t0 = time.perf_counter()
-    gan = CycleGAN(**settings)
-    if args.jit:
-        gan.jit_compile(True)
+    gan = CycleGAN(**settings, jit_compile=True if args.jit else "auto", mixed_precision=args.mixed_precision)
     build_s = time.perf_counter() - t0
     size = settings["input_dim"]
     rng = np.random.default_rng(0)
@@ -166,7 +166,8 @@ def run_worker(args):
         config=args.worker, settings={k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
         backend=keras.backend.backend(), backend_version=backend_version(keras.backend.backend()),
         keras=keras.__version__, numpy=np.__version__, python=platform.python_version(),
-        device=device_name(keras.backend.backend()), jit=args.jit, batch_size=1,
+        device=device_name(keras.backend.backend()), jit=args.jit, mixed_precision=args.mixed_precision,
+        batch_size=1,
         build_s=round(build_s, 3), first_step_s=round(first_step_s, 3),
         first_step_since_start_s=round(first_step_since_start_s, 3),
         step_s=[round(t, 4) for t in times], s_per_step_median=round(median, 4),
@@ -201,6 +202,7 @@ def run_ours(args, name):
     env = {**os.environ, "KERAS_BACKEND": args.backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [args.python, str(Path(__file__).resolve()), "--worker", name, "--iters", str(args.iters),
            "--warmup", str(args.warmup)] + (["--jit"] if args.jit else [])
+    cmd += ["--mixed-precision"] if args.mixed_precision else []
     return _run(cmd, env)
 
 
@@ -243,7 +245,7 @@ def summarise(ours, official):
 
 def print_table(rows, peak, meta):
     print(f"\nbackend {meta['backend']} {meta['backend_version']}, keras {meta['keras']}, device {meta['device']}, "
-          f"jit {meta['jit']}, matmul peak {peak:.0f} GFLOP/s (numpy float32, 2 threads)")
+          f"jit {meta['jit']}, mixed precision {meta['mixed_precision']}, matmul peak {peak:.0f} GFLOP/s (numpy float32, 2 threads)")
     head = ("config", "s/step", "img/s", "GFLOP", "%peak", "1st step", "RSS MiB (import)", "official", "ratio",
             "ratio per repeat", "off. %peak", "off. 1st", "off. RSS (import)", "translate s", "tr. %peak")
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
@@ -290,7 +292,8 @@ def main(argv=None):
     peak = max(peak, matmul_peak_gflops())  # measured before and after: the best is the peak
     rows = summarise(ours, official)
     first = next(iter(ours.values()))[0]
-    meta = {k: first[k] for k in ("backend", "backend_version", "keras", "numpy", "python", "device", "jit")}
+    meta = {k: first.get(k) for k in ("backend", "backend_version", "keras", "numpy", "python", "device", "jit",
+                                       "mixed_precision")}
     meta.update(cpu=platform.processor() or platform.machine(), cpu_count=os.cpu_count(),
                 matmul_peak_gflops=round(peak, 1), command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]))
     print_table(rows, peak, meta)
