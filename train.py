@@ -25,7 +25,9 @@ DEMO = {"dataset": "synthetic_apple2orange", "generator_type": "unet", "img_size
 MODEL_FLAGS = {"generator_type": "generator_type", "gen_filters": "gen_n_filters", "disc_filters": "disc_n_filters",
                "n_resnet_blocks": "n_resnet_blocks", "lambda_validation": "lambda_validation",
                "lambda_reconstr": "lambda_reconstr", "lambda_id": "lambda_id", "learning_rate": "learning_rate",
-               "epochs": "epochs", "decay_epochs": "decay_epochs", "seed": "seed"}
+               "epochs": "epochs", "decay_epochs": "decay_epochs", "seed": "seed",
+               "data_parallel": "data_parallel", "mixed_precision": "mixed_precision", "jit": "jit_compile"}
+JIT = {"auto": "auto", "on": True, "off": False}  # --jit -> CycleGANConfig.jit_compile
 
 
 def parse_args(argv=None):
@@ -51,6 +53,14 @@ def parse_args(argv=None):
     model.add_argument("--epochs", type=int, help="epochs at the constant learning rate (default 100)")
     model.add_argument("--decay-epochs", type=int, help="epochs of linear decay to 0 (default 100)")
     model.add_argument("--seed", type=int, help="seeds weights, data order and image pool (default 0)")
+    speed = p.add_argument_group("speed (README, Speed and backends; GPU / multi-device)")
+    speed.add_argument("--data-parallel", action="store_true", default=None,
+                       help="split each batch across this machine's devices (JAX or TensorFlow backend); "
+                       "--batch-size must be a multiple of the device count")
+    speed.add_argument("--mixed-precision", action="store_true", default=None,
+                       help="compute in bfloat16 with float32 weights and losses (GPUs; CPUs with AVX512_BF16)")
+    speed.add_argument("--jit", choices=("auto", "on", "off"),
+                       help="XLA / torch.compile for the step (default auto: on for JAX and TensorFlow GPUs)")
     run = p.add_argument_group("training run (utils/training.py)")
     run.add_argument("--batch-size", type=int, default=1)
     run.add_argument("--sample-interval", type=int, help="steps between grids, loss plot and page (default 500)")
@@ -74,6 +84,8 @@ def model_config(args):
     """The CycleGANConfig of the flags; unset flags keep the book's defaults."""
     from models import CycleGANConfig
     values = {field: getattr(args, flag) for flag, field in MODEL_FLAGS.items() if getattr(args, flag) is not None}
+    if "jit_compile" in values:
+        values["jit_compile"] = JIT[values["jit_compile"]]
     if args.img_size is not None:
         values["input_dim"] = (args.img_size, args.img_size, 3)
     return CycleGANConfig(**values)

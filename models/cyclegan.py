@@ -213,9 +213,10 @@ class CycleGAN:
         generator = self.g_AB if direction == "AtoB" else self.g_BA
         imgs = np.asarray(imgs, np.float32)
         pad = -len(imgs) % self.n_devices  # data_parallel: a batch splits evenly across the devices
-        if pad:
-            return generator.predict_on_batch(np.concatenate([imgs, imgs[:1].repeat(pad, axis=0)]))[:len(imgs)]
-        return generator.predict_on_batch(imgs)
+        padded = np.concatenate([imgs, imgs[:1].repeat(pad, axis=0)]) if pad else imgs
+        if distribution.is_tf_strategy(self.distribution):
+            return distribution.predict_on_batch_mirrored(self.distribution, generator, padded)[:len(imgs)]
+        return generator.predict_on_batch(padded)[:len(imgs)]
 
     # ----------------------------------------------------------------- saving
     def save_checkpoint(self, directory, keep=3):

@@ -40,9 +40,11 @@ def weights():
     return {f"{net}/{i}": keras.ops.convert_to_numpy(w).copy()
             for net in ("g_AB", "g_BA", "d_A", "d_B") for i, w in enumerate(getattr(gan, net).weights)}
 before = weights()
+translated = gan.translate(rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32"))   # 3: padded to split evenly
 losses = [gan.train_step(rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"),
                          rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"))]
-np.savez(sys.argv[2], **{key: value - before[key] for key, value in weights().items()})  # the updates
+np.savez(sys.argv[2], translated=translated,
+         **{key: value - before[key] for key, value in weights().items()})  # the updates
 print("RESULT " + json.dumps({"devices": gan.n_devices, "visible": device_count(), "losses": losses}))
 """
 
@@ -77,8 +79,73 @@ def test_two_devices_with_global_batch_2_equal_one_device_with_batch_2(tmp_path)
         off = np.abs(have - want) > 1e-5                          # lr is 2e-4: a flip costs up to 4e-4
         relative = np.linalg.norm(have - want) / np.linalg.norm(want)
         assert off.mean() < 0.01 and relative < 0.05, f"{net}: {off.sum()} of {off.size} weights off, {relative=:.3g}"
+    assert single_update["translated"].shape == parallel_update["translated"].shape == (3, 32, 32, 3)
+    np.testing.assert_allclose(parallel_update["translated"], single_update["translated"], atol=1e-5)
     for name, value in single["losses"][0].items():
         assert parallel["losses"][0][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+TRAIN_SCRIPT = r"""
+import json, sys
+import keras
+import numpy as np
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from utils import run_folder as layout
+from utils.run_logs import read_losses
+from utils.synthetic import ensure_dataset
+from utils.training import load_run, train
+
+root = sys.argv[1]
+ensure_dataset("synthetic_apple2orange", data_root=root + "/data", size=32, n_train=5, n_test=2, seed=0)
+config = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, n_resnet_blocks=1, generator_type="resnet",
+              buffer_max_length=3, epochs=1, decay_epochs=1, data_parallel=True)
+common = dict(data_root=root + "/data", sample_interval=2, checkpoint_interval=2, progress=False)
+run = train(config, "synthetic_apple2orange", run_root=root + "/run", batch_size=2, max_steps=3, **common)
+train(None, None, run, resume=True, max_steps=4, **common)   # resumes from its last checkpoint
+losses = read_losses(run / layout.LOSSES_CSV)
+gan = load_run(run)
+print("RESULT " + json.dumps({"steps": losses["step"].astype(int).tolist(), "epochs": losses["epoch"].astype(int).tolist(),
+                              "finite": bool(np.isfinite(losses["g_loss"]).all()), "devices": gan.n_devices,
+                              "grids": [p.name for p in layout.grid_paths(run)], "model_step": gan.step}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="no data-parallel engine in Keras' torch backend")
+def test_training_loop_runs_data_parallel_with_an_uneven_last_batch_and_resumes(tmp_path):
+    """5 images, batch 2 on 2 devices: the epoch's last batch (1 image) is topped up to split evenly;
+    checkpoints of the data-parallel networks load back into a data-parallel CycleGAN."""
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip(),
+           "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(tmp_path)], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    result = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+    assert result["devices"] == 2 and result["finite"]
+    assert result["steps"] == [1, 2, 3, 4] and result["epochs"] == [0, 0, 0, 1]   # 3 batches an epoch: 2 + 2 + 1
+    assert result["model_step"] == 4 and "grid_0000004.png" in result["grids"]
+
+
+def test_a_batch_size_that_does_not_split_across_the_devices_is_refused(monkeypatch, tmp_path):
+    from utils import distribution, training
+    monkeypatch.setattr(distribution, "device_count", lambda: 2)
+    config = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, data_parallel=True)
+    with pytest.raises(ValueError, match=r"batch_size=3: .*multiple of 2 \(e.g. --batch-size 2\)"):
+        training.train(config, "synthetic_apple2orange", data_root=tmp_path, run_root=tmp_path / "run", batch_size=3)
+    assert not (tmp_path / "run").exists()   # refused before any folder is made
+
+
+def test_the_last_batch_is_topped_up_with_its_own_images():
+    from utils.training import _fill_devices
+    imgs = np.arange(3 * 2 * 2 * 1, dtype=np.float32).reshape(3, 2, 2, 1)
+    assert _fill_devices(imgs, 1) is imgs and _fill_devices(imgs[:2], 2).shape == (2, 2, 2, 1)
+    filled = _fill_devices(imgs, 4)
+    assert filled.shape == (4, 2, 2, 1) and np.array_equal(filled[:3], imgs) and np.array_equal(filled[3], imgs[0])
+    assert np.array_equal(_fill_devices(imgs[:1], 3), np.repeat(imgs[:1], 3, axis=0))
 
 
 def test_data_parallel_on_torch_is_a_clear_error():

@@ -10,16 +10,12 @@ from utils import plots, report
 from utils import run_folder as layout
 
 
-class NegatingGenerator:
-    """Stands in for a generator: maps x to -x, so A -> B -> A gives back A exactly."""
-
-    def predict_on_batch(self, x):
-        return -np.asarray(x)
-
-
 class FakeGAN:
-    g_AB = NegatingGenerator()
-    g_BA = NegatingGenerator()
+    """Stands in for a CycleGAN whose generators map x to -x, so A -> B -> A gives back A exactly."""
+
+    def translate(self, imgs, direction="AtoB"):
+        assert direction in ("AtoB", "BtoA")
+        return -np.asarray(imgs)
 
 
 def images(n, value, size=32, channels=3):

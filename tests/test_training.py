@@ -195,3 +195,14 @@ def test_a_trained_model_cannot_start_a_new_run_by_accident(data_root, tmp_path)
         train(gan, DATASET, data_root=data_root, run_root=tmp_path)
     with pytest.raises(ValueError, match="mode"):
         train(TINY, DATASET, mode="continue")
+
+
+def test_train_py_speed_flags_set_the_config():
+    sys.path.insert(0, str(REPO))
+    import train as cli
+    _, args = cli.parse_args(["--dataset", DATASET, "--data-parallel", "--mixed-precision", "--jit", "off"])
+    config = cli.model_config(args)
+    assert config.data_parallel is True and config.mixed_precision is True and config.jit_compile is False
+    default = cli.model_config(cli.parse_args(["--dataset", DATASET])[1])
+    assert default.data_parallel is False and default.mixed_precision is False and default.jit_compile == "auto"
+    assert cli.model_config(cli.parse_args(["--dataset", DATASET, "--jit", "on"])[1]).jit_compile is True

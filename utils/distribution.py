@@ -10,7 +10,8 @@ engine is `tf.distribute.MirroredStrategy`. `CycleGAN(data_parallel=True)` enter
   The step computes exactly the global-batch math, sharded.
 - TensorFlow: `tf.distribute.MirroredStrategy` over the visible GPUs, or over all logical CPU
   devices when there is no GPU; each replica gets its slice of the batch
-  (`CycleGAN.train_step` splits it), gradients are all-reduced (sum of replica means / replicas).
+  (`CycleGAN.train_step` and `translate` split it), gradients are all-reduced (sum of replica
+  means / replicas).
 - PyTorch: not supported here (Keras' torch backend has no distribution engine; torch DDP needs
   one process per device), so the option raises a ValueError naming the two that work.
 
@@ -75,8 +76,6 @@ def train_on_batch_mirrored(strategy, model, x, y):
     model they are computed here, before the update (one extra forward of each generator, only in
     this mode). Returns the logs as numpy / floats.
     """
-    import tensorflow as tf
-
     fakes = {}
     if hasattr(model, "g_AB") and hasattr(model, "g_BA"):  # models.combined.CombinedGeneratorModel
         fakes = {"fake_A": keras.ops.convert_to_numpy(model.g_BA(x["img_B"])),
@@ -84,13 +83,32 @@ def train_on_batch_mirrored(strategy, model, x, y):
     model._maybe_symbolic_build(data_batch=(x, y, None))  # what train_on_batch does first
     model.make_train_function()
     model.reset_metrics()
-    batch_size = len(keras.tree.flatten(x)[0])
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)  # one global batch
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    logs = model.train_function(iter(strategy.experimental_distribute_dataset(dataset.with_options(options))))
+    logs = model.train_function(iter(_one_batch_split(strategy, (x, y))))
     logs = {name: keras.ops.convert_to_numpy(value) for name, value in logs.items()}
     return {**logs, **fakes}
+
+
+def predict_on_batch_mirrored(strategy, model, x):
+    """TensorFlow MirroredStrategy: `predict_on_batch` with the batch split across the replicas.
+
+    Keras' `predict_on_batch` hands every replica the whole batch and concatenates their outputs
+    (n_replicas x the images); here each replica predicts its slice, in order. The batch size must
+    be a multiple of the replica count (`CycleGAN.translate` pads it).
+    """
+    model.make_predict_function()
+    element = next(iter(_one_batch_split(strategy, (x,))))
+    return keras.ops.convert_to_numpy(model.predict_function([element]))
+
+
+def _one_batch_split(strategy, data):
+    """A distributed dataset of one global batch: each replica gets its slice, in order."""
+    import tensorflow as tf
+
+    batch_size = len(keras.tree.flatten(data)[0])
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
 def strategy_scope(strategy):

@@ -37,12 +37,12 @@ def reconstruction_rows(gan, imgs_A, imgs_B):
     [-1, 1], first the n rows A -> B -> A (A, g_AB(A), g_BA(g_AB(A)), g_BA(A)), then the n rows
     B -> A -> B (B, g_BA(B), g_AB(g_BA(B)), g_AB(B)).
     """
-    A2B = gan.g_AB.predict_on_batch(imgs_A)
-    A2B2A = gan.g_BA.predict_on_batch(A2B)
-    A2A = gan.g_BA.predict_on_batch(imgs_A)   # identity: g_BA should leave an A image alone
-    B2A = gan.g_BA.predict_on_batch(imgs_B)
-    B2A2B = gan.g_AB.predict_on_batch(B2A)
-    B2B = gan.g_AB.predict_on_batch(imgs_B)
+    A2B = gan.translate(imgs_A, "AtoB")
+    A2B2A = gan.translate(A2B, "BtoA")
+    A2A = gan.translate(imgs_A, "BtoA")   # identity: g_BA should leave an A image alone
+    B2A = gan.translate(imgs_B, "BtoA")
+    B2A2B = gan.translate(B2A, "AtoB")
+    B2B = gan.translate(imgs_B, "AtoB")
     rows_A = np.stack([imgs_A, A2B, A2B2A, A2A], axis=1)   # (n, 4, h, w, c)
     rows_B = np.stack([imgs_B, B2A, B2A2B, B2B], axis=1)
     labels = ["A → B → A"] * len(imgs_A) + ["B → A → B"] * len(imgs_B)

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from models import CycleGAN, CycleGANConfig
-from utils import plots, report, run_folder as layout
+from utils import distribution, plots, report, run_folder as layout
 from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)
 from utils.run_logs import LossLog, TensorBoardLog
 
@@ -77,6 +77,10 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
                     "max_steps": max_steps, "n_grid_images": int(n_grid_images or DEFAULTS["n_grid_images"])}
         if settings["batch_size"] < 1 or settings["sample_interval"] < 1 or settings["checkpoint_interval"] < 1:
             raise ValueError(f"batch_size, sample_interval and checkpoint_interval must be >= 1, got {settings}")
+    n_devices = distribution.device_count() if config.data_parallel else 1
+    if settings["batch_size"] % n_devices:
+        raise ValueError(f"batch_size={settings['batch_size']}: data_parallel splits each batch across {n_devices} "
+                         f"devices, so the batch size must be a multiple of {n_devices} (e.g. --batch-size {n_devices})")
     loader = open_dataset(dataset, data_root, config.input_dim)   # before any folder: a missing dataset stops here
 
     if resume:
@@ -220,6 +224,13 @@ def _match_channels(imgs, channels):
     return imgs.mean(axis=-1, keepdims=True) if channels == 1 and imgs.shape[-1] == 3 else imgs
 
 
+def _fill_devices(imgs, n_devices):
+    """data_parallel: an epoch's smaller last batch, topped up with its own first images so that it
+    splits evenly across the devices (the rest of the batches already do: batch_size is a multiple)."""
+    missing = -len(imgs) % n_devices
+    return np.concatenate([imgs, np.resize(imgs, (missing,) + imgs.shape[1:])]) if missing else imgs
+
+
 class _StopRequest:
     """While active, Ctrl-C (SIGINT) only sets a flag: the loop finishes its step, saves and stops.
     A second Ctrl-C interrupts at once. Only the main thread can hold signal handlers."""
@@ -307,7 +318,8 @@ class _TrainingLoop:
         gan = self.gan
         lr = gan.set_learning_rate(epoch + batch_index / self.steps_per_epoch)
         channels = gan.config.input_dim[-1]
-        losses = gan.train_step(_match_channels(imgs_A, channels), _match_channels(imgs_B, channels))
+        imgs_A, imgs_B = (_fill_devices(_match_channels(imgs, channels), gan.n_devices) for imgs in (imgs_A, imgs_B))
+        losses = gan.train_step(imgs_A, imgs_B)
         # The model's position is the next batch to train: what a checkpoint resumes from.
         gan.epoch, gan.batch = (epoch + 1, 0) if batch_index + 1 == self.steps_per_epoch else (epoch, batch_index + 1)
         now = time.time()
