@@ -55,8 +55,8 @@ def parse_args(argv=None):
     model.add_argument("--seed", type=int, help="seeds weights, data order and image pool (default 0)")
     speed = p.add_argument_group("speed (README, Speed and backends; GPU / multi-device)")
     speed.add_argument("--data-parallel", action="store_true", default=None,
-                       help="split each batch across this machine's devices (JAX or TensorFlow backend); "
-                       "--batch-size must be a multiple of the device count")
+                       help="split each batch across this machine's devices, or with TF_CONFIG a cluster's "
+                       "(JAX or TensorFlow backend); --batch-size must be a multiple of the device count")
     speed.add_argument("--mixed-precision", action="store_true", default=None,
                        help="compute in bfloat16 with float32 weights and losses (GPUs; CPUs with AVX512_BF16)")
     speed.add_argument("--jit", choices=("auto", "on", "off"),

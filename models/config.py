@@ -39,9 +39,9 @@ class CycleGANConfig:
         (on PyTorch, True means torch.compile).
     mixed_precision: compute in bfloat16 with float32 weights, outputs and losses ('mixed_bfloat16'
         policy; meant for GPUs; bfloat16 needs no loss scaling).
-    data_parallel: split each batch across this machine's devices with the backend's own engine
-        (JAX DataParallel, TensorFlow MirroredStrategy; utils/distribution.py). The batch size must
-        be a multiple of the device count.
+    data_parallel: split each batch across the devices with the backend's own engine
+        (JAX DataParallel, TensorFlow MirroredStrategy or, with TF_CONFIG, MultiWorkerMirroredStrategy;
+        utils/distribution.py). The batch size must be a multiple of the device count.
     """
 
     input_dim: tuple = (128, 128, 3)

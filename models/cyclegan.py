@@ -62,7 +62,7 @@ class CycleGAN:
                 self._build_and_compile()
         finally:
             keras.config.set_dtype_policy(previous_policy)
-        self.n_devices = distribution.device_count() if cfg.data_parallel else 1
+        self.n_devices = distribution.replica_count(self.distribution) if cfg.data_parallel else 1
 
         self.pool_A = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 0])  # fakes of domain A
         self.pool_B = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 1])

@@ -10,6 +10,7 @@ gradient near eps into a visible one, so the check is on the whole update, relat
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ SCRIPT = r"""
 import json, os, sys
 import keras
 import numpy as np
-if keras.backend.backend() == "tensorflow":  # two logical CPU devices, before TensorFlow starts
+if keras.backend.backend() == "tensorflow" and "TF_CONFIG" not in os.environ:  # two logical CPU devices
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -49,28 +50,59 @@ print("RESULT " + json.dumps({"devices": gan.n_devices, "visible": device_count(
 """
 
 
-def run_both(tmp_path):
+def run_both(tmp_path, modes=("single", "parallel")):
     """Run the single-device and the data-parallel process side by side (tracing is mostly one core)."""
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3",
            "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip(),
            "PYTHONPATH": str(ROOT)}
     procs = {mode: subprocess.Popen([sys.executable, "-c", SCRIPT, mode, str(tmp_path / f"{mode}.npz")], env=env,
                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for mode in ("single", "parallel")}
+             for mode in modes}
     results = {}
     for mode, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr[-4000:]
         line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
         results[mode] = (json.loads(line[len("RESULT "):]), np.load(tmp_path / f"{mode}.npz"))
-    return results["single"], results["parallel"]
+    return results["single"], results.get("parallel")
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(keras.backend.backend() == "torch", reason="no data-parallel engine in Keras' torch backend")
-def test_two_devices_with_global_batch_2_equal_one_device_with_batch_2(tmp_path):
-    (single, single_update), (parallel, parallel_update) = run_both(tmp_path)
-    assert single["devices"] == 1 and parallel["devices"] == 2 == parallel["visible"]
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run_two_workers(tmp_path):
+    """Two TensorFlow worker processes on this machine (a cluster of two 'machines' on 127.0.0.1),
+    one CPU device each, same script, same global batch; returns worker 0's and worker 1's results."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen([sys.executable, "-c", SCRIPT, "parallel", str(tmp_path / f"worker{index}.npz")],
+                                      env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    for index, proc in enumerate(procs):
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        assert proc.returncode == 0, stderr[-4000:]
+        line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
+        results.append((json.loads(line[len("RESULT "):]), np.load(tmp_path / f"worker{index}.npz")))
+    return results
+
+
+def assert_same_step(single, single_update, parallel, parallel_update):
+    """The data-parallel step moved every network as the one-device step did, with the same losses."""
     for net in NETWORKS:
         keys = [key for key in single_update.files if key.startswith(net + "/")]
         want = np.concatenate([single_update[key].ravel() for key in keys])
@@ -83,6 +115,25 @@ def test_two_devices_with_global_batch_2_equal_one_device_with_batch_2(tmp_path)
     np.testing.assert_allclose(parallel_update["translated"], single_update["translated"], atol=1e-5)
     for name, value in single["losses"][0].items():
         assert parallel["losses"][0][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="no data-parallel engine in Keras' torch backend")
+def test_two_devices_with_global_batch_2_equal_one_device_with_batch_2(tmp_path):
+    (single, single_update), (parallel, parallel_update) = run_both(tmp_path)
+    assert single["devices"] == 1 and parallel["devices"] == 2 == parallel["visible"]
+    assert_same_step(single, single_update, parallel, parallel_update)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF_CONFIG multi-worker is TensorFlow's")
+def test_two_workers_with_global_batch_2_equal_one_device_with_batch_2(tmp_path):
+    """TensorFlow's multi-worker engine (MultiWorkerMirroredStrategy from TF_CONFIG), two processes
+    talking over 127.0.0.1: what several machines do, each with one device."""
+    (single, single_update), _ = run_both(tmp_path, modes=("single",))
+    for worker, update in run_two_workers(tmp_path):
+        assert worker["devices"] == 2 == worker["visible"]
+        assert_same_step(single, single_update, worker, update)
 
 
 TRAIN_SCRIPT = r"""
@@ -107,9 +158,13 @@ run = train(config, "synthetic_apple2orange", run_root=root + "/run", batch_size
 train(None, None, run, resume=True, max_steps=4, **common)   # resumes from its last checkpoint
 losses = read_losses(run / layout.LOSSES_CSV)
 gan = load_run(run)
-print("RESULT " + json.dumps({"steps": losses["step"].astype(int).tolist(), "epochs": losses["epoch"].astype(int).tolist(),
+loaded_step = gan.step
+gan.set_loss_weights(lambda_id=0)   # a recompile: the data-parallel step is remade with it
+x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+after_recompile = gan.train_step(x, x[::-1])
+print("RESULT " + json.dumps({"after_recompile": after_recompile,"steps": losses["step"].astype(int).tolist(), "epochs": losses["epoch"].astype(int).tolist(),
                               "finite": bool(np.isfinite(losses["g_loss"]).all()), "devices": gan.n_devices,
-                              "grids": [p.name for p in layout.grid_paths(run)], "model_step": gan.step}))
+                              "grids": [p.name for p in layout.grid_paths(run)], "model_step": loaded_step}))
 """
 
 
@@ -128,6 +183,8 @@ def test_training_loop_runs_data_parallel_with_an_uneven_last_batch_and_resumes(
     assert result["devices"] == 2 and result["finite"]
     assert result["steps"] == [1, 2, 3, 4] and result["epochs"] == [0, 0, 0, 1]   # 3 batches an epoch: 2 + 2 + 1
     assert result["model_step"] == 4 and "grid_0000004.png" in result["grids"]
+    after = result["after_recompile"]
+    assert after["id_A"] == after["id_B"] == 0 and np.isfinite(after["g_loss"]) and after["reconstr_A"] > 0
 
 
 def test_a_batch_size_that_does_not_split_across_the_devices_is_refused(monkeypatch, tmp_path):
@@ -154,3 +211,15 @@ def test_data_parallel_on_torch_is_a_clear_error():
     from models import CycleGAN
     with pytest.raises(ValueError, match="jax or tensorflow"):
         CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, data_parallel=True)
+
+
+def test_tf_config_gives_the_number_of_workers_or_a_clear_error(monkeypatch):
+    from utils.distribution import tf_workers
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert tf_workers() == 1
+    cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert tf_workers() == 3
+    monkeypatch.setenv("TF_CONFIG", "worker=b:1")
+    with pytest.raises(ValueError, match=r"TF_CONFIG is not a TensorFlow cluster description .*\"cluster\""):
+        tf_workers()

@@ -1,26 +1,30 @@
-"""Data-parallel training across the devices of one machine, with the backend's own engine.
+"""Data-parallel training across devices, with the backend's own engine.
 
 This is the one module that calls a backend directly, and only because the engines are
 backend-specific: Keras 3 offers `keras.distribution.DataParallel` on JAX only, and TensorFlow's
-engine is `tf.distribute.MirroredStrategy`. `CycleGAN(data_parallel=True)` enters
+engines are `tf.distribute` strategies. `CycleGAN(data_parallel=True)` enters
 `data_parallel_scope()` while it builds and compiles its networks:
 
 - JAX: `keras.distribution.DataParallel` over all devices (`keras.distribution.list_devices()`):
   weights replicated, each batch split along its first axis; XLA inserts the gradient all-reduce.
   The step computes exactly the global-batch math, sharded.
 - TensorFlow: `tf.distribute.MirroredStrategy` over the visible GPUs, or over all logical CPU
-  devices when there is no GPU; each replica gets its slice of the batch
-  (`CycleGAN.train_step` and `translate` split it), gradients are all-reduced (sum of replica
-  means / replicas).
+  devices when there is no GPU; `MultiWorkerMirroredStrategy` when TF_CONFIG describes a cluster
+  of several machines (each runs the same script on the same global batch and keeps its slice).
+  Each replica gets its slice of the batch (`CycleGAN.train_step` and `translate` call
+  `train_on_batch_mirrored` / `predict_on_batch_mirrored` here), gradients are all-reduced.
 - PyTorch: not supported here (Keras' torch backend has no distribution engine; torch DDP needs
   one process per device), so the option raises a ValueError naming the two that work.
 
-Several machines: JAX, `keras.distribution.initialize()` in every process before building (one
-process per host, same script), then the same DataParallel; TensorFlow, MultiWorkerMirroredStrategy
-with TF_CONFIG. Neither was tested here (see README, "GPU / multi-device").
+Several machines on JAX: `keras.distribution.initialize()` in every process before building (one
+process per host, same script), then the same DataParallel; not tested here (README, "GPU /
+multi-device").
 """
 
 import contextlib
+import json
+import os
+import weakref
 
 import keras
 
@@ -31,15 +35,38 @@ def device_count():
     if backend == "jax":
         return len(keras.distribution.list_devices())
     if backend == "tensorflow":
-        return len(_tf_devices())
+        return tf_workers() * len(_tf_devices())
     return 1
+
+
+def tf_workers():
+    """Machines (tasks) in the TF_CONFIG cluster that TensorFlow's multi-worker training reads; 1 without one."""
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        return 1
+    try:
+        cluster = json.loads(raw)["cluster"]
+        return sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"TF_CONFIG is not a TensorFlow cluster description ({error}): expected JSON like "
+                         '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
+                         '"index": 0}}') from None
 
 
 def _tf_devices():
     import tensorflow as tf  # backend-specific on purpose, see the module docstring
 
     gpus = tf.config.list_logical_devices("GPU")
-    return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    names = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    # once a multi-worker strategy runs, the other workers' devices are listed too: keep this task's
+    task = json.loads(os.environ["TF_CONFIG"]).get("task", {}) if tf_workers() > 1 else {}
+    mine = f"/job:{task.get('type', 'worker')}/replica:0/task:{task.get('index', 0)}/"
+    return [name for name in names if "/job:" not in name or mine in name]
+
+
+def replica_count(strategy):
+    """Replicas a data-parallel CycleGAN splits each batch into (all workers' devices together)."""
+    return strategy.num_replicas_in_sync if is_tf_strategy(strategy) else device_count()
 
 
 @contextlib.contextmanager
@@ -57,9 +84,7 @@ def data_parallel_scope(enabled=True):
         keras.distribution.set_distribution(distribution)
         yield distribution
     elif backend == "tensorflow":
-        import tensorflow as tf
-
-        strategy = tf.distribute.MirroredStrategy(devices=_tf_devices())
+        strategy = tf_strategy()
         with strategy.scope():
             yield strategy
     else:
@@ -67,48 +92,103 @@ def data_parallel_scope(enabled=True):
                          f"not {backend!r}: Keras has no distribution engine for {backend}.")
 
 
-def train_on_batch_mirrored(strategy, model, x, y):
-    """TensorFlow MirroredStrategy: one `train_on_batch` with the batch split across the replicas.
+_STRATEGY = []  # this process's TensorFlow strategy, made once
 
-    Keras' `train_on_batch` hands every replica the whole batch (right result, no speed-up), so the
-    batch goes in as a distributed dataset of one element, which gives each replica its slice.
-    The replicas' logs are averaged, so the combined model's fakes cannot ride in them: for that
-    model they are computed here, before the update (one extra forward of each generator, only in
-    this mode). Returns the logs as numpy / floats.
+
+def tf_strategy():
+    """This process's TensorFlow strategy, shared by every data-parallel CycleGAN in it.
+
+    One per process: two strategies over the same devices hand out the same collective keys, and
+    their steps then clash (a resumed run builds a second CycleGAN in the same process);
+    MultiWorkerMirroredStrategy must be made once anyway.
     """
-    fakes = {}
-    if hasattr(model, "g_AB") and hasattr(model, "g_BA"):  # models.combined.CombinedGeneratorModel
-        fakes = {"fake_A": keras.ops.convert_to_numpy(model.g_BA(x["img_B"])),
-                 "fake_B": keras.ops.convert_to_numpy(model.g_AB(x["img_A"]))}
+    import tensorflow as tf
+
+    if not _STRATEGY:
+        if tf_workers() > 1:  # several machines: every one runs the same script with its own TF_CONFIG
+            _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+        else:
+            _STRATEGY.append(tf.distribute.MirroredStrategy(devices=_tf_devices()))
+    return _STRATEGY[0]
+
+
+def train_on_batch_mirrored(strategy, model, x, y):
+    """TensorFlow data parallel: one `train_on_batch` with the batch split across the replicas.
+
+    Keras' `train_on_batch` hands every replica the whole batch (right result, no speed-up), and its
+    multi-worker log reduction fails on scalar logs (tensorflow/tensorflow#72388), so the step runs
+    in this module's own function: `model.train_step` on every replica, each on its slice; scalar
+    logs averaged over the replicas, the combined model's fakes gathered in batch order.
+    Returns the logs as numpy arrays.
+    """
     model._maybe_symbolic_build(data_batch=(x, y, None))  # what train_on_batch does first
-    model.make_train_function()
     model.reset_metrics()
-    logs = model.train_function(iter(_one_batch_split(strategy, (x, y))))
-    logs = {name: keras.ops.convert_to_numpy(value) for name, value in logs.items()}
-    return {**logs, **fakes}
+    step = _replica_function(strategy, model, "train")
+    logs = step(next(iter(_one_batch_split(strategy, (x, y)))))
+    return {name: keras.ops.convert_to_numpy(value) for name, value in logs.items()}
 
 
 def predict_on_batch_mirrored(strategy, model, x):
-    """TensorFlow MirroredStrategy: `predict_on_batch` with the batch split across the replicas.
+    """TensorFlow data parallel: `predict_on_batch` with the batch split across the replicas.
 
     Keras' `predict_on_batch` hands every replica the whole batch and concatenates their outputs
-    (n_replicas x the images); here each replica predicts its slice, in order. The batch size must
-    be a multiple of the replica count (`CycleGAN.translate` pads it).
+    (n_replicas x the images); here each replica predicts its slice and the slices are gathered in
+    order. The batch size must be a multiple of the replica count (`CycleGAN.translate` pads it).
     """
-    model.make_predict_function()
-    element = next(iter(_one_batch_split(strategy, (x,))))
-    return keras.ops.convert_to_numpy(model.predict_function([element]))
+    predict = _replica_function(strategy, model, "predict")
+    return keras.ops.convert_to_numpy(predict(next(iter(_one_batch_split(strategy, (x,))))))
+
+
+_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"train"/"predict": (Keras' function it goes with, ours)}
+GATHERED_LOGS = ("fake_A", "fake_B")     # per-image logs (models/combined.py): concatenated, not averaged
+
+
+def _replica_function(strategy, model, kind):
+    """A tf.function running `model.<kind>_step` on every replica and reducing across them.
+
+    Made once per compile: Keras drops its own train/predict function when a model is recompiled
+    (new loss weights), and this one is remade with it.
+    """
+    import tensorflow as tf
+
+    (model.make_train_function if kind == "train" else model.make_predict_function)()
+    keras_function = model.train_function if kind == "train" else model.predict_function
+    cached = _FUNCTIONS.setdefault(model, {}).get(kind)
+    if cached is not None and cached[0] is keras_function:
+        return cached[1]
+
+    def train(data):
+        logs = strategy.run(model.train_step, args=(data,))
+        return {name: strategy.gather(value, axis=0) if name in GATHERED_LOGS
+                else strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
+
+    def predict(data):
+        return strategy.gather(strategy.run(model.predict_step, args=(data,)), axis=0)
+
+    function = tf.function(train if kind == "train" else predict, reduce_retracing=True,
+                           jit_compile=bool(model.jit_compile))
+    _FUNCTIONS[model][kind] = (keras_function, function)
+    return function
 
 
 def _one_batch_split(strategy, data):
-    """A distributed dataset of one global batch: each replica gets its slice, in order."""
+    """A distributed dataset of one global batch: each replica gets its slice, in order.
+
+    Every worker holds the same global batch; worker i's input pipeline keeps its own consecutive
+    slice and hands it out to its local replicas (one worker: the plain split across its devices).
+    """
     import tensorflow as tf
 
     batch_size = len(keras.tree.flatten(data)[0])
-    dataset = tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    def worker_slice(context):
+        per_replica = context.get_per_replica_batch_size(batch_size)
+        per_worker = batch_size // context.num_input_pipelines
+        start = context.input_pipeline_id * per_worker
+        mine = keras.tree.map_structure(lambda a: a[start:start + per_worker], data)
+        return tf.data.Dataset.from_tensor_slices(mine).batch(per_replica)
+
+    return strategy.distribute_datasets_from_function(worker_slice)
 
 
 def strategy_scope(strategy):
