@@ -13,7 +13,7 @@ Both map an image in [-1, 1] of shape (batch, h, w, channels) to an image of the
 import keras
 from keras import layers
 
-from models.layers import InstanceNormalization, ReflectionPadding2D, conv_init
+from models.layers import InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D, conv_init
 
 
 def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_generator", first_layer_norm=False):
@@ -82,7 +82,7 @@ def _upsample(x, filters):
     A 'valid' transposed conv gives 2h + 1 rows; PyTorch's padding=1 drops the first row and column.
     """
     x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", kernel_initializer=conv_init())(x)
-    x = layers.Cropping2D(((1, 0), (1, 0)))(x)
+    x = TopLeftCropping2D(1, 1)(x)
     x = InstanceNormalization()(x)
     return layers.Activation("relu")(x)
 

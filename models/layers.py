@@ -8,8 +8,11 @@
   (tests/test_layers.py checks this) without the reshape to groups.
 - `ReflectionPadding2D`: mirror padding used by the paper's ResNet generator to reduce border
   artifacts (paper, appendix 7.2: "Reflection padding was used to reduce artifacts").
+- `TopLeftCropping2D`: drops the first rows and columns, which turns a 'valid' stride-2 transposed
+  conv into PyTorch's `ConvTranspose2d(k=3, s=2, padding=1, output_padding=1)` (the ResNet
+  generator's upsampling), with a zero pad as its gradient.
 
-Both are registered, so a model that uses them saves with `model.save("g.keras")` and loads
+All are registered, so a model that uses them saves with `model.save("g.keras")` and loads
 with `keras.models.load_model("g.keras")` and no `custom_objects`.
 """
 
@@ -119,3 +122,46 @@ class ReflectionPadding2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
+
+
+def _crop_top_left(x, rows, cols):
+    """x[:, rows:, cols:, :], with the gradient written out as a zero pad of the upstream gradient.
+
+    Autodiff of a slice on TensorFlow is a StridedSliceGrad, which fills a zero tensor and scatters
+    into it: 1.3 ms for each of the 24 crops in a ResNet-9 32/64 step at 128 px. A pad is a plain copy
+    that the next convolution can fuse with.
+    """
+    @ops.custom_gradient
+    def crop(x):
+        def grad(*args, upstream=None):  # grad(upstream) on TensorFlow and JAX, grad(x, upstream=) on PyTorch
+            dy = args[0] if upstream is None else upstream
+            return ops.pad(dy, ((0, 0), (rows, 0), (cols, 0), (0, 0)))
+
+        return x[:, rows:, cols:, :], grad
+
+    return crop(x)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan")
+class TopLeftCropping2D(keras.layers.Layer):
+    """Drop the first `rows` rows and `cols` columns: (batch, h, w, c) -> (batch, h - rows, w - cols, c).
+
+    The same as `keras.layers.Cropping2D(((rows, 0), (cols, 0)))`, with a cheaper gradient.
+    """
+
+    def __init__(self, rows=1, cols=1, **kwargs):
+        super().__init__(**kwargs)
+        self.rows, self.cols = int(rows), int(cols)
+        if self.rows < 0 or self.cols < 0:
+            raise ValueError(f"TopLeftCropping2D: rows and cols must be >= 0, got rows={rows}, cols={cols}")
+
+    def call(self, x):
+        return _crop_top_left(x, self.rows, self.cols)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, None if height is None else height - self.rows, None if width is None else width - self.cols,
+                channels)
+
+    def get_config(self):
+        return {**super().get_config(), "rows": self.rows, "cols": self.cols}

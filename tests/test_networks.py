@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import (InstanceNormalization, ReflectionPadding2D, build_patchgan_discriminator,
+from models import (InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D, build_patchgan_discriminator,
                     build_resnet_generator, build_unet_generator)
 from models.discriminator import patch_size
 
@@ -93,6 +93,18 @@ def test_instance_norm_gradient_equals_autodiff_of_group_norm():
         layer.build(x.shape)
         layer.gamma.assign(np.arange(1, 5, dtype="float32"))
     np.testing.assert_allclose(gradient(ours, x), gradient(reference, x), atol=1e-4)
+
+
+def test_top_left_crop_equals_keras_cropping_forward_and_backward():
+    """The ResNet generator's crop (models/layers.py) with its written-out gradient is Cropping2D's."""
+    x = np.random.default_rng(4).normal(size=(2, 7, 6, 3)).astype("float32")
+    ours, reference = TopLeftCropping2D(1, 2), keras.layers.Cropping2D(((1, 0), (2, 0)))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours(x)), keras.ops.convert_to_numpy(reference(x)))
+    np.testing.assert_array_equal(gradient(ours, x), gradient(reference, x))
+    assert ours.compute_output_shape((None, 7, 6, 3)) == (None, 6, 4, 3)
+    assert TopLeftCropping2D.from_config(ours.get_config()).cols == 2
+    with pytest.raises(ValueError, match="rows and cols must be >= 0"):
+        TopLeftCropping2D(-1, 0)
 
 
 def test_reflection_padding_too_large_is_an_error_naming_the_sizes():
