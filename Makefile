@@ -25,6 +25,7 @@ test: venv
 # The core tests under the two other Keras backends (TensorFlow is `make test`).
 BACKENDS_VENV := .venv-backends
 CORE_TESTS := tests/test_networks.py tests/test_cyclegan.py tests/test_training_parts.py tests/test_checkpoint.py \
+	tests/test_training.py \
 	$(wildcard tests/test_backends*.py tests/test_distributed.py)
 
 $(BACKENDS_VENV)/.installed: requirements-backends.txt
