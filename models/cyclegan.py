@@ -212,8 +212,7 @@ class CycleGAN:
             raise ValueError(f"direction={direction!r}: must be 'AtoB' or 'BtoA'")
         generator = self.g_AB if direction == "AtoB" else self.g_BA
         imgs = np.asarray(imgs, np.float32)
-        pad = -len(imgs) % self.n_devices  # data_parallel: a batch splits evenly across the devices
-        padded = np.concatenate([imgs, imgs[:1].repeat(pad, axis=0)]) if pad else imgs
+        padded = distribution.fill_to_multiple(imgs, self.n_devices)  # data_parallel: split evenly
         if distribution.is_tf_strategy(self.distribution):
             return distribution.predict_on_batch_mirrored(self.distribution, generator, padded)[:len(imgs)]
         return generator.predict_on_batch(padded)[:len(imgs)]

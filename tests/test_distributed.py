@@ -50,21 +50,39 @@ print("RESULT " + json.dumps({"devices": gan.n_devices, "visible": device_count(
 """
 
 
-def run_both(tmp_path, modes=("single", "parallel")):
-    """Run the single-device and the data-parallel process side by side (tracing is mostly one core)."""
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip(),
-           "PYTHONPATH": str(ROOT)}
-    procs = {mode: subprocess.Popen([sys.executable, "-c", SCRIPT, mode, str(tmp_path / f"{mode}.npz")], env=env,
-                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for mode in modes}
+def two_device_env(**extra):
+    """The environment of a test process: this backend, two host devices for JAX, the project importable."""
+    return {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3",
+            "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip(),
+            "PYTHONPATH": str(ROOT), **extra}
+
+
+def run_scripts(jobs, timeout=600):
+    """Run each job {name: (script, args, env)} in its own process, side by side (tracing is mostly
+    one core); returns the dict each printed on its RESULT line, by name."""
+    procs = {name: subprocess.Popen([sys.executable, "-c", script, *args], env=env, cwd=ROOT,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, (script, args, env) in jobs.items()}
     results = {}
-    for mode, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=600)
-        assert proc.returncode == 0, stderr[-4000:]
-        line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
-        results[mode] = (json.loads(line[len("RESULT "):]), np.load(tmp_path / f"{mode}.npz"))
-    return results["single"], results.get("parallel")
+    try:
+        for name, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=timeout)
+            assert proc.returncode == 0, stderr[-4000:]
+            line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
+            results[name] = json.loads(line[len("RESULT "):])
+    finally:
+        for proc in procs.values():  # a failed or timed-out job stops the others (a worker would wait forever)
+            if proc.poll() is None:
+                proc.kill()
+    return results
+
+
+def run_both(tmp_path, modes=("single", "parallel")):
+    """The single-device and the data-parallel step: (result, updates) for each mode."""
+    env = two_device_env()
+    results = run_scripts({mode: (SCRIPT, [mode, str(tmp_path / f"{mode}.npz")], env) for mode in modes})
+    both = {mode: (result, np.load(tmp_path / f"{mode}.npz")) for mode, result in results.items()}
+    return both["single"], both.get("parallel")
 
 
 def free_ports(n):
@@ -81,24 +99,12 @@ def run_two_workers(tmp_path):
     """Two TensorFlow worker processes on this machine (a cluster of two 'machines' on 127.0.0.1),
     one CPU device each, same script, same global batch; returns worker 0's and worker 1's results."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    procs = []
-    for index in range(2):
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT),
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        procs.append(subprocess.Popen([sys.executable, "-c", SCRIPT, "parallel", str(tmp_path / f"worker{index}.npz")],
-                                      env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = []
-    for index, proc in enumerate(procs):
-        try:
-            stdout, stderr = proc.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            for p in procs:
-                p.kill()
-            raise
-        assert proc.returncode == 0, stderr[-4000:]
-        line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
-        results.append((json.loads(line[len("RESULT "):]), np.load(tmp_path / f"worker{index}.npz")))
-    return results
+    jobs = {index: (SCRIPT, ["parallel", str(tmp_path / f"worker{index}.npz")],
+                    two_device_env(KERAS_BACKEND="tensorflow", TF_CONFIG=json.dumps(
+                        {"cluster": cluster, "task": {"type": "worker", "index": index}})))
+            for index in range(2)}
+    results = run_scripts(jobs, timeout=300)
+    return [(results[index], np.load(tmp_path / f"worker{index}.npz")) for index in range(2)]
 
 
 def assert_same_step(single, single_update, parallel, parallel_update):
@@ -162,8 +168,8 @@ loaded_step = gan.step
 gan.set_loss_weights(lambda_id=0)   # a recompile: the data-parallel step is remade with it
 x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
 after_recompile = gan.train_step(x, x[::-1])
-print("RESULT " + json.dumps({"after_recompile": after_recompile,"steps": losses["step"].astype(int).tolist(), "epochs": losses["epoch"].astype(int).tolist(),
-                              "finite": bool(np.isfinite(losses["g_loss"]).all()), "devices": gan.n_devices,
+print("RESULT " + json.dumps({"after_recompile": after_recompile, "steps": losses["step"].astype(int).tolist(),
+                              "epochs": losses["epoch"].astype(int).tolist(), "finite": bool(np.isfinite(losses["g_loss"]).all()), "devices": gan.n_devices,
                               "grids": [p.name for p in layout.grid_paths(run)], "model_step": loaded_step}))
 """
 
@@ -173,13 +179,7 @@ print("RESULT " + json.dumps({"after_recompile": after_recompile,"steps": losses
 def test_training_loop_runs_data_parallel_with_an_uneven_last_batch_and_resumes(tmp_path):
     """5 images, batch 2 on 2 devices: the epoch's last batch (1 image) is topped up to split evenly;
     checkpoints of the data-parallel networks load back into a data-parallel CycleGAN."""
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip(),
-           "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(tmp_path)], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-4000:]
-    result = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+    result = run_scripts({"train": (TRAIN_SCRIPT, [str(tmp_path)], two_device_env())})["train"]
     assert result["devices"] == 2 and result["finite"]
     assert result["steps"] == [1, 2, 3, 4] and result["epochs"] == [0, 0, 0, 1]   # 3 batches an epoch: 2 + 2 + 1
     assert result["model_step"] == 4 and "grid_0000004.png" in result["grids"]
@@ -197,7 +197,7 @@ def test_a_batch_size_that_does_not_split_across_the_devices_is_refused(monkeypa
 
 
 def test_the_last_batch_is_topped_up_with_its_own_images():
-    from utils.training import _fill_devices
+    from utils.distribution import fill_to_multiple as _fill_devices
     imgs = np.arange(3 * 2 * 2 * 1, dtype=np.float32).reshape(3, 2, 2, 1)
     assert _fill_devices(imgs, 1) is imgs and _fill_devices(imgs[:2], 2).shape == (2, 2, 2, 1)
     filled = _fill_devices(imgs, 4)

@@ -27,6 +27,7 @@ import os
 import weakref
 
 import keras
+import numpy as np
 
 
 def device_count():
@@ -39,18 +40,24 @@ def device_count():
     return 1
 
 
-def tf_workers():
-    """Machines (tasks) in the TF_CONFIG cluster that TensorFlow's multi-worker training reads; 1 without one."""
+def _tf_config():
+    """TF_CONFIG as (number of machines in its cluster, this task), or (1, {}) without one."""
     raw = os.environ.get("TF_CONFIG", "").strip()
     if not raw:
-        return 1
+        return 1, {}
     try:
-        cluster = json.loads(raw)["cluster"]
-        return sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
-    except (ValueError, KeyError, TypeError) as error:
+        config = json.loads(raw)
+        workers = sum(len(config["cluster"].get(job, [])) for job in ("chief", "worker"))
+        return workers, config.get("task", {})
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"TF_CONFIG is not a TensorFlow cluster description ({error}): expected JSON like "
                          '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
                          '"index": 0}}') from None
+
+
+def tf_workers():
+    """Machines (tasks) in the TF_CONFIG cluster that TensorFlow's multi-worker training reads; 1 without one."""
+    return _tf_config()[0]
 
 
 def _tf_devices():
@@ -59,9 +66,17 @@ def _tf_devices():
     gpus = tf.config.list_logical_devices("GPU")
     names = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
     # once a multi-worker strategy runs, the other workers' devices are listed too: keep this task's
-    task = json.loads(os.environ["TF_CONFIG"]).get("task", {}) if tf_workers() > 1 else {}
+    workers, task = _tf_config()
+    task = task if workers > 1 else {}
     mine = f"/job:{task.get('type', 'worker')}/replica:0/task:{task.get('index', 0)}/"
     return [name for name in names if "/job:" not in name or mine in name]
+
+
+def fill_to_multiple(imgs, n_devices):
+    """A batch topped up with its own first images to a multiple of n_devices, so that it splits
+    evenly across the devices (unchanged when it already does)."""
+    missing = -len(imgs) % n_devices
+    return np.concatenate([imgs, np.resize(imgs, (missing,) + imgs.shape[1:])]) if missing else imgs
 
 
 def replica_count(strategy):

@@ -224,13 +224,6 @@ def _match_channels(imgs, channels):
     return imgs.mean(axis=-1, keepdims=True) if channels == 1 and imgs.shape[-1] == 3 else imgs
 
 
-def _fill_devices(imgs, n_devices):
-    """data_parallel: an epoch's smaller last batch, topped up with its own first images so that it
-    splits evenly across the devices (the rest of the batches already do: batch_size is a multiple)."""
-    missing = -len(imgs) % n_devices
-    return np.concatenate([imgs, np.resize(imgs, (missing,) + imgs.shape[1:])]) if missing else imgs
-
-
 class _StopRequest:
     """While active, Ctrl-C (SIGINT) only sets a flag: the loop finishes its step, saves and stops.
     A second Ctrl-C interrupts at once. Only the main thread can hold signal handlers."""
@@ -318,7 +311,9 @@ class _TrainingLoop:
         gan = self.gan
         lr = gan.set_learning_rate(epoch + batch_index / self.steps_per_epoch)
         channels = gan.config.input_dim[-1]
-        imgs_A, imgs_B = (_fill_devices(_match_channels(imgs, channels), gan.n_devices) for imgs in (imgs_A, imgs_B))
+        # data_parallel: an epoch's smaller last batch is topped up to split across the devices
+        imgs_A, imgs_B = (distribution.fill_to_multiple(_match_channels(imgs, channels), gan.n_devices)
+                          for imgs in (imgs_A, imgs_B))
         losses = gan.train_step(imgs_A, imgs_B)
         # The model's position is the next batch to train: what a checkpoint resumes from.
         gan.epoch, gan.batch = (epoch + 1, 0) if batch_index + 1 == self.steps_per_epoch else (epoch, batch_index + 1)
