@@ -41,12 +41,13 @@ import tensorflow as tf
 inputs = np.load("inputs.npz")
 out = {}
 saved_model = tf.saved_model.load("g_BA_savedmodel")   # keep a reference: .serve needs its variables
-interpreter = tf.lite.Interpreter(model_path="g_BA.tflite")
-index = interpreter.get_input_details()[0]["index"]
 for key in inputs.files:
     x = inputs[key]
     out["savedmodel/" + key] = saved_model.serve(x).numpy()
-    interpreter.resize_tensor_input(index, x.shape)
+    # TFLite has a fixed height and width: the training size, and one exported with --size 48 80
+    interpreter = tf.lite.Interpreter(model_path="g_BA.tflite" if key == "train_size" else "g_BA_48x80.tflite")
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, x.shape)   # the batch size
     interpreter.allocate_tensors()
     interpreter.set_tensor(index, x)
     interpreter.invoke()
@@ -69,8 +70,9 @@ def test_keras_file_round_trip(run, tmp_path, capsys):
 
 def test_savedmodel_and_tflite_translate_the_same_without_this_project(run, tmp_path):
     folder, inputs, expected = run
-    for fmt, name in (("savedmodel", "g_BA_savedmodel"), ("tflite", "g_BA.tflite")):
-        export_script.main([str(folder), "--direction", "BtoA", "--format", fmt, "--out", str(tmp_path / name)])
+    for fmt, name, size in (("savedmodel", "g_BA_savedmodel", []), ("tflite", "g_BA.tflite", []),
+                            ("tflite", "g_BA_48x80.tflite", ["--size", "48", "80"])):
+        export_script.main([str(folder), "--direction", "BtoA", "--format", fmt, "--out", str(tmp_path / name), *size])
     np.savez(tmp_path / "inputs.npz", **inputs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", STANDALONE], cwd=tmp_path, env=env, capture_output=True,
@@ -92,6 +94,8 @@ def test_default_path_and_bad_requests(run, capsys):
         export_script.main([str(folder), "--direction", "AtoB", "--format", "keras", "--out", "g.h5"])
     with pytest.raises(SystemExit, match="holds no trained generators"):
         export_script.main([str(folder / "export"), "--direction", "AtoB", "--format", "keras"])
+    with pytest.raises(SystemExit, match="multiples of 16"):
+        export_script.main([str(folder), "--direction", "AtoB", "--format", "tflite", "--size", "30", "30"])
     with pytest.raises(SystemExit):
         export_script.main([str(folder), "--direction", "AtoB", "--format", "pickle"])
 
