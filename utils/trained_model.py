@@ -10,7 +10,7 @@ g_AB and g_BA. `load_generators` reads them from any of:
 
 A model folder is what `save_model_folder` writes and what `pretrained/` ships: any folder with
 
-    config.json       {"format": "cyclegan-generators/1", "model": <CycleGANConfig>, "made_by": ...}
+    config.json       {"format": "cyclegan-generators/1", "model": <CycleGANConfig>, "dataset": ..., "made_by": ...}
     g_AB.weights.h5   A -> B generator (Keras weight file; float32, or float16 to halve the size)
     g_BA.weights.h5   B -> A generator
 
@@ -20,6 +20,7 @@ the trained weights: the same network, now for any height and width that is a mu
 """
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,12 +128,14 @@ def load_generators(source):
     return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], str(source))
 
 
-def save_model_folder(source, out, made_by, float16=False, notes=None):
+def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=None):
     """Write the model folder `out` (config.json + both generators' weights) from any `load_generators` source.
 
     made_by: how the model was trained (the exact command), kept in config.json.
+    dataset: the training dataset's name (default: the run folder's, when `source` is one).
     float16: store the weights in float16 (half the size; translations differ by about 1e-3).
-    Returns the folder's Path; an existing folder is replaced only once the new one is complete.
+    Returns the folder's Path. The files are written aside and moved in once all are complete; other
+    files of an existing folder (README.md, metrics.json) are kept.
     """
     trained = load_generators(source)
     out = Path(out)
@@ -146,14 +149,17 @@ def save_model_folder(source, out, made_by, float16=False, notes=None):
             half.set_weights([np.asarray(w, np.float16) for w in model.get_weights()])
             model = half
         model.save_weights(tmp / name)
-    meta = {"format": FORMAT, "model": trained.config.to_dict(), "made_by": made_by,
+    if dataset is None and isinstance(source, (str, Path)) and (Path(source) / CONFIG).is_file():
+        dataset = json.loads((Path(source) / CONFIG).read_text()).get("dataset")
+    meta = {"format": FORMAT, "model": trained.config.to_dict(), "dataset": dataset, "made_by": made_by,
             "weights_dtype": "float16" if float16 else "float32", "keras_version": keras.__version__}
     if notes:
         meta["notes"] = notes
     (tmp / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*WEIGHT_FILES.values(), CONFIG):   # config.json last: it names a complete folder
+        os.replace(tmp / name, out / name)
+    tmp.rmdir()
     return out
 
 
