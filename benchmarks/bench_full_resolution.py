@@ -12,7 +12,6 @@ trained ones. The load average is printed before and after: on a shared machine 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
