@@ -77,7 +77,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
                     "sample_interval": int(sample_interval or DEFAULTS["sample_interval"]),
                     "checkpoint_interval": int(checkpoint_interval or DEFAULTS["checkpoint_interval"]),
                     "max_steps": max_steps, "n_grid_images": int(n_grid_images or DEFAULTS["n_grid_images"]),
-                    "preprocess": preprocess or "resize_and_crop"}
+                    "preprocess": preprocess or DEFAULTS["preprocess"]}
         if settings["batch_size"] < 1 or settings["sample_interval"] < 1 or settings["checkpoint_interval"] < 1:
             raise ValueError(f"batch_size, sample_interval and checkpoint_interval must be >= 1, got {settings}")
     n_devices = distribution.device_count() if config.data_parallel else 1
@@ -85,7 +85,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         raise ValueError(f"batch_size={settings['batch_size']}: data_parallel splits each batch across {n_devices} "
                          f"devices, so the batch size must be a multiple of {n_devices} (e.g. --batch-size {n_devices})")
     loader = open_dataset(dataset, data_root, config.input_dim,    # before any folder: a missing dataset stops here
-                          settings.get("preprocess", "resize_and_crop"))
+                          settings.get("preprocess", DEFAULTS["preprocess"]))
 
     if resume:
         run = Path(run_folder)
