@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test test-backends clean-venv
+.PHONY: venv demo test test-backends check-platforms clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +38,16 @@ test-backends: $(BACKENDS_VENV)/.installed
 	KERAS_BACKEND=jax $(BACKENDS_VENV)/bin/python -m pytest -p no:cacheprovider $(CORE_TESTS)
 	KERAS_BACKEND=torch $(BACKENDS_VENV)/bin/python -m pytest -p no:cacheprovider $(CORE_TESTS)
 
+# Does requirements.txt resolve on Linux x86_64/aarch64, macOS arm64 and Windows, for Python 3.11-3.13, and
+# with tensorflow[and-cuda]? Asks the package index, installs nothing (tools/check_platforms.py); run by .ci/run.
+CHECK_VENV := .venv-check
+$(CHECK_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECK_VENV)
+	$(CHECK_VENV)/bin/python -m pip install --quiet pip==26.3 uv==0.13.9 packaging==26.4
+	touch $@
+
+check-platforms: $(CHECK_VENV)/.installed
+	$(CHECK_VENV)/bin/python tools/check_platforms.py --uv $(CHECK_VENV)/bin/uv
+
 clean-venv:
-	rm -rf $(VENV) $(BACKENDS_VENV)
+	rm -rf $(VENV) $(BACKENDS_VENV) $(CHECK_VENV)
