@@ -87,3 +87,11 @@ def test_the_device_line_names_the_gpu_or_says_cpu():
                                                      "mixed precision float16 with loss scaling")
     assert devices.device_line(2, "bfloat16", None) == ("training on CPU (no GPU found), 2 devices, data parallel, "
                                                         "mixed precision bfloat16")
+
+
+def test_train_py_mixed_precision_flag_names_the_type_or_leaves_it_to_the_device():
+    import train as cli
+    parse = lambda *flags: cli.model_config(cli.parse_args(["--dataset", "x", *flags])[1]).mixed_precision  # noqa: E731
+    assert parse("--mixed-precision") is True and parse() is False
+    assert parse("--mixed-precision", "float16", "--jit", "off") == "float16"
+    assert parse("--mixed-precision", "bfloat16") == "bfloat16"
