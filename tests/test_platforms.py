@@ -44,3 +44,22 @@ def test_the_commands_name_the_target_not_this_machine(tmp_path):
     tags = [pip[i + 1] for i, arg in enumerate(pip) if arg == "--platform"]
     assert "manylinux_2_27_aarch64" in tags and "manylinux2014_aarch64" in tags   # TF 2.21 ships manylinux_2_27
     assert {"--dry-run", "--ignore-installed", "--only-binary=:all:", "--target"} <= set(pip)
+
+
+def test_the_readme_install_commands_are_the_ones_quickstart_runs_and_the_check_resolves():
+    import quickstart
+    from utils import colab
+
+    readme = (check_platforms.ROOT / "README.md").read_text()
+    section = readme[readme.index("## Install on your machine"):readme.index("## Training on a real dataset")]
+    assert quickstart.TENSORFLOW_CUDA == check_platforms.TENSORFLOW_CUDA == colab.TENSORFLOW["gpu"]
+    assert ".venv/bin/python -m pip install -r requirements.txt" in section
+    assert ".venv\\Scripts\\python -m pip install -r requirements.txt" in section
+    assert ".venv/bin/python -m pip uninstall -y tensorflow-cpu" in section
+    assert f'.venv/bin/python -m pip install "{check_platforms.TENSORFLOW_CUDA}"' in section
+    commands = [" ".join(map(str, c)) for c in quickstart.install_commands(".venv", gpu=True)]
+    assert any(c.endswith(f"-m pip install --quiet -r {quickstart.REQUIREMENTS}") for c in commands)
+    assert any("uninstall" in c and c.endswith("tensorflow-cpu") for c in commands)
+    assert commands[-1].endswith(f"install --quiet {check_platforms.TENSORFLOW_CUDA}")
+    for platform in ("Linux x86_64", "Linux aarch64", "macOS, Apple silicon", "Windows x86_64", "NVIDIA GPU", "Colab"):
+        assert platform in section
