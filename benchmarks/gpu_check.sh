@@ -25,7 +25,6 @@ MODE=${1:-run}
 if [ "$MODE" = "--prepare" ]; then
     [ -n "${2:-}" ] && [ -f "$2/models/cycle_gan_model.py" ] || { echo "usage: $0 --prepare EXTRACTED_OFFICIAL_TREE" >&2; exit 2; }
     mkdir -p .gpu/whl .gpu/pcg
-    grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >> "$(git rev-parse --git-path info/exclude)"
     # keras and what it needs that the GPU machine's image lacks (namex, optree); the rest is there
     "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

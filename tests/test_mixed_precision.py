@@ -45,18 +45,19 @@ def test_loss_scale_state_is_saved_and_restored_by_checkpoints(tmp_path):
     gan.combined_optimizer.step_counter.assign(7)
     gan.d_A.optimizer.dynamic_scale.assign(2.0 ** 16)
     path = gan.save_checkpoint(tmp_path)
+    value = lambda variable: float(keras.ops.convert_to_numpy(variable))  # noqa: E731
 
     resumed = CycleGAN.from_checkpoint(path)
     assert resumed.compute_dtype == "float16" and resumed.config.mixed_precision == "float16"
     for name, optimizer in resumed.optimizers.items():
         assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer), name
-    value = lambda variable: float(keras.ops.convert_to_numpy(variable))  # noqa: E731
     assert value(resumed.combined_optimizer.dynamic_scale) == 2.0 ** 13
     assert value(resumed.combined_optimizer.step_counter) == 7
     assert value(resumed.d_A.optimizer.dynamic_scale) == 2.0 ** 16
-    assert value(resumed.d_B.optimizer.dynamic_scale) == 2.0 ** 15
+    assert value(resumed.d_B.optimizer.dynamic_scale) == value(gan.d_B.optimizer.dynamic_scale)   # as trained
     # the inner Adam state comes back too, and both go on with the same step
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(resumed.combined_optimizer.iterations), 1)
+    for name, optimizer in resumed.optimizers.items():
+        assert value(optimizer.iterations) == value(gan.optimizers[name].iterations), name
     a, b = gan.train_step(batch(2), batch(3)), resumed.train_step(batch(2), batch(3))
     assert a["g_loss"] == pytest.approx(b["g_loss"], rel=1e-3) and np.isfinite(b["g_loss"])
 
