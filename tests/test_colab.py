@@ -88,7 +88,9 @@ def test_setup_cell_forced_clones_downloads_and_leaves_the_notebook_ready(tmp_pa
                                       "print('dataset', pick_dataset(DATASET, DATA_ROOT))")
     # the setup cell twice (a student reruns it: nothing is cloned or downloaded again), then the notebook's
     # own settings cell and a check that its data path finds the downloaded dataset
-    notebook = nbformat.v4.new_notebook(cells=[source.cells[0], setup, setup.copy(), parameters, check])
+    rerun = setup.copy()
+    rerun.id = "colab-setup-rerun"
+    notebook = nbformat.v4.new_notebook(cells=[source.cells[0], setup, rerun, parameters, check])
     NotebookClient(notebook, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()   # Colab starts in /content
 
