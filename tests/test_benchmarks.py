@@ -86,3 +86,14 @@ def test_gpu_check_tiny_runs_the_whole_script_on_the_cpu(tmp_path):
     mixed = json.loads((tmp_path / "speed_tensorflow_mixed.json").read_text())
     assert mixed["ours"]["smoke"][0]["compute_dtype"] == "bfloat16"   # the CPU's pick
     assert "| speed_tensorflow_mixed | smoke | cpu |" in run.stdout   # the summary table
+
+
+def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):
+    out = tmp_path / "full_resolution.json"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_full_resolution.py"), "--sizes", "48",
+                          "--models", "demo", "--repeats", "1", "--json-out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| demo | 48 x 48 |" in run.stdout and "load average before" in run.stdout
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["seconds"] > 0 and row["peak_rss_mib"] > row["image_mib"] >= 0
