@@ -57,8 +57,10 @@ def parse_args(argv=None):
     speed.add_argument("--data-parallel", action="store_true", default=None,
                        help="split each batch across this machine's devices, or with TF_CONFIG a cluster's "
                        "(JAX or TensorFlow backend); --batch-size must be a multiple of the device count")
-    speed.add_argument("--mixed-precision", action="store_true", default=None,
-                       help="compute in bfloat16 with float32 weights and losses (GPUs; CPUs with AVX512_BF16)")
+    speed.add_argument("--mixed-precision", nargs="?", const=True, choices=("float16", "bfloat16"),
+                       help="compute in 16 bits with float32 weights and losses; alone: the device's fast type "
+                       "(bfloat16 on GPUs of compute capability >= 8.0 and CPUs, float16 with loss scaling on "
+                       "older GPUs such as a T4), or name one")
     speed.add_argument("--jit", choices=("auto", "on", "off"),
                        help="XLA / torch.compile for the step (default auto: on for JAX and TensorFlow GPUs)")
     run = p.add_argument_group("training run (utils/training.py)")

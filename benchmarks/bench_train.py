@@ -29,7 +29,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OFFICIAL_SCRIPT = "/work/shared/bench/official_cyclegan_cpu.py"
+# the shared harness, beside the repository (../shared/bench) or inside it (shared/bench)
+OFFICIAL_SCRIPT = next((str(p) for p in (ROOT.parent / "shared" / "bench" / "official_cyclegan_cpu.py",
+                                          ROOT / "shared" / "bench" / "official_cyclegan_cpu.py") if p.is_file()),
+                       "shared/bench/official_cyclegan_cpu.py")
 
 # name: (CycleGAN settings, official script arguments or None). lambda_id=5 is the official
 # default identity weight (0.5 x lambda 10); the book's U-Net is not the official unet_128.
@@ -45,6 +48,10 @@ CONFIGS = {
                           n_resnet_blocks=6, lambda_id=5.0), dict(netG="resnet_6blocks", size=128, ngf=64, ndf=64)),
     "r9_64_64_256": (dict(input_dim=(256, 256, 3), generator_type="resnet", gen_n_filters=64, disc_n_filters=64,
                           n_resnet_blocks=9, lambda_id=5.0), dict(netG="resnet_9blocks", size=256, ngf=64, ndf=64)),
+    # the book's ResNet at 512 px, for peak memory (benchmarks/gpu_check.sh)
+    "book_resnet512": (dict(input_dim=(512, 512, 3), generator_type="resnet", gen_n_filters=32,
+                            disc_n_filters=64, n_resnet_blocks=9, lambda_id=5.0),
+                       dict(netG="resnet_9blocks", size=512, ngf=32, ndf=64)),
     # tiny networks for tests/test_benchmarks.py (not a setup of the book or the paper)
     "smoke": (dict(input_dim=(32, 32, 3), generator_type="resnet", gen_n_filters=4, disc_n_filters=4,
                    n_resnet_blocks=1, lambda_id=5.0), None),
@@ -63,10 +70,13 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=1, help="runs per configuration (interleaved with official)")
     p.add_argument("--quick", action="store_true", help="r9_32_64_128 only, 3 steps, 1 warm-up")
     p.add_argument("--jit", action="store_true", help="compile with jit_compile=True (XLA)")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="CycleGAN(mixed_precision=True): bfloat16 compute, float32 weights and losses")
+    p.add_argument("--mixed-precision", nargs="?", const=True, default=False, choices=("float16", "bfloat16"),
+                   help="CycleGAN(mixed_precision=...): alone, the device's fast 16-bit type (utils/devices.py), "
+                   "or name one; float32 weights and losses")
     p.add_argument("--official", default=None, help="extracted official repository: time it side by side")
     p.add_argument("--official-python", default=None, help="interpreter with torch for the official code")
+    p.add_argument("--official-script", default=OFFICIAL_SCRIPT, help="the harness that times the official code: "
+                   "shared/bench/official_cyclegan_cpu.py (CPU) or benchmarks/official_gpu.py (CUDA)")
     p.add_argument("--json-out", default=None)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one configuration, in this process
     args = p.parse_args(argv)
@@ -108,6 +118,19 @@ def device_name(backend):
     gpus = tf.config.list_physical_devices("GPU")
     return f"gpu: {gpus[0].name}" if gpus else "cpu"
     del keras
+
+
+def device_peak_mib(backend):
+    """Peak memory the backend's allocator took on the GPU in this process (None on the CPU)."""
+    if backend == "torch":
+        import torch
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
+    if backend == "jax":
+        import jax
+        device = jax.devices()[0]
+        stats = device.memory_stats() if device.platform == "gpu" else None
+        return round(stats["peak_bytes_in_use"] / 2**20, 1) if stats and "peak_bytes_in_use" in stats else None
+    return None
 
 
 def backend_version(backend):
@@ -179,6 +202,7 @@ def run_worker(args):
         translate_s_min=round(min(infer_times), 4), translate_images_per_s=round(1 / infer_median, 3),
         gflop_per_translate=round(iflops / 1e9, 3), translate_gflops=round(iflops / infer_median / 1e9, 1),
         peak_rss_mib=round(peak_rss_mib(), 1), import_rss_mib=round(import_rss_mib, 1),
+        peak_device_mib=device_peak_mib(keras.backend.backend()), compute_dtype=gan.compute_dtype,
     )
     print("RESULT_JSON " + json.dumps(result), flush=True)
 
@@ -202,13 +226,14 @@ def run_ours(args, name):
     env = {**os.environ, "KERAS_BACKEND": args.backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [args.python, str(Path(__file__).resolve()), "--worker", name, "--iters", str(args.iters),
            "--warmup", str(args.warmup)] + (["--jit"] if args.jit else [])
-    cmd += ["--mixed-precision"] if args.mixed_precision else []
+    if args.mixed_precision:
+        cmd += ["--mixed-precision"] + ([] if args.mixed_precision is True else [args.mixed_precision])
     return _run(cmd, env)
 
 
 def run_official(args, name):
     official = CONFIGS[name][1]
-    cmd = [args.official_python or args.python, OFFICIAL_SCRIPT, "--repo", args.official, "--quiet-repo",
+    cmd = [args.official_python or args.python, args.official_script, "--repo", args.official, "--quiet-repo",
            "--iters", str(args.iters), "--warmup", str(args.warmup + 1), "--threads", "2"]
     cmd += [f"--{k}={v}" for k, v in official.items()]
     return _run(cmd, dict(os.environ))
@@ -224,6 +249,7 @@ def summarise(ours, official):
                    first_step_s=statistics.median(r["first_step_s"] for r in o),
                    gflop_per_step=o[0]["gflop_per_step"],
                    peak_rss_mib=max(r["peak_rss_mib"] for r in o),
+                   peak_device_mib=max((r.get("peak_device_mib") or 0) for r in o) or None,
                    import_rss_mib=max(r["import_rss_mib"] for r in o),
                    translate_s=statistics.median(r["translate_s_median"] for r in o),
                    translate_gflop=o[0]["gflop_per_translate"], runs=[r["s_per_step_median"] for r in o])
@@ -232,6 +258,7 @@ def summarise(ours, official):
             row["official_s_per_step"] = statistics.median(r["s_per_iter_median"] for r in off)
             row["official_runs"] = [r["s_per_iter_median"] for r in off]
             row["official_peak_rss_mib"] = max(r["peak_rss_mib"] for r in off)
+            row["official_peak_device_mib"] = max((r.get("peak_gpu_mib") or 0) for r in off) or None
             row["official_first_step_s"] = statistics.median(r["warmup_s"][0] for r in off)
             row["official_import_rss_mib"] = off[0].get("import_rss_mib")
             # ratio of steps/s; per-repeat ratios show the spread of the side-by-side comparison

@@ -117,6 +117,7 @@ def load(gan, path):
         raise ValueError(f"checkpoint {path} was saved from a different architecture ({'; '.join(mismatch)}, "
                          "checkpoint != this model). Build the model with the checkpoint's config: "
                          "CycleGAN.from_checkpoint(path).")
+    precision = (saved.mixed_precision, gan.config.mixed_precision)   # float16 adds the loss scale's variables
     gan.config = saved
     gan._compile_combined()  # the checkpoint's loss weights
     gan.build_optimizers()  # before load_weights, which also reads a compiled model's optimizer
@@ -127,7 +128,9 @@ def load(gan, path):
             paths = list(arrays[f"{opt_name}/paths"])
             if len(paths) != len(optimizer.variables):
                 raise ValueError(f"checkpoint {path}: optimizer {opt_name} has {len(paths)} variables, "
-                                 f"this model's has {len(optimizer.variables)}")
+                                 f"this model's has {len(optimizer.variables)} (mixed_precision "
+                                 f"{precision[0]!r} in the checkpoint, {precision[1]!r} here): build the model "
+                                 "with CycleGAN.from_checkpoint(path)")
             for i, variable in enumerate(optimizer.variables):
                 variable.assign(arrays[f"{opt_name}/{i:04d}"])
     with np.load(path / "pools.npz", allow_pickle=False) as pools:

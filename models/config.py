@@ -37,8 +37,11 @@ class CycleGANConfig:
     jit_compile: Keras' `jit_compile` for the train and predict functions: 'auto' (XLA on JAX
         and on a TensorFlow GPU, not on a TensorFlow CPU, where it made a step slower), True or False
         (on PyTorch, True means torch.compile).
-    mixed_precision: compute in bfloat16 with float32 weights, outputs and losses ('mixed_bfloat16'
-        policy; meant for GPUs; bfloat16 needs no loss scaling).
+    mixed_precision: compute in 16 bits with float32 weights, outputs and losses: 'bfloat16'
+        ('mixed_bfloat16' policy, no loss scaling), 'float16' ('mixed_float16' with Keras'
+        LossScaleOptimizer), or True: the fast one for the device (utils/devices.py: bfloat16 on GPUs of
+        compute capability >= 8.0 and on CPUs, float16 on older GPUs such as Colab's T4). A built
+        CycleGAN's config holds the resolved choice, so a checkpoint resumes with the same one.
     data_parallel: split each batch across the devices with the backend's own engine
         (JAX DataParallel, TensorFlow MirroredStrategy or, with TF_CONFIG, MultiWorkerMirroredStrategy;
         utils/distribution.py). The batch size must be a multiple of the device count.
@@ -60,7 +63,7 @@ class CycleGANConfig:
     decay_epochs: int = 100
     seed: int = 0
     jit_compile: bool | str = "auto"
-    mixed_precision: bool = False
+    mixed_precision: bool | str = False
     data_parallel: bool = False
 
     def __post_init__(self):
@@ -102,6 +105,9 @@ class CycleGANConfig:
         for name in ("beta_1", "beta_2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be in [0, 1).")
+        if self.mixed_precision not in (False, True, "float16", "bfloat16"):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}: must be False, True (the fast 16-bit type for "
+                             "the device), 'float16' or 'bfloat16'.")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"jit_compile={self.jit_compile!r}: must be True, False or 'auto'.")
         for name in ("epochs", "decay_epochs"):

@@ -18,6 +18,8 @@ Losses: LSGAN (paper section 4): D minimises (D(real) - 1)^2 + D(fake)^2 (target
 fake=0), G minimises (D(G(x)) - 1)^2; cycle and identity terms are L1 (mae).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -27,7 +29,7 @@ from models.config import CycleGANConfig
 from models.discriminator import build_patchgan_discriminator, patch_size
 from models.generators import build_resnet_generator, build_unet_generator
 from models.lr_schedule import learning_rate_at
-from utils import distribution
+from utils import devices, distribution
 from utils.image_pool import ImagePool
 
 
@@ -46,13 +48,17 @@ class CycleGAN:
         if config is not None and kwargs:
             raise ValueError("pass either a CycleGANConfig or keyword settings, not both")
         self.config = config if config is not None else CycleGANConfig(**kwargs)
+        # Mixed precision: layers compute in float16 or bfloat16 and keep float32 weights; losses are
+        # float32. True resolves to the device's fast type (utils/devices.py); the config keeps the choice.
+        self.compute_dtype = devices.mixed_precision_dtype(self.config.mixed_precision)
+        if self.config.mixed_precision is True:
+            self.config = dataclasses.replace(self.config, mixed_precision=self.compute_dtype)
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)  # the same seed gives the same initial weights
 
         self.img_shape = cfg.input_dim
         self.disc_patch = (patch_size(cfg.input_dim[0]), patch_size(cfg.input_dim[1]), 1)
-        # Mixed precision: layers compute in bfloat16 and keep float32 weights; losses are float32.
-        policy = "mixed_bfloat16" if cfg.mixed_precision else keras.config.dtype_policy().name
+        policy = f"mixed_{self.compute_dtype}" if self.compute_dtype else keras.config.dtype_policy().name
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(policy)
         try:
@@ -106,7 +112,13 @@ class CycleGAN:
 
     def _adam(self):
         cfg = self.config
-        return keras.optimizers.Adam(learning_rate=cfg.learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
+        adam = keras.optimizers.Adam(learning_rate=cfg.learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
+        if self.compute_dtype == "float16":
+            # float16 gradients underflow to 0 below 6e-8: the loss is scaled up before the backward pass
+            # and the gradients scaled back down; the scale halves on inf/NaN (that step is skipped) and
+            # doubles after 2,000 finite steps. Its state is optimizer variables, saved in checkpoints.
+            return keras.optimizers.LossScaleOptimizer(adam)
+        return adam
 
     @property
     def loss_weights(self):

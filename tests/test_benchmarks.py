@@ -1,9 +1,12 @@
 """The benchmark scripts run and report what they claim (tiny networks; the figures are not checked)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from benchmarks import bench_train
 
@@ -50,6 +53,39 @@ def test_step_flops_count_every_network_pass():
     assert step_flops(gan) == 18 * f_g + 16 * f_d
     gan.set_loss_weights(lambda_id=0.0)
     assert step_flops(gan, batch_size=2) == 2 * (12 * f_g + 16 * f_d)
+
+
+def test_gpu_check_runs_both_backends_both_precisions_the_official_code_and_the_memory_configs():
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run"], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    commands = [line for line in run.stdout.splitlines() if line.startswith("+ ")]
+    for backend in ("jax", "torch"):
+        speed = [c for c in commands if f"--backend {backend}" in c and "book_unet128,book_resnet256" in c]
+        assert len(speed) == 2 and sum("--mixed-precision" in c for c in speed) == 1, speed
+        assert any(f"--backend {backend}" in c and "book_resnet256,book_resnet512" in c for c in commands)
+    official = [c for c in commands if "--official-script benchmarks/official_gpu.py" in c]
+    assert len(official) == 2   # once for the speed configs, once for memory: not again per backend and precision
+
+
+def test_official_gpu_harness_loads_the_shared_official_options():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "official_gpu.py"), "--help"],
+                         capture_output=True, text=True, timeout=60)
+    if "harness is not at" in run.stderr:
+        pytest.skip("no shared/bench beside the repository")
+    assert run.returncode == 0 and "--netG" in run.stdout and "--size" in run.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_tiny_runs_the_whole_script_on_the_cpu(tmp_path):
+    env = {**os.environ, "BACKENDS": "tensorflow", "PYTHON": sys.executable, "OUT": str(tmp_path)}
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--tiny"], capture_output=True,
+                         text=True, timeout=1200, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speed_tensorflow_fp32.json", "speed_tensorflow_mixed.json"]
+    mixed = json.loads((tmp_path / "speed_tensorflow_mixed.json").read_text())
+    assert mixed["ours"]["smoke"][0]["compute_dtype"] == "bfloat16"   # the CPU's pick
+    assert "| speed_tensorflow_mixed | smoke | cpu |" in run.stdout   # the summary table
 
 
 def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):

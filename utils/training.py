@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from models import CycleGAN, CycleGANConfig
-from utils import distribution, plots, report, run_folder as layout
+from utils import devices, distribution, plots, report, run_folder as layout
 from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)
 from utils.run_logs import LossLog, TensorBoardLog
 
@@ -105,6 +105,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     layout.write_json(run / layout.CONFIG, meta)
 
     gan = _model_for(model_config, config, run, resume)
+    print(devices.device_line(gan.n_devices, gan.compute_dtype), flush=True)   # Keras takes a GPU by itself
     meta["sessions"][-1]["start_step"] = gan.step
     layout.write_json(run / layout.CONFIG, meta)
     grid_A, grid_B = _grid_images(loader, run, settings["n_grid_images"], config.input_dim[-1])

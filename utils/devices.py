@@ -1,0 +1,82 @@
+"""Which device trains, and which mixed precision suits it.
+
+Keras puts the work on the first GPU by itself on all three backends (TensorFlow, JAX and PyTorch
+each take a visible CUDA GPU over the CPU); this module only asks the backend what it found, for
+the line the training prints at its start and for `CycleGAN(mixed_precision=True)`:
+
+| device                                   | mixed_precision=True picks | why                                   |
+|------------------------------------------|----------------------------|---------------------------------------|
+| NVIDIA GPU, compute capability >= 8.0    | bfloat16 ('mixed_bfloat16') | tensor cores run bfloat16 (A100, L4, RTX 30xx on); float32's range, no loss scaling |
+| older NVIDIA GPU (T4, V100: 7.x) or a GPU of unknown capability | float16 ('mixed_float16') + loss scaling | bfloat16 is emulated there, float16 runs on tensor cores; its small range needs Keras' LossScaleOptimizer |
+| CPU                                      | bfloat16                   | 1.34x faster on this project's CPU (AVX512_BF16, README); slower on CPUs without it |
+
+Weights, the generators' tanh, the discriminators' scores and the losses stay float32 in both modes.
+"""
+
+import keras
+
+MIXED_PRECISION = (True, "float16", "bfloat16")   # the values of CycleGANConfig.mixed_precision that turn it on
+
+
+def gpu():
+    """The first GPU of the current backend as {'name', 'compute_capability': (major, minor) or None},
+    or None when the backend runs on the CPU."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return None
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return {"name": details.get("device_name", gpus[0].name), "compute_capability": details.get("compute_capability")}
+    if backend == "jax":
+        import jax
+        devices = [d for d in jax.devices() if d.platform == "gpu"]
+        if not devices:
+            return None
+        capability = getattr(devices[0], "compute_capability", None)
+        return {"name": devices[0].device_kind,
+                "compute_capability": tuple(int(p) for p in str(capability).split(".")) if capability else None}
+    if backend == "torch":
+        import torch
+        if not torch.cuda.is_available():
+            return None
+        return {"name": torch.cuda.get_device_name(0), "compute_capability": tuple(torch.cuda.get_device_capability(0))}
+    return None
+
+
+def mixed_precision_dtype(setting, device=None):
+    """The compute dtype of CycleGANConfig.mixed_precision on `device` (default: this backend's GPU, if any).
+
+    setting: False (float32, returns None), 'float16', 'bfloat16', or True: the fast one for the device
+    (table above). device: gpu()'s dict, or None for the CPU.
+    """
+    if setting is False or setting is None:
+        return None
+    if setting in ("float16", "bfloat16"):
+        return setting
+    if setting is not True:
+        raise ValueError(f"mixed_precision={setting!r}: must be False, True (pick for the device), 'float16' or "
+                         "'bfloat16'")
+    device = gpu() if device is None else device
+    if not device:
+        return "bfloat16"
+    capability = device.get("compute_capability")
+    return "bfloat16" if capability and tuple(capability) >= (8, 0) else "float16"
+
+
+def device_line(n_devices=1, compute_dtype=None, device="find"):
+    """What the training prints at its start, e.g. 'training on GPU 0: Tesla T4 (compute capability 7.5),
+    mixed precision float16 with loss scaling' or 'training on CPU (no GPU found)'."""
+    device = gpu() if device == "find" else device
+    if device:
+        capability = device.get("compute_capability")
+        line = f"training on GPU 0: {device['name']}"
+        line += f" (compute capability {capability[0]}.{capability[1]})" if capability else ""
+        line += f" and {n_devices - 1} more device(s), data parallel" if n_devices > 1 else ""
+    else:
+        line = "training on CPU (no GPU found)"
+        line += f", {n_devices} devices, data parallel" if n_devices > 1 else ""
+    if compute_dtype:
+        line += f", mixed precision {compute_dtype}" + (" with loss scaling" if compute_dtype == "float16" else "")
+    return line
