@@ -6,30 +6,33 @@
 
 AtoB uses g_AB (apple -> orange), BtoA uses g_BA. Images of any size and mode are scaled to fit the
 generator, reflection-padded, translated and brought back to their size (utils/translate.py).
-Output PNGs are named after the inputs; files that cannot be read are named and skipped.
+Output PNGs are named after the inputs; files that cannot be read are named and skipped. The output
+folder may not be the input folder (or inside it), and existing files are kept unless --overwrite.
 """
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
+
+from utils.cli import ArgumentParser, run_main  # noqa: E402
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Translate every image of a folder with a trained CycleGAN generator.")
+    p = ArgumentParser(description="Translate every image of a folder with a trained CycleGAN generator.")
     p.add_argument("model", help="a run folder (its latest checkpoint is used) or a checkpoint folder ckpt-*")
     p.add_argument("--direction", required=True, choices=("AtoB", "BtoA"), help="AtoB: g_AB, BtoA: g_BA")
     p.add_argument("--input", required=True, help="folder of images (any size, RGB or grayscale)")
     p.add_argument("--output", help="folder for the PNGs (default: <run folder>/translated/<direction>_<input name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
     from utils.translate import translate_folder
     try:
         written, skipped = translate_folder(args.model, args.direction, args.input, args.output,
-                                            progress=not args.no_progress)
+                                            progress=not args.no_progress, overwrite=args.overwrite)
     except FileNotFoundError as error:
         sys.exit(f"error: {error}")
     if not written:
@@ -37,4 +40,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -13,6 +13,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from utils.images import ImageReadError, list_images, read_rgb, to_uint8
+from utils.output_files import check_output_folder, output_names, refuse_existing
 
 
 def fit_to_model(image, model_hw):
@@ -63,12 +64,14 @@ def _load_model(source):
     return load_run(source)
 
 
-def translate_folder(source, direction, input_dir, output_dir=None, progress=True):
+def translate_folder(source, direction, input_dir, output_dir=None, progress=True, overwrite=False):
     """Translate every image in input_dir and write PNGs of the same names and sizes to output_dir.
 
     source: a run folder, a checkpoint folder, or a CycleGAN. output_dir defaults to
     `<run folder>/translated/<direction>_<input folder name>/`. Files that cannot be read are named
-    in a warning and skipped. Returns (written paths, skipped [(path, reason)]).
+    in a warning and skipped. The output folder may not be the input folder or inside it, each
+    input gets its own output name, and existing files are replaced only with overwrite=True
+    (utils/output_files.py). Returns (written paths, skipped [(path, reason)]).
     """
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction={direction!r}: must be 'AtoB' (g_AB) or 'BtoA' (g_BA)")
@@ -83,11 +86,14 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
             base = base.parent.parent if base.parent.name == "weights" else base.parent
         output_dir = base / "translated" / f"{direction}_{input_dir.name}"
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    gan = _load_model(source)
-
-    written, skipped, names = [], [], set()
+    check_output_folder(input_dir, output_dir)
     paths = list_images(input_dir)
+    names = output_names(paths)   # a.png and a.jpg would both become a.png: each gets its own
+    refuse_existing([output_dir / name for name in names.values()], overwrite)
+    gan = _load_model(source)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    written, skipped = [], []
     for path in tqdm(paths, desc=f"Translating {direction}", unit="img", disable=not progress):
         try:
             image = read_rgb(path)
@@ -95,11 +101,8 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
             skipped.append((path, str(error)))
             tqdm.write(f"skipped {path}: {error}")
             continue
-        # a.png and a.jpg would both become a.png: the second keeps its extension in the name
-        name = path.stem if path.stem not in names else f"{path.stem}_{path.suffix.lstrip('.')}"
-        names.add(name)
         out = translate_image(gan, image, direction)
-        target = output_dir / f"{name}.png"
+        target = output_dir / names[path]
         Image.fromarray(_pil_shape(out)).save(target)
         written.append(target)
     if progress:
