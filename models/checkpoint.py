@@ -210,7 +210,8 @@ def save(gan, directory, keep=3):
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)   # never leave a half checkpoint filling the disk
         if is_disk_full(error):   # name the file as it would have been, not the removed temporary one
-            raise _disk_full(error, directory / name / Path(current).name, directory) from None
+            file = Path(error.filename or current).name
+            raise _disk_full(error, directory / name / file, directory) from None
         raise
     _prune(directory, keep)   # only now: the new checkpoint is in place and verified
     return final
@@ -226,7 +227,7 @@ def _check_room(gan, directory):
     weight_files = {}
     for net in NETWORKS:
         model = getattr(gan, net)
-        variables = list(model.weights) + list(getattr(model.optimizer, "variables", None) or [])
+        variables = list(model.weights) + list(getattr(getattr(model, "optimizer", None), "variables", None) or [])
         weight_files[f"{net}.weights.h5"] = nbytes(variables) * 1.05 + 4096 * len(variables) + 65536
     need = sum(weight_files.values()) + sum(nbytes(o.variables) for o in gan.optimizers.values())
     limit = file_size_limit()

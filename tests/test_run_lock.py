@@ -19,12 +19,12 @@ from utils.synthetic import ensure_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_apple2orange"
-TINY_FLAGS = ["--img-size", "32", "--gen-filters", "4", "--disc-filters", "4", "--epochs", "3", "--decay-epochs", "3",
+TINY_FLAGS = ["--img-size", "32", "--gen-filters", "4", "--disc-filters", "4", "--epochs", "100", "--decay-epochs", "100",
               "--sample-interval", "7", "--checkpoint-interval", "5", "--no-progress"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
-def wait_for(condition, process, seconds=240, what="condition"):
+def wait_for(condition, process, seconds=900, what="condition"):
     deadline = time.time() + seconds
     while time.time() < deadline:
         if condition():
@@ -62,10 +62,10 @@ def contested_run(tmp_path_factory):
         wait_for(lambda: (run / layout.LOSSES_CSV).exists() and len(csv_steps(run)) >= 7, first, what="7 steps")
         holder = read_holder(run)
         second = subprocess.run([sys.executable, str(REPO / "train.py"), "--resume", str(run), "--no-progress"],
-                                cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+                                cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
         steps_before_term = len(csv_steps(run))
         first.send_signal(signal.SIGTERM)
-        out, err = first.communicate(timeout=300)
+        out, err = first.communicate(timeout=900)
     finally:
         first.kill()
         first.wait()

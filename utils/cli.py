@@ -14,6 +14,7 @@ import argparse
 import math
 import os
 import sys
+import threading
 
 DEBUG_VARIABLE = "CYCLEGAN_DEBUG"
 
@@ -70,8 +71,19 @@ def exit_code(error):
     return None
 
 
+def _quiet_thread_errors(args):
+    """A background writer (TensorBoard's) that fails on a full disk: one line, not a traceback; the
+    main thread reports the failure itself."""
+    if isinstance(args.exc_value, OSError):
+        print(f"warning: a background thread stopped: {args.exc_value}", file=sys.stderr, flush=True)
+    else:
+        threading.__excepthook__(args)
+
+
 def run_main(main, argv=None):
     """Run `main(argv)`; exit with one line on stderr for a user's error (see the module docstring)."""
+    if not debug_requested(argv):
+        threading.excepthook = _quiet_thread_errors
     try:
         result = main(argv)
     except KeyboardInterrupt:

@@ -54,7 +54,7 @@ def disk_full_error(error, path, last_checkpoint=None):
     safe = (f"the last good checkpoint is {last_checkpoint}" if last_checkpoint
             else "no checkpoint was saved yet")
     limit = file_size_limit()
-    limit_note = f" (and a file size limit of {limit / 1e6:.1f} MB, ulimit -f)" if limit is not None else ""
+    limit_note = f" (and a file size limit of {limit / 1e6:.3g} MB, ulimit -f)" if limit is not None else ""
     return DiskFullError(f"disk full at {path}: {free_mb(path):.0f} MB free{limit_note}, {safe}. "
                          "Free some space (old runs, old checkpoints) and resume")
 
