@@ -168,8 +168,11 @@ def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_fram
     durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms] if len(frames) > 1 else last_frame_ms
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
+    # encoded in memory, then written in one go: a failed write (a full disk) is one clean OSError,
+    # where imageio's file writer retries its flush at garbage collection and prints a traceback
+    gif = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=durations, loop=0)
     try:
-        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
+        tmp.write_bytes(gif)
         tmp.replace(path)   # a page reloading mid-write never sees half a GIF
     except BaseException:
         tmp.unlink(missing_ok=True)   # a full disk must not keep half a GIF
