@@ -57,7 +57,7 @@ def parse_args(argv=None):
     model.add_argument("--epochs", type=int, help="epochs at the constant learning rate (default 100)")
     model.add_argument("--decay-epochs", type=int, help="epochs of linear decay to 0 (default 100)")
     model.add_argument("--seed", type=int, help="seeds weights, data order and image pool (default 0)")
-    speed = p.add_argument_group("speed (README, Speed and backends; GPU / multi-device)")
+    speed = p.add_argument_group("speed (docs/speed.md, docs/backends_and_devices.md)")
     speed.add_argument("--data-parallel", action="store_true", default=None,
                        help="split each batch across this machine's devices, or with TF_CONFIG a cluster's "
                        "(JAX or TensorFlow backend); --batch-size must be a multiple of the device count")

@@ -17,8 +17,8 @@ engines are `tf.distribute` strategies. `CycleGAN(data_parallel=True)` enters
   one process per device), so the option raises a ValueError naming the two that work.
 
 Several machines on JAX: `keras.distribution.initialize()` in every process before building (one
-process per host, same script), then the same DataParallel; not tested here (README, "GPU /
-multi-device").
+process per host, same script), then the same DataParallel; not tested here
+(docs/backends_and_devices.md, "GPU / multi-device").
 """
 
 import contextlib
