@@ -68,10 +68,10 @@ def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoi
     from utils.loss_guard import NonFiniteLossError
     from utils.training import train
 
-    def blow_up(gan, row):   # after step 3 a weight turns NaN, as a diverging run's do
-        if row["step"] == 3:
-            kernel = gan.g_AB.trainable_weights[0]
-            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    def blow_up(gan, row):   # after step 3 g_AB's weights turn NaN, as a diverging run's do
+        if row["step"] == 3:   # (all of them: a ReLU can hide one NaN kernel from the losses)
+            for weight in gan.g_AB.trainable_weights:
+                weight.assign(np.full(weight.shape, np.nan, "float32"))
 
     with pytest.raises(NonFiniteLossError, match=r"diverged at step 4: .*nan.*last good checkpoint is .*ckpt-00000002"):
         train(TINY, DATASET, data_root=data_root, run_root=tmp_path, checkpoint_interval=2, sample_interval=100,
