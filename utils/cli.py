@@ -72,12 +72,11 @@ def exit_code(error):
 
 
 def _quiet_thread_errors(args):
-    """A background writer (TensorBoard's) that fails on a full disk: one line, not a traceback; the
-    main thread reports the failure itself."""
-    if isinstance(args.exc_value, OSError):
-        print(f"warning: a background thread stopped: {args.exc_value}", file=sys.stderr, flush=True)
-    else:
-        threading.__excepthook__(args)
+    """A background thread that fails (TensorBoard's event writer on a full disk raises TensorFlow's
+    own error class): one line, not a traceback; the main thread reports the failure itself."""
+    name = getattr(args.thread, "name", "?")
+    print(f"warning: background thread {name} stopped: {type(args.exc_value).__name__}: {args.exc_value} "
+          f"(--debug for the traceback)", file=sys.stderr, flush=True)
 
 
 def run_main(main, argv=None):
