@@ -47,7 +47,7 @@ SYNTHETIC_STAND_IN = {"apple2orange": "synthetic_apple2orange", "monet2photo": "
 
 def train(model_config, dataset, run_folder=None, *, data_root="data", run_root="run/cyclegan", batch_size=1,
           sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress=True,
-          n_grid_images=None, callbacks=None, mode=None):
+          n_grid_images=None, callbacks=None, mode=None, preprocess=None):
     """Train a CycleGAN on `dataset` in a run folder; returns the run folder's Path.
 
     model_config: a `CycleGANConfig`, a dict of its fields, or a built `CycleGAN` (trained in place,
@@ -59,6 +59,8 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     batch_size, sample_interval, checkpoint_interval, n_grid_images: None takes DEFAULTS (the
         run's stored values when resuming).
     max_steps: stop after this many steps in total (an ablation's step budget); None: all epochs.
+    preprocess: how a training image becomes a crop (utils/data_loader.PREPROCESS; default
+        resize_and_crop, the paper's jitter; 'crop' for high-resolution photos). Kept in the run.
     resume / mode: mode='build' (default) starts a run, mode='load' or resume=True continues one.
     progress: show a tqdm progress bar per epoch with the current losses and the time left.
     callbacks: functions called after every step as `callback(gan, row)`, row = the step's CSV row
@@ -83,12 +85,14 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         given = {"batch_size": batch_size, "sample_interval": sample_interval,
                  "checkpoint_interval": checkpoint_interval, "max_steps": max_steps, "n_grid_images": n_grid_images}
         settings = {k: DEFAULTS[k] if v is None else v for k, v in given.items()}
+        settings["preprocess"] = preprocess or DEFAULTS["preprocess"]
     check_settings(settings)
     n_devices = distribution.device_count() if config.data_parallel else 1
     if settings["batch_size"] % n_devices:
         raise ValueError(f"batch_size={settings['batch_size']}: data_parallel splits each batch across {n_devices} "
                          f"devices, so the batch size must be a multiple of {n_devices} (e.g. --batch-size {n_devices})")
-    loader = open_dataset(dataset, data_root, config.input_dim)   # before any folder: a missing dataset stops here
+    loader = open_dataset(dataset, data_root, config.input_dim,    # before any folder: a missing dataset stops here
+                          settings.get("preprocess", DEFAULTS["preprocess"]))
 
     created = not resume and (run_folder is None or not Path(run_folder).exists())
     if resume:
@@ -184,7 +188,7 @@ def _model_for(model_config, config, run, resume):
     return CycleGAN(config)   # a new run, or one killed before its first checkpoint
 
 
-def open_dataset(dataset, data_root, input_dim):
+def open_dataset(dataset, data_root, input_dim, preprocess="resize_and_crop"):
     """A DataLoader on data_root/dataset at the model's image size; a synthetic dataset is made if missing."""
     from utils.data_loader import DataLoader
     from utils.synthetic import SYNTHETIC_DATASETS, ensure_dataset
@@ -192,7 +196,7 @@ def open_dataset(dataset, data_root, input_dim):
         # Generate at the model's size only when missing: a copy at another size is resized, not replaced.
         size = {} if (Path(data_root) / dataset).is_dir() else {"size": input_dim[0]}
         ensure_dataset(dataset, data_root=data_root, **size)
-    return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0)
+    return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0, preprocess=preprocess)
 
 
 def pick_dataset(name, data_root="data"):
