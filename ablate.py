@@ -9,13 +9,12 @@ same command again resumes a half-done ablation: finished variants are skipped, 
 from its checkpoint.
 """
 
-import argparse
-
 from utils import ablation
+from utils.cli import ArgumentParser, finite_float, positive_int, run_main
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="synthetic_apple2orange",
                         help="a dataset folder under --data-root; synthetic_* ones are generated if missing")
     parser.add_argument("--name", default=None, help="results folder name (default: <dataset>_<size>px_<steps>)")
@@ -23,24 +22,24 @@ def parse_args(argv=None):
                         help="a variant of the base config, repeatable: 'full', 'lambda_id=0', "
                              "'no_cycle:lambda_reconstr=0' (default: full, lambda_id=0, lambda_id=2, "
                              "lambda_reconstr=0, lambda_validation=0)")
-    parser.add_argument("--img-size", type=int, default=64, help="image height and width (default 64)")
-    parser.add_argument("--steps", type=int, default=2000, help="training steps per variant (default 2000)")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--img-size", type=positive_int, default=64, help="image height and width (default 64)")
+    parser.add_argument("--steps", type=positive_int, default=2000, help="training steps per variant (default 2000)")
+    parser.add_argument("--batch-size", type=positive_int, default=1)
     parser.add_argument("--generator", default="unet", choices=("unet", "resnet"))
-    parser.add_argument("--gen-filters", type=int, default=32)
-    parser.add_argument("--disc-filters", type=int, default=32)
-    parser.add_argument("--lambda-validation", type=float, default=ablation.FULL_LOSS["lambda_validation"])
-    parser.add_argument("--lambda-reconstr", type=float, default=ablation.FULL_LOSS["lambda_reconstr"])
-    parser.add_argument("--lambda-id", type=float, default=ablation.FULL_LOSS["lambda_id"])
+    parser.add_argument("--gen-filters", type=positive_int, default=32)
+    parser.add_argument("--disc-filters", type=positive_int, default=32)
+    parser.add_argument("--lambda-validation", type=finite_float, default=ablation.FULL_LOSS["lambda_validation"])
+    parser.add_argument("--lambda-reconstr", type=finite_float, default=ablation.FULL_LOSS["lambda_reconstr"])
+    parser.add_argument("--lambda-id", type=finite_float, default=ablation.FULL_LOSS["lambda_id"])
     parser.add_argument("--epochs", type=int, default=100,
                         help="epochs at the constant learning rate (paper 100); the decay follows")
     parser.add_argument("--decay-epochs", type=int, default=100,
                         help="epochs of linear decay to 0 (paper 100); --steps may end training earlier")
     parser.add_argument("--seed", type=int, default=0, help="the same seed for every variant")
-    parser.add_argument("--checkpoint-interval", type=int, default=None,
+    parser.add_argument("--checkpoint-interval", type=positive_int, default=None,
                         help="steps between checkpoints: the most a killed variant loses (train's default 1000)")
-    parser.add_argument("--sample-interval", type=int, default=None, help="steps between grids (train's default 500)")
-    parser.add_argument("--examples", type=int, default=4, help="test images per direction in the figure")
+    parser.add_argument("--sample-interval", type=positive_int, default=None, help="steps between grids (train's default 500)")
+    parser.add_argument("--examples", type=positive_int, default=4, help="test images per direction in the figure")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--out-root", default="run/ablation")
     parser.add_argument("--export", default=None, metavar="DIR",
@@ -56,7 +55,12 @@ def main(argv=None):
         disc_n_filters=args.disc_filters, lambda_validation=args.lambda_validation,
         lambda_reconstr=args.lambda_reconstr, lambda_id=args.lambda_id, epochs=args.epochs,
         decay_epochs=args.decay_epochs, seed=args.seed)
-    variants = None if args.variant is None else dict(ablation.parse_variant(v) for v in args.variant)
+    parsed = [ablation.parse_variant(v) for v in args.variant or []]
+    names = [name for name, _ in parsed]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"--variant {repeated[0]!r} is given twice: each variant needs its own name")
+    variants = dict(parsed) if args.variant is not None else None
     name = args.name or f"{args.dataset}_{args.img_size}px_{args.steps}"
     folder = ablation.run_ablation(base, args.dataset, name, variants, max_steps=args.steps, data_root=args.data_root,
                                    out_root=args.out_root, batch_size=args.batch_size, n_examples=args.examples,
@@ -71,4 +75,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -5,7 +5,9 @@
     python train.py --dataset monet2photo --generator-type resnet --img-size 256 --lambda-id 5 --disc-filters 64
     python train.py --resume run/cyclegan/0001_apple2orange  # go on from the latest checkpoint
 
-Ctrl-C saves a checkpoint and stops; --resume continues the same curves. Open the run folder's
+Ctrl-C (or SIGTERM) saves a checkpoint and stops; --resume continues the same curves. A mistake
+(a bad value, a locked or damaged run, a full disk, a NaN loss) is one line on stderr and exit code
+2 or 1; --debug (or CYCLEGAN_DEBUG=1) shows the traceback. Open the run folder's
 index.html for the grids, loss curves and settings, or `tensorboard --logdir run/cyclegan`.
 """
 
@@ -15,6 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports Tenso
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
+
+from utils.cli import ArgumentParser, finite_float, positive_int, run_main  # noqa: E402
 
 # The Quickstart demo: small enough for a 2-core CPU in about 10 minutes, big enough that the grids
 # show apples turning orange. 64 px U-Net, 16/16 filters; measured in the README.
@@ -31,7 +35,7 @@ JIT = {"auto": "auto", "on": True, "off": False}  # --jit -> CycleGANConfig.jit_
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Train a CycleGAN (Zhu et al. 2017; Foster, Generative Deep Learning, "
+    p = ArgumentParser(description="Train a CycleGAN (Zhu et al. 2017; Foster, Generative Deep Learning, "
                                 "chapter 5). Defaults are the book's apple2orange settings.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--demo", action="store_true", help="the Quickstart demo: synthetic apples -> oranges, "
@@ -42,14 +46,14 @@ def parse_args(argv=None):
                    "(its config.json holds the model settings)")
     model = p.add_argument_group("model (models/config.py)")
     model.add_argument("--generator-type", choices=("unet", "resnet"), help="default unet (book); resnet (paper)")
-    model.add_argument("--img-size", type=int, help="image height and width in pixels (default 128)")
-    model.add_argument("--gen-filters", type=int, help="filters of the first generator layer (default 32)")
-    model.add_argument("--disc-filters", type=int, help="filters of the first discriminator layer (default 32)")
-    model.add_argument("--n-resnet-blocks", type=int, help="ResNet blocks (default: 6 below 256 px, else 9)")
-    model.add_argument("--lambda-validation", type=float, help="weight of the adversarial losses (default 1)")
-    model.add_argument("--lambda-reconstr", type=float, help="weight of the cycle losses (default 10)")
-    model.add_argument("--lambda-id", type=float, help="absolute weight of the identity losses (default 2)")
-    model.add_argument("--learning-rate", type=float, help="Adam learning rate (default 0.0002)")
+    model.add_argument("--img-size", type=positive_int, help="image height and width in pixels (default 128)")
+    model.add_argument("--gen-filters", type=positive_int, help="filters of the first generator layer (default 32)")
+    model.add_argument("--disc-filters", type=positive_int, help="filters of the first discriminator layer (default 32)")
+    model.add_argument("--n-resnet-blocks", type=positive_int, help="ResNet blocks (default: 6 below 256 px, else 9)")
+    model.add_argument("--lambda-validation", type=finite_float, help="weight of the adversarial losses (default 1)")
+    model.add_argument("--lambda-reconstr", type=finite_float, help="weight of the cycle losses (default 10)")
+    model.add_argument("--lambda-id", type=finite_float, help="absolute weight of the identity losses (default 2)")
+    model.add_argument("--learning-rate", type=finite_float, help="Adam learning rate (default 0.0002)")
     model.add_argument("--epochs", type=int, help="epochs at the constant learning rate (default 100)")
     model.add_argument("--decay-epochs", type=int, help="epochs of linear decay to 0 (default 100)")
     model.add_argument("--seed", type=int, help="seeds weights, data order and image pool (default 0)")
@@ -64,14 +68,14 @@ def parse_args(argv=None):
     speed.add_argument("--jit", choices=("auto", "on", "off"),
                        help="XLA / torch.compile for the step (default auto: on for JAX and TensorFlow GPUs)")
     run = p.add_argument_group("training run (utils/training.py)")
-    run.add_argument("--batch-size", type=int, default=1)
+    run.add_argument("--batch-size", type=positive_int, default=1)
     run.add_argument("--preprocess", choices=("resize_and_crop", "crop", "scale_width_and_crop", "none"),
                      help="how a training photo becomes an --img-size crop: resize_and_crop (default, the paper's "
                      "286 -> 256 jitter), crop (full-resolution crops of large photos), scale_width_and_crop, none")
-    run.add_argument("--sample-interval", type=int, help="steps between grids, loss plot and page (default 500)")
-    run.add_argument("--checkpoint-interval", type=int, help="steps between checkpoints (default 1000)")
-    run.add_argument("--max-steps", type=int, help="stop after this many steps in total")
-    run.add_argument("--n-grid-images", type=int, help="test images per domain in each grid (default 2)")
+    run.add_argument("--sample-interval", type=positive_int, help="steps between grids, loss plot and page (default 500)")
+    run.add_argument("--checkpoint-interval", type=positive_int, help="steps between checkpoints (default 1000)")
+    run.add_argument("--max-steps", type=positive_int, help="stop after this many steps in total")
+    run.add_argument("--n-grid-images", type=positive_int, help="test images per domain in each grid (default 2)")
     run.add_argument("--data-root", help="folder of the datasets (default: data; a resumed run: the run's own)")
     run.add_argument("--run-root", default="run/cyclegan")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
@@ -127,4 +131,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

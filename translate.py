@@ -9,24 +9,27 @@
 AtoB uses g_AB (apple -> orange), BtoA uses g_BA. Each image is translated at its own size (the
 generators are fully convolutional: utils/full_resolution.py); above --max-side a scaled-down copy is
 translated and scaled back. --fit scales every image to the training size and back instead.
-Output PNGs are named after the inputs; files that cannot be read are named and skipped.
+Output PNGs are named after the inputs; files that cannot be read are named and skipped. The output
+folder may not be the input folder (or inside it), and existing files are kept unless --overwrite.
 """
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
+
+from utils.cli import ArgumentParser, run_main  # noqa: E402
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Translate every image of a folder with a trained CycleGAN generator.")
+    p = ArgumentParser(description="Translate every image of a folder with a trained CycleGAN generator.")
     p.add_argument("model", help="a run folder (its latest checkpoint is used), a checkpoint folder ckpt-* or a "
                    "model folder (config.json + g_AB/g_BA weights, e.g. pretrained/synthetic_apple2orange_64)")
     p.add_argument("--direction", required=True, choices=("AtoB", "BtoA"), help="AtoB: g_AB, BtoA: g_BA")
     p.add_argument("--input", required=True, help="folder of images (any size, RGB or grayscale)")
     p.add_argument("--output", help="folder for the PNGs (default: <run folder>/translated/<direction>_<input name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     p.add_argument("--fit", action="store_true", help="scale each image to the training size and back "
                    "(the training view; blurs large images) instead of translating it at its own size")
     p.add_argument("--max-side", type=int, default=1024, help="translate images whose longer side is above this "
@@ -39,7 +42,8 @@ def main(argv=None):
     from utils.translate import translate_folder
     try:
         written, skipped = translate_folder(args.model, args.direction, args.input, args.output,
-                                            progress=not args.no_progress, fit=args.fit, max_side=args.max_side)
+                                            progress=not args.no_progress, fit=args.fit, max_side=args.max_side,
+                                            overwrite=args.overwrite)
     except FileNotFoundError as error:
         sys.exit(f"error: {error}")
     if not written:
@@ -47,4 +51,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,4 +1,4 @@
-"""Atomic, pickle-free checkpoints of a `CycleGAN`: everything a run needs to go on.
+"""Atomic, verified, pickle-free checkpoints of a `CycleGAN`: everything a run needs to go on.
 
 Layout of one checkpoint, `<directory>/ckpt-<step>/`:
 
@@ -6,97 +6,243 @@ Layout of one checkpoint, `<directory>/ckpt-<step>/`:
     optimizers.npz   Adam states of d_A, d_B and the combined model (iterations, learning rate,
                      moments), keyed '<optimizer>/<index>' with the variable paths beside them
     pools.npz        the two histories of generated images
-    state.json       format version, config, epoch / batch / step, pool RNG states, versions
+    state.json       format version, config, epoch / batch / step, pool RNG states, versions, and
+                     the manifest: each other file's size and SHA-256, and a checksum of itself
 
-It is written into a temporary folder and renamed into place only when complete, then the text
-file `<directory>/latest` is replaced (also atomically) to name it: a run killed mid-save leaves the
-previous checkpoint intact. Nothing is pickled: `.npz` files are read with allow_pickle=False.
+It is written into a temporary folder, state.json last, verified against its manifest, and renamed
+into place only then; the text file `<directory>/latest` is replaced (also atomically) to name it,
+and only after that are checkpoints beyond the newest `keep` deleted. A run killed or out of disk
+mid-save leaves the previous checkpoints intact (a failed save removes its temporary folder).
+Weights that are not finite (NaN, inf) are neither saved nor loaded. Reading verifies the manifest
+too: a folder of checkpoints resolves to its newest intact one, with a warning that names each
+damaged one skipped and why. Nothing is pickled: `.npz` files are read with allow_pickle=False.
 """
 
+import errno
+import hashlib
 import json
 import os
 import shutil
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from models.config import CycleGANConfig
+from utils.disk_space import disk_full_error, file_size_limit, free_mb, is_disk_full
 
 FORMAT = "cyclegan-checkpoint/1"
 NETWORKS = ("g_AB", "g_BA", "d_A", "d_B")
+FILES = (*(f"{net}.weights.h5" for net in NETWORKS), "optimizers.npz", "pools.npz")
+_warned = set()   # (checkpoint, reason) pairs already reported, so a resume warns once
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: damaged, incomplete or holding non-finite weights."""
 
 
 def _atomic_write_text(path, text):
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # a full disk must not keep the half-written file
+        raise
 
 
-def resolve(path):
-    """The ckpt-* folder that `path` names: itself, the one in its `latest` file, or its newest."""
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _self_checksum(state):
+    body = {k: v for k, v in state.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def verify(path):
+    """Problems of the checkpoint folder `path` ([] when intact), each naming the file and why."""
     path = Path(path)
-    if (path / "state.json").is_file():
-        return path
-    latest = path / "latest"
-    if latest.is_file():
-        named = path / latest.read_text().strip()
-        if (named / "state.json").is_file():
-            return named
-    candidates = sorted(p for p in path.glob("ckpt-*") if (p / "state.json").is_file())
+    state_file = path / "state.json"
+    if not state_file.is_file():
+        return [f"{state_file} is missing (the save did not finish)"]
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return [f"{state_file} is unreadable ({error})"]
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return [f"{state_file} is not a {FORMAT} checkpoint"]
+    if "checksum" in state and state["checksum"] != _self_checksum(state):
+        return [f"{state_file} was changed after it was written (checksum mismatch)"]
+    problems = []
+    manifest = state.get("files")
+    for name in FILES:
+        file = path / name
+        if not file.is_file():
+            problems.append(f"{file} is missing")
+        elif manifest is None:   # a checkpoint from before manifests: only its presence can be checked
+            if file.stat().st_size == 0:
+                problems.append(f"{file} is empty")
+        elif name not in manifest:
+            problems.append(f"{file} is not in the manifest of {state_file}")
+        elif file.stat().st_size != manifest[name]["bytes"]:
+            problems.append(f"{file} has {file.stat().st_size} bytes, {manifest[name]['bytes']} were written "
+                            "(truncated or replaced)")
+        elif _sha256(file) != manifest[name]["sha256"]:
+            problems.append(f"{file} does not match its SHA-256 in state.json (damaged)")
+    return problems
+
+
+def find_intact(path):
+    """(the checkpoint to use, [(damaged checkpoint, its problems)] skipped on the way).
+
+    `path` is a ckpt-* folder (used only if intact) or a folder of them: the one its `latest` file
+    names, then the others newest first, the first intact one wins.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no checkpoint in {path}: the folder does not exist")
+    if (path / "state.json").exists() or path.name.startswith("ckpt-"):
+        candidates = [path]
+    else:
+        found = sorted((p for p in path.glob("ckpt-*") if p.is_dir()), reverse=True)
+        latest = path / "latest"
+        named = path / latest.read_text().strip() if latest.is_file() else None
+        candidates = ([named] if named in found else []) + [p for p in found if p != named]
     if not candidates:
         raise FileNotFoundError(f"no checkpoint in {path}: expected a ckpt-<step> folder with state.json, "
                                 "written by CycleGAN.save_checkpoint")
-    return candidates[-1]
+    skipped = []
+    for candidate in candidates:
+        problems = verify(candidate)
+        if not problems:
+            return candidate, skipped
+        skipped.append((candidate, problems))
+    raise CheckpointError("no intact checkpoint in {}:\n  {}".format(
+        path, "\n  ".join(problem for _, problems in skipped for problem in problems)))
+
+
+def resolve(path):
+    """The intact ckpt-* folder that `path` names; warns on stderr about each damaged one skipped."""
+    found, skipped = find_intact(path)
+    for damaged, problems in skipped:
+        if (str(damaged), tuple(problems)) not in _warned:
+            _warned.add((str(damaged), tuple(problems)))
+            print(f"warning: skipping the damaged checkpoint {damaged} ({'; '.join(problems)}); "
+                  f"using {found.name}", file=sys.stderr, flush=True)
+    return found
 
 
 def read_state(path):
-    state = json.loads((resolve(path) / "state.json").read_text())
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{resolve(path)} is not a {FORMAT} checkpoint (format={state.get('format')!r})")
-    return state
+    return json.loads((resolve(path) / "state.json").read_text())
 
 
 def read_config(path):
     return CycleGANConfig.from_dict(read_state(path)["config"])
 
 
+def _non_finite(model):
+    """Path of the first weight of `model` holding NaN or inf (None if all are finite)."""
+    for variable in model.weights:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
+            return variable.path
+    return None
+
+
 def save(gan, directory, keep=3):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"ckpt-{gan.step:08d}"
-    tmp = directory / f".tmp-{name}-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
     gan.build_optimizers()  # a checkpoint taken before the first step has the same variables as later ones
     for net in NETWORKS:
-        getattr(gan, net).save_weights(tmp / f"{net}.weights.h5")
-    arrays = {}
-    for opt_name, optimizer in gan.optimizers.items():
-        for i, variable in enumerate(optimizer.variables):
-            arrays[f"{opt_name}/{i:04d}"] = keras.ops.convert_to_numpy(variable)
-        arrays[f"{opt_name}/paths"] = np.array([v.path for v in optimizer.variables], dtype=str)
-    np.savez(tmp / "optimizers.npz", **arrays)
-    pool_A, rng_A = gan.pool_A.get_state()
-    pool_B, rng_B = gan.pool_B.get_state()
-    np.savez(tmp / "pools.npz", pool_A=pool_A, pool_B=pool_B)
-    state = {"format": FORMAT, "config": gan.config.to_dict(), "epoch": gan.epoch, "batch": gan.batch,
-             "step": gan.step, "learning_rate": gan.learning_rate, "pool_rng": {"A": rng_A, "B": rng_B},
-             "keras_version": keras.__version__, "backend": keras.backend.backend()}
-    _atomic_write_text(tmp / "state.json", json.dumps(state, indent=2))
-
-    final = directory / name
-    if final.exists():  # re-saving the same step: move the old copy aside first
-        old = directory / f".old-{name}-{time.time_ns()}"
-        os.replace(final, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(tmp, final)
-    _atomic_write_text(directory / "latest", name)
-    _prune(directory, keep)
+        bad = _non_finite(getattr(gan, net))
+        if bad:
+            raise CheckpointError(f"not saving a checkpoint of step {gan.step}: {net} weight {bad} is NaN or "
+                                     f"inf; the checkpoints in {directory} are kept as they are")
+    name = f"ckpt-{gan.step:08d}"
+    tmp = directory / f".tmp-{name}-{os.getpid()}-{time.time_ns()}"
+    current = tmp
+    try:
+        _check_room(gan, directory)
+        tmp.mkdir()
+        for net in NETWORKS:
+            current = tmp / f"{net}.weights.h5"
+            getattr(gan, net).save_weights(current)
+        arrays = {}
+        for opt_name, optimizer in gan.optimizers.items():
+            for i, variable in enumerate(optimizer.variables):
+                arrays[f"{opt_name}/{i:04d}"] = keras.ops.convert_to_numpy(variable)
+            arrays[f"{opt_name}/paths"] = np.array([v.path for v in optimizer.variables], dtype=str)
+        current = tmp / "optimizers.npz"
+        np.savez(current, **arrays)
+        pool_A, rng_A = gan.pool_A.get_state()
+        pool_B, rng_B = gan.pool_B.get_state()
+        current = tmp / "pools.npz"
+        np.savez(current, pool_A=pool_A, pool_B=pool_B)
+        state = {"format": FORMAT, "config": gan.config.to_dict(), "epoch": gan.epoch, "batch": gan.batch,
+                 "step": gan.step, "learning_rate": gan.learning_rate, "pool_rng": {"A": rng_A, "B": rng_B},
+                 "keras_version": keras.__version__, "backend": keras.backend.backend(),
+                 "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in FILES}}
+        state["checksum"] = _self_checksum(state)
+        current = tmp / "state.json"
+        _atomic_write_text(current, json.dumps(state, indent=2))   # last: its manifest covers the rest
+        problems = verify(tmp)   # read back what the disk holds before it replaces anything
+        if problems:
+            raise CheckpointError(f"the checkpoint of step {gan.step} failed its check after writing: "
+                                  f"{'; '.join(problems)}")
+        final = directory / name
+        if final.exists():  # re-saving the same step: move the old copy aside first
+            old = directory / f".old-{name}-{time.time_ns()}"
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, final)
+        current = directory / "latest"
+        _atomic_write_text(current, name)
+    except BaseException as error:
+        shutil.rmtree(tmp, ignore_errors=True)   # never leave a half checkpoint filling the disk
+        if is_disk_full(error):   # name the file as it would have been, not the removed temporary one
+            file = Path(error.filename or current).name
+            raise _disk_full(error, directory / name / file, directory) from None
+        raise
+    _prune(directory, keep)   # only now: the new checkpoint is in place and verified
     return final
+
+
+def _check_room(gan, directory):
+    """Refuse a save that cannot fit before writing a byte: h5py can crash the process (a segfault
+    on closing the file) when a weight file's write fails, so the weight files are sized first.
+    A compiled network's file also holds its optimizer's moments; Keras adds a few KB per variable."""
+    def nbytes(variables):
+        return sum(int(np.prod(v.shape)) * 4 for v in variables)
+
+    weight_files = {}
+    for net in NETWORKS:
+        model = getattr(gan, net)
+        variables = list(model.weights) + list(getattr(getattr(model, "optimizer", None), "variables", None) or [])
+        weight_files[f"{net}.weights.h5"] = nbytes(variables) * 1.05 + 4096 * len(variables) + 65536
+    need = sum(weight_files.values()) + sum(nbytes(o.variables) for o in gan.optimizers.values())
+    limit = file_size_limit()
+    too_big = [f for f, size in weight_files.items() if limit is not None and size > limit]
+    if need > free_mb(directory) * 1e6 or too_big:
+        raise OSError(errno.ENOSPC if not too_big else errno.EFBIG, "no room for a checkpoint",
+                      too_big[0] if too_big else "")
+
+
+def _disk_full(error, path, directory):
+    try:
+        last = find_intact(directory)[0]
+    except (FileNotFoundError, CheckpointError):
+        last = None
+    return disk_full_error(error, path, last)
 
 
 def _prune(directory, keep):
@@ -108,9 +254,17 @@ def _prune(directory, keep):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _read(path, what, reader):
+    """reader() for the file `path`; a damaged file becomes a CheckpointError naming it."""
+    try:
+        return reader()
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"cannot read {path} ({what}): {type(error).__name__}: {error}") from None
+
+
 def load(gan, path):
     path = resolve(path)
-    state = read_state(path)
+    state = json.loads((path / "state.json").read_text())
     saved = CycleGANConfig.from_dict(state["config"])
     mismatch = gan.config.architecture_mismatch(saved)
     if mismatch:
@@ -122,19 +276,29 @@ def load(gan, path):
     gan._compile_combined()  # the checkpoint's loss weights
     gan.build_optimizers()  # before load_weights, which also reads a compiled model's optimizer
     for net in NETWORKS:
-        getattr(gan, net).load_weights(path / f"{net}.weights.h5")
-    with np.load(path / "optimizers.npz", allow_pickle=False) as arrays:
+        file = path / f"{net}.weights.h5"
+        _read(file, "Keras weights", lambda: getattr(gan, net).load_weights(file))
+        bad = _non_finite(getattr(gan, net))
+        if bad:
+            raise CheckpointError(f"{file} holds non-finite weights (NaN or inf) in {bad}: this checkpoint "
+                                  "cannot be resumed; delete its folder to fall back to an older one")
+    with _read(path / "optimizers.npz", "optimizer states",
+               lambda: np.load(path / "optimizers.npz", allow_pickle=False)) as arrays:
         for opt_name, optimizer in gan.optimizers.items():
-            paths = list(arrays[f"{opt_name}/paths"])
+            paths = list(_read(path / "optimizers.npz", opt_name, lambda: arrays[f"{opt_name}/paths"]))
             if len(paths) != len(optimizer.variables):
                 raise ValueError(f"checkpoint {path}: optimizer {opt_name} has {len(paths)} variables, "
                                  f"this model's has {len(optimizer.variables)} (mixed_precision "
                                  f"{precision[0]!r} in the checkpoint, {precision[1]!r} here): build the model "
                                  "with CycleGAN.from_checkpoint(path)")
             for i, variable in enumerate(optimizer.variables):
-                variable.assign(arrays[f"{opt_name}/{i:04d}"])
-    with np.load(path / "pools.npz", allow_pickle=False) as pools:
-        gan.pool_A.set_state(pools["pool_A"], state["pool_rng"]["A"])
-        gan.pool_B.set_state(pools["pool_B"], state["pool_rng"]["B"])
+                value = _read(path / "optimizers.npz", opt_name, lambda: arrays[f"{opt_name}/{i:04d}"])
+                if not np.all(np.isfinite(value)):
+                    raise CheckpointError(f"{path / 'optimizers.npz'} holds non-finite values in {paths[i]}")
+                variable.assign(value)
+    with _read(path / "pools.npz", "image pools", lambda: np.load(path / "pools.npz", allow_pickle=False)) as pools:
+        pool_A, pool_B = _read(path / "pools.npz", "image pools", lambda: (pools["pool_A"], pools["pool_B"]))
+        gan.pool_A.set_state(pool_A, state["pool_rng"]["A"])
+        gan.pool_B.set_state(pool_B, state["pool_rng"]["B"])
     gan.epoch, gan.batch, gan.step = state["epoch"], state["batch"], state["step"]
     return path

@@ -7,6 +7,8 @@ few fields replaced (`dataclasses.replace`); every run folder and checkpoint sto
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass
 
 GENERATOR_TYPES = ("unet", "resnet")
@@ -91,6 +93,10 @@ class CycleGANConfig:
         if min(height, width) < 32:
             raise ValueError(f"input_dim={self.input_dim}: images must be at least 32x32 for the 70x70 PatchGAN "
                              "discriminator to produce a patch map.")
+        for name in ("learning_rate", "lambda_validation", "lambda_reconstr", "lambda_id", "beta_1", "beta_2"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{name}={value!r}: must be a finite number (not NaN or inf).")
         for name in ("lambda_validation", "lambda_reconstr", "lambda_id"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)}: loss weights must be >= 0.")

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from matplotlib.figure import Figure
 from models.config import CycleGANConfig
 from utils import evaluation
 from utils import run_folder as layout
+from utils.run_lock import RunLock
 
 # The full loss as in the issue (lambda_id 5 = the official 0.5 x lambda_reconstr), then one change each.
 FULL_LOSS = {"lambda_validation": 1.0, "lambda_reconstr": 10.0, "lambda_id": 5.0}
@@ -75,7 +77,16 @@ def variant_configs(base_config, variants=None):
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ValueError(f"variant {name!r} changes unknown setting(s) {unknown}; known: {sorted(known)}")
-        configs[name] = dataclasses.replace(base_config, **changes)
+        try:
+            configs[name] = dataclasses.replace(base_config, **changes)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"variant {name!r}: {error}") from None
+    folders = {}
+    for name in configs:   # 'a b' and 'a_b' would share runs/a_b and results/a_b.json
+        if slug(name) in folders:
+            raise ValueError(f"variants {folders[slug(name)]!r} and {name!r} would share the folder "
+                             f"runs/{slug(name)}: rename one (--variant NAME:FIELD=VALUE)")
+        folders[slug(name)] = name
     return configs
 
 
@@ -131,10 +142,30 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
     max_steps: the step budget of every variant; batch_size and train_kwargs go to `train`.
     n_examples: test images per direction in the figure, chosen when the ablation starts.
     """
+    configs = variant_configs(base_config, variants)   # every value checked before a folder is made
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps={max_steps!r}: every variant needs a step budget, an integer >= 1")
+    folder = Path(out_root) / name
+    created = not folder.exists()
+    lock = RunLock(folder, what="ablation")   # a second ablate.py on this folder stops here, naming the first
+    lock.acquire()
+    try:
+        _run_variants(folder, base_config, configs, dataset, max_steps, data_root, batch_size, n_examples,
+                      progress, train_kwargs)
+    except BaseException:
+        lock.release()
+        if created and not any((folder / "runs").glob("*/" + layout.CONFIG)):   # nothing trained: no orphan
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    lock.release()
+    return folder
+
+
+def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, batch_size, n_examples, progress,
+                  train_kwargs):
+    """run_ablation's work, inside its lock: settings, test set, each variant, baselines, report."""
     from utils.training import load_run, train
 
-    configs = variant_configs(base_config, variants)
-    folder = Path(out_root) / name
     (folder / "results").mkdir(parents=True, exist_ok=True)
     settings = {"dataset": dataset, "max_steps": max_steps, "batch_size": batch_size,
                 "base_config": base_config.to_dict(),
@@ -174,7 +205,6 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
     if not baselines_file.is_file():
         _write_json(baselines_file, evaluation.evaluate_baselines(dataset, img_res, data_root, test_set))
     write_report(folder, test_set, examples)
-    return folder
 
 
 def _check_settings(folder, settings):

@@ -4,14 +4,17 @@
 
 The archives are the CycleGAN authors' zip files, <base_url>/<name>.zip. A download never leaves
 a half dataset behind: the zip goes to a temporary file, is checked (complete length, zip CRCs,
-no member that would land outside the target), is extracted into a temporary folder, and only
-then is that folder renamed to data/<name>. A dataset already complete is not downloaded again.
+no member that would land outside the target, no symbolic link, no "zip bomb": declared sizes
+within MAX_RATIO of the compressed ones and within the free disk space), is extracted into a
+temporary folder (never more bytes than a member declares), and only then is that folder renamed
+to data/<name>. A dataset already complete is not downloaded again.
 """
 
 import argparse
 import http.client
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import urllib.error
@@ -21,6 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from utils.disk_space import free_mb, is_disk_full
+
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 KNOWN_DATASETS = ("apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
                   "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower",
@@ -28,6 +33,11 @@ KNOWN_DATASETS = ("apple2orange", "summer2winter_yosemite", "horse2zebra", "mone
 SPLITS = ("trainA", "trainB", "testA", "testB")
 MARKER = ".download_complete"  # written into data/<name>/ once a download is in place
 CHUNK = 1 << 20
+# Zip bombs: the official archives hold images, which barely compress (ratio about 1). An archive
+# that declares more than MAX_RATIO times its compressed size, or a member above 1 MB that does,
+# is refused before a byte is extracted, and so is one that would not fit in the free disk space.
+MAX_RATIO = 20
+DISK_MARGIN_MB = 100   # left free after extracting
 
 
 class DownloadError(RuntimeError):
@@ -108,18 +118,19 @@ def _extract(archive, unpacked, url, name, data_root):
     """Check and extract the zip into `unpacked`; returns the folder that holds trainA, ..."""
     try:
         with zipfile.ZipFile(archive) as zip_file:
-            root = unpacked.resolve()
-            for member in zip_file.namelist():
-                destination = (root / member).resolve()
-                if destination != root and root not in destination.parents:
-                    raise DownloadError(f"refusing to extract {url}: the member {member!r} would be written "
-                                        f"outside {unpacked} (a 'zip slip' archive)")
+            check_members(zip_file, unpacked, url, archive.stat().st_size)
             bad = zip_file.testzip()  # reads every member and checks its CRC
             if bad is not None:
                 raise DownloadError(f"{url} is corrupt: the member {bad!r} fails its CRC check\n"
                                     f"{manual_steps(name, data_root, url)}")
-            zip_file.extractall(unpacked)
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, OSError) as error:
+            extract_bounded(zip_file, unpacked, url)
+    except OSError as error:
+        if not is_disk_full(error):
+            raise DownloadError(f"{url} is not a complete zip archive (truncated download?): {error}\n"
+                                f"{manual_steps(name, data_root, url)}") from None
+        raise DownloadError(f"disk full while extracting {url} into {unpacked}: {free_mb(unpacked):.0f} MB free; "
+                            f"{data_root} is left as it was") from None
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as error:
         raise DownloadError(f"{url} is not a complete zip archive (truncated download?): {error}\n"
                             f"{manual_steps(name, data_root, url)}") from None
     # The official archives hold one folder, <name>/trainA ...; accept the splits at the top too.
@@ -127,6 +138,52 @@ def _extract(archive, unpacked, url, name, data_root):
         if any((candidate / split).is_dir() for split in SPLITS):
             return candidate
     raise DownloadError(f"{url} holds none of the folders {', '.join(SPLITS)}\n{manual_steps(name, data_root, url)}")
+
+
+def check_members(zip_file, unpacked, url, archive_bytes):
+    """Refuse an unsafe archive before extracting: zip slip, symbolic links, zip bombs, no room."""
+    root = Path(unpacked).resolve()
+    declared = 0
+    for info in zip_file.infolist():
+        destination = (root / info.filename).resolve()
+        if destination != root and root not in destination.parents:
+            raise DownloadError(f"refusing to extract {url}: the member {info.filename!r} would be written "
+                                f"outside {unpacked} (a 'zip slip' archive)")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DownloadError(f"refusing to extract {url}: the member {info.filename!r} is a symbolic link "
+                                "(a dataset holds only images and folders)")
+        if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise DownloadError(f"refusing to extract {url}: the member {info.filename!r} declares "
+                                f"{info.file_size:,} bytes from {info.compress_size:,} compressed (more than "
+                                f"{MAX_RATIO}x: a zip bomb?)")
+        declared += info.file_size
+    if declared > (1 << 20) and declared > MAX_RATIO * max(archive_bytes, 1):
+        raise DownloadError(f"refusing to extract {url}: it declares {declared:,} bytes from a {archive_bytes:,}-byte "
+                            f"archive (more than {MAX_RATIO}x: a zip bomb?)")
+    free = free_mb(unpacked)
+    if declared / 1e6 > free - DISK_MARGIN_MB:
+        raise DownloadError(f"refusing to extract {url}: it declares {declared / 1e6:,.0f} MB and {unpacked} has "
+                            f"{free:,.0f} MB free (keeping {DISK_MARGIN_MB} MB spare). Free some space or pass "
+                            "--data-root on a larger disk")
+
+
+def extract_bounded(zip_file, unpacked, url):
+    """Extract every member, never writing more bytes than it declares (check_members trusted those)."""
+    root = Path(unpacked)
+    for info in zip_file.infolist():
+        target = root / info.filename
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with zip_file.open(info) as source, open(target, "wb") as out:
+            while chunk := source.read(CHUNK):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise DownloadError(f"refusing to extract {url}: the member {info.filename!r} holds more than "
+                                        f"the {info.file_size:,} bytes it declares")
+                out.write(chunk)
 
 
 def _replace(new, target):

@@ -73,7 +73,7 @@ def image_table(rows, path, column_titles=None, row_labels=None, title=None, cel
             if c == 0 and row_labels:
                 ax.set_ylabel(row_labels[r], fontsize=10)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, parse_math=False)   # a '$' in a dataset name is text, not TeX
     # Fixed margins (no bbox_inches="tight"): every grid of a run has the same pixel size, for the GIF.
     width, height = fig.get_size_inches()
     fig.subplots_adjust(left=left / width, right=1 - 0.1 / width, bottom=0.1 / height, top=1 - top / height,
@@ -100,8 +100,12 @@ def _save(fig, path, dpi=None):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=dpi, format="png")
-    tmp.replace(path)
+    try:
+        fig.savefig(tmp, dpi=dpi, format="png")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # a full disk must not keep half a picture
+        raise
     return path
 
 
@@ -145,7 +149,7 @@ def save_loss_curves(history, path, title=None):
     for ax in axes[1]:
         ax.set_xlabel("training step")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, parse_math=False)
     return _save(fig, path)
 
 
@@ -164,8 +168,15 @@ def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_fram
     durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms] if len(frames) > 1 else last_frame_ms
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
-    tmp.replace(path)   # a page reloading mid-write never sees half a GIF
+    # encoded in memory, then written in one go: a failed write (a full disk) is one clean OSError,
+    # where imageio's file writer retries its flush at garbage collection and prints a traceback
+    gif = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=durations, loop=0)
+    try:
+        tmp.write_bytes(gif)
+        tmp.replace(path)   # a page reloading mid-write never sees half a GIF
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # a full disk must not keep half a GIF
+        raise
     return path
 
 

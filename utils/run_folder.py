@@ -38,13 +38,18 @@ TRAINING_DEFAULTS = {
 }
 
 
+def folder_name(dataset):
+    """A dataset name as one safe folder name: 'sub/ds2' -> 'sub_ds2' (no separators, no '..')."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(dataset)).strip("._") or "dataset"
+
+
 def new_run_folder(run_root, dataset):
     """Create and return the next free `<run_root>/<NNNN>_<dataset>/` (0001, 0002, ...)."""
     run_root = Path(run_root)
     run_root.mkdir(parents=True, exist_ok=True)
     while True:
         numbers = [int(m.group(1)) for p in run_root.iterdir() if (m := re.match(r"(\d+)_", p.name))]
-        folder = run_root / f"{max(numbers, default=0) + 1:04d}_{dataset}"
+        folder = run_root / f"{max(numbers, default=0) + 1:04d}_{folder_name(dataset)}"
         try:
             folder.mkdir()  # fails if another process took this number first: then count again
             return folder
@@ -80,9 +85,24 @@ def write_atomic(path, text):
     """Write a text file so that a reader (or a crash) never sees half of it."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # a full disk must not keep the half-written file
+        raise
 
 
 def write_json(path, data):
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def remove_temporary_files(run_folder):
+    """Delete what interrupted atomic writes left in a run folder (`.name.tmp*`, `*.tmp.npz`,
+    `weights/.tmp-ckpt-*`). Only the run's owner (utils/run_lock.py) calls this, so none is in use."""
+    from utils.disk_space import remove_quietly
+    run_folder = Path(run_folder)
+    for folder in (run_folder, run_folder / IMAGES, run_folder / LOGS, run_folder / WEIGHTS):
+        for pattern in (".*.tmp*", "*.tmp.npz", ".tmp-*"):
+            for leftover in folder.glob(pattern):
+                remove_quietly(leftover)

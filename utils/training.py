@@ -10,12 +10,18 @@ results page; every checkpoint interval it saves a checkpoint.
 `train(..., resume=True)` (or mode='load') goes on from the run's latest checkpoint: the data
 loader replays the same stream from the checkpoint's (epoch, batch), the CSV is cut back to the
 checkpoint's step, and the grids use the same test images. A run killed at any moment loses at most
-the steps since its last checkpoint. Ctrl-C saves a checkpoint first, then stops.
+the steps since its last checkpoint. Ctrl-C or SIGTERM saves a checkpoint first, then stops.
+
+What else cannot go wrong silently: every setting is checked before a folder is made; the run
+folder is locked while it trains (utils/run_lock.py), so a second trainer on it is refused; the
+first NaN or inf loss stops the run before anything of that step is saved (utils/loss_guard.py);
+a full disk removes the temporary files and names the last good checkpoint (utils/disk_space.py).
 """
 
 import datetime
 import importlib
 import platform
+import shutil
 import signal
 import sys
 import threading
@@ -28,6 +34,9 @@ from tqdm.auto import tqdm
 
 from models import CycleGAN, CycleGANConfig
 from utils import devices, distribution, plots, report, run_folder as layout
+from utils.disk_space import DiskFullError, disk_full_error, is_disk_full
+from utils.loss_guard import NonFiniteLossError, check_losses
+from utils.run_lock import RunLock
 from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)
 from utils.run_logs import LossLog, TensorBoardLog
 
@@ -73,13 +82,11 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         settings.update({k: v for k, v in given.items() if v is not None})  # the caller may change these
     else:
         config = _as_config(model_config)
-        settings = {"batch_size": int(batch_size),
-                    "sample_interval": int(sample_interval or DEFAULTS["sample_interval"]),
-                    "checkpoint_interval": int(checkpoint_interval or DEFAULTS["checkpoint_interval"]),
-                    "max_steps": max_steps, "n_grid_images": int(n_grid_images or DEFAULTS["n_grid_images"]),
-                    "preprocess": preprocess or DEFAULTS["preprocess"]}
-        if settings["batch_size"] < 1 or settings["sample_interval"] < 1 or settings["checkpoint_interval"] < 1:
-            raise ValueError(f"batch_size, sample_interval and checkpoint_interval must be >= 1, got {settings}")
+        given = {"batch_size": batch_size, "sample_interval": sample_interval,
+                 "checkpoint_interval": checkpoint_interval, "max_steps": max_steps, "n_grid_images": n_grid_images}
+        settings = {k: DEFAULTS[k] if v is None else v for k, v in given.items()}
+        settings["preprocess"] = preprocess or DEFAULTS["preprocess"]
+    check_settings(settings)
     n_devices = distribution.device_count() if config.data_parallel else 1
     if settings["batch_size"] % n_devices:
         raise ValueError(f"batch_size={settings['batch_size']}: data_parallel splits each batch across {n_devices} "
@@ -87,10 +94,50 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     loader = open_dataset(dataset, data_root, config.input_dim,    # before any folder: a missing dataset stops here
                           settings.get("preprocess", DEFAULTS["preprocess"]))
 
+    created = not resume and (run_folder is None or not Path(run_folder).exists())
     if resume:
         run = Path(run_folder)
     else:
         run = Path(run_folder) if run_folder is not None else new_run_folder(run_root, dataset)
+    lock, loop = RunLock(run), None
+    try:
+        lock.acquire()   # one trainer per run folder: a second one stops here, naming the first
+        loop = _start_session(model_config, config, dataset, run, resume, loader, settings, progress, callbacks,
+                              data_root, meta if resume else None)
+    except BaseException as error:
+        if created:   # a folder this call made and that never trained: leave no orphan behind
+            lock.release()
+            shutil.rmtree(run, ignore_errors=True)
+            raise
+        if lock.held:
+            layout.remove_temporary_files(run)
+        lock.release()
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            raise disk_full_error(error, error.filename or run) from None
+        raise
+    try:
+        loop.run()
+    finally:
+        lock.release()
+    return run
+
+
+def check_settings(settings):
+    """Raise ValueError naming the first training setting that is not a positive integer."""
+    for name in ("batch_size", "sample_interval", "checkpoint_interval", "n_grid_images", "max_steps"):
+        value = settings.get(name)
+        if name == "max_steps" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}={value!r}: must be an integer >= 1" +
+                             (" (or None: all epochs)" if name == "max_steps" else ""))
+        settings[name] = int(value)
+
+
+def _start_session(model_config, config, dataset, run, resume, loader, settings, progress, callbacks, data_root,
+                   meta):
+    """Write the run's config.json, build or restore the model and pick the grid images: a loop to run."""
+    if not resume:
         if (run / layout.CONFIG).exists():
             raise ValueError(f"{run} already holds a run: resume it with resume=True "
                              f"(python train.py --resume {run}) or choose another folder")
@@ -109,9 +156,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     meta["sessions"][-1]["start_step"] = gan.step
     layout.write_json(run / layout.CONFIG, meta)
     grid_A, grid_B = _grid_images(loader, run, settings["n_grid_images"], config.input_dim[-1])
-    loop = _TrainingLoop(gan, loader, run, meta, grid_A, grid_B, progress, callbacks or [])
-    loop.run()
-    return run
+    return _TrainingLoop(gan, loader, run, meta, grid_A, grid_B, progress, callbacks or [])
 
 
 def _as_config(model_config):
@@ -128,7 +173,9 @@ def _as_config(model_config):
 def _model_for(model_config, config, run, resume):
     """The CycleGAN to train: the caller's or a new one; a resumed run restores its latest checkpoint."""
     weights = run / layout.WEIGHTS
-    has_checkpoint = (weights / "latest").is_file() or any(weights.glob("ckpt-*/state.json"))
+    # any ckpt-* folder, even a damaged one: resume then uses the newest intact one or says none is
+    # (starting over from step 0 would cut the run's losses.csv back to nothing)
+    has_checkpoint = (weights / "latest").is_file() or any(weights.glob("ckpt-*"))
     if isinstance(model_config, CycleGAN):
         gan = model_config
         if not resume and gan.step > 0:
@@ -230,27 +277,31 @@ def _match_channels(imgs, channels):
 
 
 class _StopRequest:
-    """While active, Ctrl-C (SIGINT) only sets a flag: the loop finishes its step, saves and stops.
-    A second Ctrl-C interrupts at once. Only the main thread can hold signal handlers."""
+    """While active, Ctrl-C (SIGINT) and SIGTERM (sent by `timeout`, job schedulers, `docker stop` and
+    notebook kernels) only set a flag: the loop finishes its step, saves and stops. The same signal
+    again interrupts at once. Only the main thread can hold signal handlers."""
+
+    NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested = None   # the name of the signal that asked to stop
+        self._previous = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.NAMES}
         return self
 
     def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-        print("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)",
+        self.requested = name = self.NAMES[signum]
+        fallback = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        signal.signal(signum, self._previous.get(signum) or fallback)
+        print(f"\n{name}: finishing this step and saving a checkpoint ({name} again to abort without saving)",
               file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
 
 class _TrainingLoop:
@@ -281,10 +332,37 @@ class _TrainingLoop:
                     save_checkpoint(gan, self.folder / layout.WEIGHTS)   # resumable from its first second
                     self.sample()                                     # the "before" picture
                 finished = self._epochs(stop)
-            self.finish(interrupted=not finished)
+                self.finish(interrupted=None if finished else stop.requested)
+        except NonFiniteLossError:
+            self._write_status(f"stopped: a loss became NaN or inf at step {gan.step}")
+            raise
+        except OSError as error:
+            layout.remove_temporary_files(self.folder)   # a full disk must not stay full of half files
+            if is_disk_full(error) and not isinstance(error, DiskFullError):
+                raise disk_full_error(error, error.filename or self.folder, self.last_checkpoint()) from None
+            raise
         finally:
-            self.log.close()
-            self.tensorboard.close()
+            self._close_logs()
+
+    def _close_logs(self):
+        """Close the CSV and TensorBoard files; a failure here (a full disk) is a warning, so it cannot
+        hide the error that stopped the run."""
+        for log in (self.log, self.tensorboard):
+            try:
+                log.close()
+            except OSError as error:
+                print(f"warning: could not close {type(log).__name__}: {error}", file=sys.stderr, flush=True)
+
+    def last_checkpoint(self):
+        """The newest checkpoint folder of this run (None before the first)."""
+        found = sorted((self.folder / layout.WEIGHTS).glob("ckpt-*/state.json"))
+        return found[-1].parent if found else None
+
+    def _write_status(self, state):
+        try:
+            report.write_index(self.folder, status=self._status(state))
+        except OSError:
+            pass   # the page is a convenience; the error being raised matters more
 
     def _epochs(self, stop):
         """Train until the end of the schedule or max_steps (True), or a stop request (False)."""
@@ -320,6 +398,8 @@ class _TrainingLoop:
         imgs_A, imgs_B = (distribution.fill_to_multiple(_match_channels(imgs, channels), gan.n_devices)
                           for imgs in (imgs_A, imgs_B))
         losses = gan.train_step(imgs_A, imgs_B)
+        # NaN or inf: stop before this step is logged or checkpointed (the saved ones stay the good ones)
+        check_losses(gan.step, losses, self.last_checkpoint)
         # The model's position is the next batch to train: what a checkpoint resumes from.
         gan.epoch, gan.batch = (epoch + 1, 0) if batch_index + 1 == self.steps_per_epoch else (epoch, batch_index + 1)
         now = time.time()
@@ -364,12 +444,14 @@ class _TrainingLoop:
         return f"{state}, {epochs_done:.2f} of {self.total_epochs} epochs, learning rate {gan.learning_rate:.3g}"
 
     def finish(self, interrupted):
-        """Last checkpoint and pictures; say where they are (and how to resume after Ctrl-C)."""
+        """Last checkpoint and pictures; say where they are (and how to resume after Ctrl-C or SIGTERM).
+
+        interrupted: None when the run ended, else the name of the signal that stopped it."""
         gan, run = self.gan, self.folder
         save_checkpoint(gan, run / layout.WEIGHTS)
         if layout.latest_grid(run) != layout.grid_path(run, gan.step):
             self.sample()
-        state = f"stopped by Ctrl-C at step {gan.step}" if interrupted else f"finished: {gan.step} steps"
+        state = f"stopped by {interrupted} at step {gan.step}" if interrupted else f"finished: {gan.step} steps"
         report.write_index(run, status=self._status(state))
         minutes = (time.time() - self.session_start) / 60
         print(f"\n{state[0].upper() + state[1:]} ({minutes:.1f} min this session). Results: {run / layout.INDEX}",

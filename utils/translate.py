@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from utils.full_resolution import DEFAULT_MAX_SIDE, run_generator, scaled_size, translate_at_own_size
 from utils.images import ImageReadError, list_images, read_rgb, to_uint8
+from utils.output_files import check_output_folder, output_names, refuse_existing
 from utils.trained_model import load_generators
 
 
@@ -71,13 +72,15 @@ def translate_image(model, image, direction="AtoB", fit=False, max_side=DEFAULT_
 
 
 def translate_folder(source, direction, input_dir, output_dir=None, progress=True, fit=False,
-                     max_side=DEFAULT_MAX_SIDE):
+                     max_side=DEFAULT_MAX_SIDE, overwrite=False):
     """Translate every image in input_dir and write PNGs of the same names and sizes to output_dir.
 
     source: a run folder, a checkpoint folder, a model folder (pretrained/...) or a CycleGAN.
     fit, max_side: as `translate_image` (default: each image at its own size, up to max_side). output_dir defaults to
     `<run folder>/translated/<direction>_<input folder name>/`. Files that cannot be read are named
-    in a warning and skipped. Returns (written paths, skipped [(path, reason)]).
+    in a warning and skipped. The output folder may not be the input folder or inside it, each
+    input gets its own output name, and existing files are replaced only with overwrite=True
+    (utils/output_files.py). Returns (written paths, skipped [(path, reason)]).
     """
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction={direction!r}: must be 'AtoB' (g_AB) or 'BtoA' (g_BA)")
@@ -92,11 +95,14 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
             base = base.parent.parent if base.parent.name == "weights" else base.parent
         output_dir = base / "translated" / f"{direction}_{input_dir.name}"
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model = load_generators(source)
-
-    written, skipped, names = [], [], set()
+    check_output_folder(input_dir, output_dir)
     paths = list_images(input_dir)
+    names = output_names(paths)   # a.png and a.jpg would both become a.png: each gets its own
+    refuse_existing([output_dir / name for name in names.values()], overwrite)
+    model = load_generators(source)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    written, skipped = [], []
     for path in tqdm(paths, desc=f"Translating {direction}", unit="img", disable=not progress):
         try:
             image = read_rgb(path)
@@ -104,15 +110,12 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
             skipped.append((path, str(error)))
             tqdm.write(f"skipped {path}: {error}")
             continue
-        # a.png and a.jpg would both become a.png: the second keeps its extension in the name
-        name = path.stem if path.stem not in names else f"{path.stem}_{path.suffix.lstrip('.')}"
-        names.add(name)
         if not fit and scaled_size(image.shape[:2], max_side) != image.shape[:2]:
             h, w = scaled_size(image.shape[:2], max_side)
             tqdm.write(f"{path.name}: {image.shape[1]}x{image.shape[0]} px is above --max-side {max_side}: "
                        f"translated at {w}x{h} and scaled back up (not tiled: see utils/full_resolution.py)")
         out = translate_image(model, image, direction, fit=fit, max_side=max_side)
-        target = output_dir / f"{name}.png"
+        target = output_dir / names[path]
         Image.fromarray(_pil_shape(out)).save(target)
         written.append(target)
     if progress:
