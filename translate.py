@@ -9,12 +9,10 @@ generator, reflection-padded, translated and brought back to their size (utils/t
 Output PNGs are named after the inputs; files that cannot be read are named and skipped.
 """
 
-import os
+import argparse
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
+from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
@@ -23,8 +21,10 @@ def main(argv=None):
     p.add_argument("--direction", required=True, choices=("AtoB", "BtoA"), help="AtoB: g_AB, BtoA: g_BA")
     p.add_argument("--input", required=True, help="folder of images (any size, RGB or grayscale)")
     p.add_argument("--output", help="folder for the PNGs (default: <run folder>/translated/<direction>_<input name>)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    quiet(verbose=args.verbose)
 
     from utils.translate import translate_folder
     try:
