@@ -13,6 +13,7 @@ from pathlib import Path
 from models.config import CycleGANConfig
 from utils import run_folder as layout
 from utils.run_logs import COLUMNS, LOSS_COLUMNS
+from utils.unpaired_evaluation import html_section as evaluation_section
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
@@ -54,6 +55,7 @@ def write_index(run_folder, status=None):
     present = [_figure(path, run, version, caption) for path, caption in pictures if path.exists()]
     if present:
         parts.append('<div class="row">' + "".join(present) + "</div>")
+    parts.extend(evaluation_section(run))   # evaluate.py's results, when the run was evaluated
     parts.append("<h2>Settings</h2>")
     parts.append('<p class="note">Bold rows differ from the defaults (book and paper).</p>')
     parts.append(_settings_table(meta))

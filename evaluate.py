@@ -1,0 +1,48 @@
+"""Score a trained CycleGAN on a real, unpaired dataset's test images, beside the baselines.
+
+    python evaluate.py run/cyclegan/0001_apple2orange
+    python evaluate.py pretrained/apple2orange_128 --dataset apple2orange
+    python evaluate.py RUN --inception download     # also KID on InceptionV3 ImageNet features (fetches ~90 MB once)
+
+Writes <run>/evaluation.json, <run>/images/evaluation.png and an "Evaluation" section of its index.html,
+and prints the table: the domain judge's rates (with its own accuracy on the real test images), KID
+and the cycle error, for the CycleGAN and for doing nothing, histogram matching and colour transfer
+(utils/unpaired_evaluation.py). The judge is trained once per dataset and image size and cached in
+<data-root>/.judges/.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Evaluate a CycleGAN on real unpaired test images (judge, KID, cycle).")
+    p.add_argument("run", help="a run folder (its latest checkpoint is scored)")
+    p.add_argument("--dataset", help="folder under --data-root with testA/testB (default: the run's dataset)")
+    p.add_argument("--data-root", help="folder of the datasets (default: the run's, else data)")
+    p.add_argument("--inception", choices=("auto", "download", "off"), default="auto",
+                   help="KID on InceptionV3 features: auto = when its weights are already on this machine")
+    p.add_argument("--test-limit", type=int, help="score at most this many test images per domain (quick looks)")
+    args = p.parse_args(argv)
+    if not (Path(args.run) / "config.json").is_file():
+        p.error(f"{args.run} is not a run folder (no config.json): give a folder under run/cyclegan/ or pretrained/")
+    if args.test_limit is not None and args.test_limit < 2:
+        p.error(f"--test-limit {args.test_limit}: KID needs at least 2 images per domain")
+
+    from utils.unpaired_evaluation import evaluate_run, format_table
+    try:
+        results = evaluate_run(args.run, args.dataset, args.data_root, args.inception, test_limit=args.test_limit)
+    except FileNotFoundError as error:
+        sys.exit(f"error: {error}")
+    print(format_table(results))
+    print(f"written: {Path(args.run) / 'evaluation.json'}, {Path(args.run) / 'images' / 'evaluation.png'}, "
+          f"{Path(args.run) / 'index.html'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Score a CycleGAN on a real, unpaired dataset, beside the baselines it must beat.
+
+    python evaluate.py run/cyclegan/0001_apple2orange        # writes evaluation.json, a figure, a page section
+
+For each direction (AtoB translates the real test A images, BtoA the test B images), every
+translator (the CycleGAN and the baselines of utils/evaluation.py: do nothing, histogram matching,
+colour transfer) is scored by the same code:
+
+    judged_target   fraction of translations the domain judge (utils/judge.py) calls the target domain
+    mean_p_target   the judge's mean probability of the target domain
+    kid_judge       KID (mean, std) between the translations and the real target test images, on the
+                    judge's features; kid_inception the same on InceptionV3 ImageNet features when
+                    those weights are on this machine (None otherwise)
+    cycle_error     mean |back(there(x)) - x| in [0, 1] (paper eq. 2 on test images)
+
+The judge's own accuracy on the real test images is reported with every figure; when it is below
+utils.judge.MIN_JUDGE_ACCURACY its rates are withheld (None).
+"""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from utils import judge as judges
+from utils.evaluation import DIRECTIONS, baseline_translators, gan_translator
+
+EVALUATION_JSON = "evaluation.json"
+EVALUATION_FIGURE = "images/evaluation.png"
+TRAIN_LIMIT = 200          # training images per domain the histogram / colour baselines are fitted on
+FIGURE_IMAGES = 3          # test images per direction in the figure
+
+
+def load_images(folder, size, limit=None, seed=0):
+    """Images of a folder as (n, size, size, 3) float32 in [0, 1] (whole image resized, bicubic).
+
+    Unreadable files are skipped with a warning naming them; `limit` picks a seeded random subset.
+    """
+    from utils.images import ImageReadError, list_images, read_rgb, resize_rgb
+
+    paths = list_images(folder)
+    if limit is not None and len(paths) > limit:
+        rng = np.random.default_rng(seed)
+        paths = [paths[i] for i in sorted(rng.choice(len(paths), limit, replace=False))]
+    images = []
+    for path in paths:
+        try:
+            images.append(resize_rgb(read_rgb(path), (size, size)))
+        except ImageReadError as error:
+            warnings.warn(f"skipped: {error}")
+    if not images:
+        raise FileNotFoundError(f"no readable images in {folder}")
+    return np.stack(images).astype(np.float32) / 255.0
+
+
+def score_translator(translate, test, scorer):
+    """Every measure of one translator in both directions: {"AtoB": {...}, "BtoA": {...}}.
+
+    translate(images, direction) -> images, (n, h, w, 3) in [0, 1]; test: {"A": ..., "B": ...};
+    scorer: a `Scorer` (the judge, its accuracy and the KID features).
+    """
+    results = {}
+    for direction in DIRECTIONS:
+        source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
+        back = "BtoA" if direction == "AtoB" else "AtoB"
+        translated = np.clip(np.asarray(translate(test[source], direction), np.float32), 0, 1)
+        cycled = np.clip(np.asarray(translate(translated, back), np.float32), 0, 1)
+        results[direction] = {**judges.judge_rates(scorer.judge, translated, target, scorer.accuracy),
+                              **scorer.kids(translated, target),
+                              "cycle_error": float(np.mean(np.abs(cycled - test[source])))}
+    return results
+
+
+class Scorer:
+    """The judge of a dataset with its accuracy on the real test images, and the KID feature extractors."""
+
+    def __init__(self, judge, features, test, inception=None):
+        self.judge, self.features, self.inception = judge, features, inception
+        self.accuracy = judges.judge_accuracy(judge, test["A"], test["B"])
+        self.real = {d: self._features(test[d]) for d in ("A", "B")}
+
+    def _features(self, images):
+        out = {"judge": judges.judge_features(self.features, images)}
+        if self.inception is not None:
+            out["inception"] = judges.inception_features(self.inception, images)
+        return out
+
+    def kids(self, translated, target):
+        feats = self._features(translated)
+        out = {"kid_judge": judges.kid(feats["judge"], self.real[target]["judge"]), "kid_inception": None}
+        if self.inception is not None:
+            out["kid_inception"] = judges.kid(feats["inception"], self.real[target]["inception"])
+        return out
+
+
+def load_inception(mode="auto", log=print):
+    """InceptionV3 for KID: mode 'auto' uses it only when its ImageNet weights are already on this
+    machine, 'download' lets Keras fetch them (about 90 MB), 'off' never uses it. None when unused."""
+    if mode == "off":
+        return None
+    if mode == "auto" and not judges.inception_weights_cached():
+        log("InceptionV3 ImageNet weights not on this machine: KID on the judge's features only "
+            "(python evaluate.py RUN --inception download fetches them, about 90 MB)")
+        return None
+    return judges.inception_features_model("imagenet")
+
+
+def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=print, test_limit=None):
+    """Score `gan` (a CycleGAN) and the baselines on `dataset`'s real test images at the model's size.
+
+    Returns (results, test): results = {"dataset", "image_size", "judge": {accuracy, cache info},
+    "features", "methods": {name: score_translator(...)}}; test = the images scored.
+    """
+    size = int(gan.config.input_dim[0])
+    folder = Path(data_root) / dataset
+    test = {d: load_images(folder / f"test{d}", size, limit=test_limit) for d in ("A", "B")}
+    judge, features, info = judges.load_or_train_judge(dataset, size, data_root, log=log)
+    scorer = Scorer(judge, features, test, load_inception(inception, log))
+    acc = scorer.accuracy
+    log(f"judge accuracy on the real test images: A {acc['A']:.1%}, B {acc['B']:.1%} "
+        f"({'usable' if acc['usable'] else 'UNUSABLE: its rates are withheld'})")
+    train = {d: load_images(folder / f"train{d}", size, limit=TRAIN_LIMIT) for d in ("A", "B")}
+    translators = {"CycleGAN": gan_translator(gan), **baseline_translators(train["A"], train["B"])}
+    methods = {name: score_translator(translate, test, scorer) for name, translate in translators.items()}
+    results = {"dataset": dataset, "image_size": size, "n_test": {d: len(test[d]) for d in ("A", "B")},
+               "judge": {"accuracy_on_real_test": acc, "cache": info},
+               "features": ["judge"] + (["inception"] if scorer.inception is not None else []),
+               "methods": methods}
+    return results, test, translators
+
+
+def results_table(results):
+    """Rows (method, direction, judged target, mean p, KID judge, KID inception, cycle error) as text."""
+    def pct(value):
+        return "withheld" if value is None else f"{value:.1%}"
+
+    def kid_text(value):
+        return "-" if value is None else f"{value[0] * 1000:.1f} ± {value[1] * 1000:.1f}"
+
+    rows = []
+    for name, scores in results["methods"].items():
+        for direction in DIRECTIONS:
+            s = scores[direction]
+            rows.append((name, direction, pct(s["judged_target"]),
+                         "withheld" if s["mean_p_target"] is None else f"{s['mean_p_target']:.2f}",
+                         kid_text(s["kid_judge"]), kid_text(s["kid_inception"]), f"{s['cycle_error']:.3f}"))
+    return ("method", "direction", "judged target", "mean p(target)", "KID x1000 (judge)",
+            "KID x1000 (Inception)", "cycle error"), rows
+
+
+def format_table(results):
+    """The results as a Markdown table, with the judge's accuracy on the real test images above it."""
+    acc = results["judge"]["accuracy_on_real_test"]
+    header, rows = results_table(results)
+    lines = [f"{results['dataset']} at {results['image_size']} px, {results['n_test']['A']} test A / "
+             f"{results['n_test']['B']} test B images; the judge's accuracy on the real test images: "
+             f"A {acc['A']:.1%}, B {acc['B']:.1%}" + ("" if acc["usable"] else " (UNUSABLE: rates withheld)"),
+             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def save_figure(translators, test, path, n=FIGURE_IMAGES):
+    """Rows: the first `n` test images of each direction; columns: input, each translator's output,
+    the CycleGAN's cycle back. Saved as a PNG at `path`."""
+    from utils.plots import image_table
+
+    names = list(translators)
+    rows, labels = [], []
+    for direction in DIRECTIONS:
+        source = "A" if direction == "AtoB" else "B"
+        back = "BtoA" if direction == "AtoB" else "AtoB"
+        images = test[source][:n]
+        outputs = {name: np.clip(np.asarray(translators[name](images, direction)), 0, 1) for name in names}
+        cycled = np.clip(np.asarray(translators["CycleGAN"](outputs["CycleGAN"], back)), 0, 1)
+        for i in range(len(images)):
+            rows.append([images[i] * 2 - 1] + [outputs[name][i] * 2 - 1 for name in names] + [cycled[i] * 2 - 1])
+            labels.append(direction)
+    return image_table(rows, path, column_titles=["input"] + names + ["CycleGAN cycled back"], row_labels=labels)
+
+
+def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log=print, test_limit=None):
+    """Evaluate a run folder's latest checkpoint; write evaluation.json and the figure into it, and
+    rebuild its index.html (which shows them). Returns the results dict."""
+    from utils import run_folder as layout
+    from utils.training import load_run
+
+    run = Path(run_folder)
+    meta = layout.read_run_config(run)
+    dataset = dataset or meta["dataset"]
+    data_root = data_root or meta["training"].get("data_root", "data")
+    gan = load_run(run)
+    results, test, translators = evaluate_unpaired(gan, dataset, data_root, inception, log, test_limit)
+    results["checkpoint"] = (run / layout.WEIGHTS / "latest").read_text().strip() \
+        if (run / layout.WEIGHTS / "latest").is_file() else None
+    layout.write_atomic(run / EVALUATION_JSON, json.dumps(results, indent=2) + "\n")
+    save_figure(translators, test, run / EVALUATION_FIGURE)
+    from utils.report import write_index
+    write_index(run)
+    return results
+
+
+def html_section(run):
+    """The page section of a run's evaluation.json (utils/report.py), or [] when there is none."""
+    import html
+
+    path = Path(run) / EVALUATION_JSON
+    if not path.is_file():
+        return []
+    results = json.loads(path.read_text())
+    header, rows = results_table(results)
+    acc = results["judge"]["accuracy_on_real_test"]
+    table = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+    table += ["<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rows]
+    parts = ["<h2>Evaluation on the real test images</h2>",
+             f"<p>{html.escape(results['dataset'])} at {results['image_size']} px (python evaluate.py). "
+             f"The domain judge (a small CNN trained on the training images only) is right on "
+             f"{acc['A']:.1%} of the real test A and {acc['B']:.1%} of the real test B images"
+             + ("" if acc["usable"] else " and is <b>unusable</b>: its rates are withheld") + ". "
+             "KID: lower is closer to the real target images.</p>",
+             "\n".join(table) + "</table>"]
+    if (Path(run) / EVALUATION_FIGURE).is_file():
+        parts.append(f'<figure><img src="{EVALUATION_FIGURE}" alt="test images by every method">'
+                     "<figcaption>real test images translated by every method</figcaption></figure>")
+    return parts
