@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from models import (FusableLeakyReLU, InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D, build_patchgan_discriminator,
-                    build_resnet_generator, build_unet_generator)
+from models import (FusableLeakyReLU, InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D,
+                    build_patchgan_discriminator, build_resnet_generator, build_unet_generator)
 from models.discriminator import patch_size
 
 
