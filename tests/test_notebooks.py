@@ -67,7 +67,7 @@ def test_notebook_runs_top_to_bottom_with_a_tiny_configuration(path, tiny_data):
     injected = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in overrides.items()))
     injected.metadata["tags"] = ["injected-parameters"]
     notebook.cells.insert(index + 1, injected)
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})   # cwd = notebooks/
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]

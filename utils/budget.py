@@ -85,7 +85,7 @@ def duration(seconds):
     return text + (f" ({seconds / 3600:.1f} hours)" if minutes >= 120 else "")
 
 
-def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=12, batch_size=1, n_runs=1, n_timed=3):
+def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batch_size=1, n_runs=1, n_timed=3):
     """Time a few steps, print how long training takes on this machine, and return max_steps for `train`.
 
     model: the CycleGAN about to be trained, or the CycleGANConfig of the runs (see seconds_per_step).
