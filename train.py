@@ -60,6 +60,9 @@ def parse_args(argv=None):
                        help="XLA / torch.compile for the step (default auto: on for JAX and TensorFlow GPUs)")
     run = p.add_argument_group("training run (utils/training.py)")
     run.add_argument("--batch-size", type=int, default=1, help="images of each domain per step (default 1)")
+    run.add_argument("--preprocess", choices=("resize_and_crop", "crop", "scale_width_and_crop", "none"),
+                     help="how a training photo becomes an --img-size crop: resize_and_crop (default, the paper's "
+                     "286 -> 256 jitter), crop (full-resolution crops of large photos), scale_width_and_crop, none")
     run.add_argument("--sample-interval", type=int, help="steps between grids, loss plot and page (default 500)")
     run.add_argument("--checkpoint-interval", type=int, help="steps between checkpoints (default 1000)")
     run.add_argument("--max-steps", type=int, help="stop after this many steps in total")
@@ -115,7 +118,7 @@ def main(argv=None):
                 config = model_config(args)
             except ValueError as error:
                 parser.error(str(error))
-            train(config, args.dataset, run_root=args.run_root, batch_size=args.batch_size,
+            train(config, args.dataset, run_root=args.run_root, batch_size=args.batch_size, preprocess=args.preprocess,
                   data_root=args.data_root or "data", **common)
     except KeyboardInterrupt:
         sys.exit(130)  # the checkpoint is saved and the resume command printed (utils/training.py)

@@ -4,8 +4,11 @@
     python translate.py run/cyclegan/0001_apple2orange/weights/ckpt-00010000 --direction BtoA \\
         --input my_photos --output my_photos_as_apples
 
-AtoB uses g_AB (apple -> orange), BtoA uses g_BA. Images of any size and mode are scaled to fit the
-generator, reflection-padded, translated and brought back to their size (utils/translate.py).
+    python translate.py pretrained/synthetic_apple2orange_64 --direction AtoB --input my_photos --max-side 512
+
+AtoB uses g_AB (apple -> orange), BtoA uses g_BA. Each image is translated at its own size (the
+generators are fully convolutional: utils/full_resolution.py); above --max-side a scaled-down copy is
+translated and scaled back. --fit scales every image to the training size and back instead.
 Output PNGs are named after the inputs; files that cannot be read are named and skipped.
 """
 
@@ -17,19 +20,26 @@ from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in mai
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Translate every image of a folder with a trained CycleGAN generator.")
-    p.add_argument("model", help="a run folder (its latest checkpoint is used) or a checkpoint folder ckpt-*")
+    p.add_argument("model", help="a run folder (its latest checkpoint is used), a checkpoint folder ckpt-* or a "
+                   "model folder (config.json + g_AB/g_BA weights, e.g. pretrained/synthetic_apple2orange_64)")
     p.add_argument("--direction", required=True, choices=("AtoB", "BtoA"), help="AtoB: g_AB, BtoA: g_BA")
     p.add_argument("--input", required=True, help="folder of images (any size, RGB or grayscale)")
     p.add_argument("--output", help="folder for the PNGs (default: <run folder>/translated/<direction>_<input name>)")
+    p.add_argument("--fit", action="store_true", help="scale each image to the training size and back "
+                   "(the training view; blurs large images) instead of translating it at its own size")
+    p.add_argument("--max-side", type=int, default=1024, help="translate images whose longer side is above this "
+                   "as a scaled-down copy (memory grows with the pixel count; 0: no limit)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
     quiet(verbose=args.verbose)
+    if args.max_side < 0:
+        p.error(f"--max-side {args.max_side}: must be 0 (no limit) or a positive number of pixels")
 
     from utils.translate import translate_folder
     try:
         written, skipped = translate_folder(args.model, args.direction, args.input, args.output,
-                                            progress=not args.no_progress)
+                                            progress=not args.no_progress, fit=args.fit, max_side=args.max_side)
     except FileNotFoundError as error:
         sys.exit(f"error: {error}")
     if not written:

@@ -50,3 +50,14 @@ def test_step_flops_count_every_network_pass():
     assert step_flops(gan) == 18 * f_g + 16 * f_d
     gan.set_loss_weights(lambda_id=0.0)
     assert step_flops(gan, batch_size=2) == 2 * (12 * f_g + 16 * f_d)
+
+
+def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):
+    out = tmp_path / "full_resolution.json"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_full_resolution.py"), "--sizes", "48",
+                          "--models", "demo", "--repeats", "1", "--json-out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| demo | 48 x 48 |" in run.stdout and "load average before" in run.stdout
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["seconds"] > 0 and row["peak_rss_mib"] > row["image_mib"] >= 0

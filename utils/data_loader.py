@@ -63,15 +63,50 @@ def _dataset_error(folder, problem, dataset_name, data_root):
         f"  to fix it, run:  {fix_command(dataset_name, data_root)}")
 
 
-def jitter(image, img_res, rng):
+# How a training image becomes an img_res crop (the official code's --preprocess):
+#   resize_and_crop       resize to img_res * 286/256, random crop (the paper's jitter; default)
+#   crop                  random crop of the image as it is: a model trained on 256 px crops of
+#                         1024 px photos sees full-detail texture (images smaller than img_res are
+#                         first scaled up just enough)
+#   scale_width_and_crop  scale the width to img_res * 286/256, keeping the aspect ratio, random crop
+#   none                  resize to img_res, no crop
+PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop", "none")
+
+
+def check_preprocess(preprocess):
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"preprocess={preprocess!r}: must be one of {', '.join(PREPROCESS)}")
+    return preprocess
+
+
+def _cover(image, size):
+    """Scale (keeping the aspect ratio) so the image covers size = (height, width); unchanged if it does."""
+    h, w = image.shape[:2]
+    scale = max(size[0] / h, size[1] / w)
+    if scale <= 1:
+        return image
+    return resize_rgb(image, (max(size[0], round(h * scale)), max(size[1], round(w * scale))))
+
+
+def jitter(image, img_res, rng, preprocess="resize_and_crop"):
     """Training augmentation of one uint8 (h, w, 3) image -> uint8 (img_res[0], img_res[1], 3).
 
-    Resize to img_res * 286/256 (286 for 256), random crop to img_res, random horizontal flip.
+    The `preprocess` step (PREPROCESS; default: resize to img_res * 286/256 (286 for 256) and
+    random crop to img_res), then a random horizontal flip.
     """
     height, width = img_res
     load_h, load_w = round(height * JITTER_RATIO), round(width * JITTER_RATIO)
-    image = resize_rgb(image, (load_h, load_w))
-    top, left = rng.integers(0, load_h - height + 1), rng.integers(0, load_w - width + 1)
+    if check_preprocess(preprocess) == "resize_and_crop":
+        image = resize_rgb(image, (load_h, load_w))
+    elif preprocess == "scale_width_and_crop":
+        h, w = image.shape[:2]
+        image = _cover(resize_rgb(image, (max(1, round(h * load_w / w)), load_w)), img_res)
+    elif preprocess == "crop":
+        image = _cover(image, img_res)
+    else:
+        image = resize_rgb(image, img_res)
+    top = rng.integers(0, image.shape[0] - height + 1)
+    left = rng.integers(0, image.shape[1] - width + 1)
     image = image[top:top + height, left:left + width]
     if rng.random() < 0.5:
         image = image[:, ::-1]
@@ -87,15 +122,19 @@ class DataLoader:
         data_root: folder that holds the datasets.
         seed: the shuffles and jitter of every epoch derive from it.
         prefetch: how many batches the background thread decodes ahead.
+        preprocess: how a training image becomes an img_res crop (PREPROCESS; default the paper's
+            resize_and_crop; crop keeps full-resolution texture). Test images are only resized.
 
     Attributes: n_A, n_B (number of training images), paths_A, paths_B.
     Raises DatasetError when a training folder is missing or has no image file.
     """
 
-    def __init__(self, dataset_name, img_res=(128, 128), data_root="data", seed=0, prefetch=2):
+    def __init__(self, dataset_name, img_res=(128, 128), data_root="data", seed=0, prefetch=2,
+                 preprocess="resize_and_crop"):
         img_res = (img_res, img_res) if isinstance(img_res, int) else img_res
         self.dataset_name, self.img_res = dataset_name, (int(img_res[0]), int(img_res[1]))
         self.data_root, self.seed, self.prefetch = Path(data_root), int(seed), max(1, int(prefetch))
+        self.preprocess = check_preprocess(preprocess)
         self.folder = self.data_root / dataset_name
         self.paths_A, self.paths_B = self._paths("trainA"), self._paths("trainB")
         self.n_A, self.n_B = len(self.paths_A), len(self.paths_B)
@@ -152,7 +191,8 @@ class DataLoader:
         images = []
         for index in self._rng.choice(len(paths), size=batch_size, replace=len(paths) < batch_size):
             image = self._read_first_readable(paths, order, int(np.flatnonzero(order == index)[0]))
-            image = resize_rgb(image, self.img_res) if is_testing else jitter(image, self.img_res, self._rng)
+            image = (resize_rgb(image, self.img_res) if is_testing
+                     else jitter(image, self.img_res, self._rng, self.preprocess))
             images.append(image)
         return to_model_range(np.stack(images))
 
@@ -187,7 +227,7 @@ class DataLoader:
                 # image does not depend on which batches were produced before it (resume).
                 rng = np.random.default_rng([self.seed, int(epoch), domain_id, position, 1])
                 image = self._read_first_readable(paths, order, position)
-                images.append(jitter(image, self.img_res, rng))
+                images.append(jitter(image, self.img_res, rng, self.preprocess))
             batch.append(to_model_range(np.stack(images)))
         return batch[0], batch[1]
 

@@ -34,6 +34,7 @@ TRAINING_DEFAULTS = {
     "checkpoint_interval": 1000,  # steps between checkpoints: the most a crash can lose
     "max_steps": None,            # None: all config.epochs + config.decay_epochs epochs
     "n_grid_images": 2,           # test images per domain in each grid
+    "preprocess": "resize_and_crop",  # how a photo becomes a crop (utils/data_loader.PREPROCESS)
 }
 
 

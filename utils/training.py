@@ -40,7 +40,7 @@ LOG_INTERVAL = 100   # steps between progress lines when there is no progress ba
 
 def train(model_config, dataset, run_folder=None, *, data_root="data", run_root="run/cyclegan", batch_size=1,
           sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress="auto",
-          n_grid_images=None, callbacks=None, mode=None, log_interval=None):
+          n_grid_images=None, callbacks=None, mode=None, preprocess=None, log_interval=None):
     """Train a CycleGAN on `dataset` in a run folder; returns the run folder's Path.
 
     model_config: a `CycleGANConfig`, a dict of its fields, or a built `CycleGAN` (trained in place,
@@ -52,6 +52,8 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     batch_size, sample_interval, checkpoint_interval, n_grid_images: None takes DEFAULTS (the
         run's stored values when resuming).
     max_steps: stop after this many steps in total (an ablation's step budget); None: all epochs.
+    preprocess: how a training image becomes a crop (utils/data_loader.PREPROCESS; default
+        resize_and_crop, the paper's jitter; 'crop' for high-resolution photos). Kept in the run.
     resume / mode: mode='build' (default) starts a run, mode='load' or resume=True continues one.
     progress: one progress bar for the whole run, in steps, with the losses, the epoch and the time
         left (True); a line every `log_interval` steps instead (False); 'auto' (default): the bar
@@ -79,14 +81,16 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         settings = {"batch_size": int(batch_size),
                     "sample_interval": int(sample_interval or DEFAULTS["sample_interval"]),
                     "checkpoint_interval": int(checkpoint_interval or DEFAULTS["checkpoint_interval"]),
-                    "max_steps": max_steps, "n_grid_images": int(n_grid_images or DEFAULTS["n_grid_images"])}
+                    "max_steps": max_steps, "n_grid_images": int(n_grid_images or DEFAULTS["n_grid_images"]),
+                    "preprocess": preprocess or DEFAULTS["preprocess"]}
         if settings["batch_size"] < 1 or settings["sample_interval"] < 1 or settings["checkpoint_interval"] < 1:
             raise ValueError(f"batch_size, sample_interval and checkpoint_interval must be >= 1, got {settings}")
     n_devices = distribution.device_count() if config.data_parallel else 1
     if settings["batch_size"] % n_devices:
         raise ValueError(f"batch_size={settings['batch_size']}: data_parallel splits each batch across {n_devices} "
                          f"devices, so the batch size must be a multiple of {n_devices} (e.g. --batch-size {n_devices})")
-    loader = open_dataset(dataset, data_root, config.input_dim)   # before any folder: a missing dataset stops here
+    loader = open_dataset(dataset, data_root, config.input_dim,    # before any folder: a missing dataset stops here
+                          settings.get("preprocess", DEFAULTS["preprocess"]))
 
     if resume:
         run = Path(run_folder)
@@ -143,13 +147,13 @@ def _model_for(model_config, config, run, resume):
     return CycleGAN(config)   # a new run, or one killed before its first checkpoint
 
 
-def open_dataset(dataset, data_root, input_dim):
+def open_dataset(dataset, data_root, input_dim, preprocess="resize_and_crop"):
     """A DataLoader on data_root/dataset at the model's image size; a synthetic dataset is made if missing."""
     from utils.data_loader import DataLoader
     from utils.synthetic import SYNTHETIC_DATASETS, ensure_size
     if dataset in SYNTHETIC_DATASETS:   # at the model's size: a copy of another size is made again, saying so
         ensure_size(dataset, data_root=data_root, size=input_dim[0])
-    return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0)
+    return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0, preprocess=preprocess)
 
 
 def pick_dataset(name, data_root="data"):

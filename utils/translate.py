@@ -1,9 +1,12 @@
 """Translate images of any size with a trained generator: AtoB uses g_AB, BtoA uses g_BA.
 
-The generators take one fixed size (the run's img_size). Each image is scaled so its longer side
-fits, padded by reflection to the model's square (so nothing is stretched and the border looks like
-the picture), translated, cropped back and resized to the image's original size. Used by
-`translate.py` and the notebooks.
+Two ways, both giving back an image of the input's size:
+- at its own size (default): reflection-padded to the generator's multiple, translated, cropped
+  (utils/full_resolution.py); above `max_side` a scaled-down copy is translated and scaled back.
+- `fit=True` (`translate.py --fit`): scaled so its longer side fits the run's img_size, padded by
+  reflection to the model's square (nothing stretched, the border looks like the picture),
+  translated, cropped back and resized to the original size: the training view, but blurred.
+Used by `translate.py`, `serve.py` and the notebooks.
 """
 
 from pathlib import Path
@@ -12,7 +15,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from utils.full_resolution import DEFAULT_MAX_SIDE, run_generator, scaled_size, translate_at_own_size
 from utils.images import ImageReadError, list_images, read_rgb, to_uint8
+from utils.trained_model import load_generators
 
 
 def fit_to_model(image, model_hw):
@@ -45,28 +50,32 @@ def _pil_shape(image):
     return image[..., 0] if image.shape[-1] == 1 else image
 
 
-def translate_image(gan, image, direction="AtoB"):
-    """Translate one uint8 image (h, w, 3) of any size; returns uint8 of the same height and width."""
-    height, width, channels = gan.config.input_dim
-    if channels == 1:  # a grayscale model: ITU-R 601 luma, as PIL's convert("L")
+def translate_image(model, image, direction="AtoB", fit=False, max_side=DEFAULT_MAX_SIDE):
+    """Translate one uint8 image (h, w, 3) of any size; returns uint8 of the same height and width.
+
+    model: TrainedGenerators (utils/trained_model.py), or anything `load_generators` takes (a
+        CycleGAN, a run folder: loaded on each call, so load once for many images).
+    fit: scale to the training size and back instead of translating at the image's own size.
+    max_side: the own-size path's cap on the longer side (None: no cap).
+    """
+    model = load_generators(model)
+    generator = model.generator(direction)
+    if model.channels == 1:  # a grayscale model: ITU-R 601 luma, as PIL's convert("L")
         image = np.asarray(Image.fromarray(image).convert("L"))[..., None]
+    if not fit:
+        return translate_at_own_size(generator, image, model.size_multiple, max_side)
+    height, width, _ = model.config.input_dim
     x, box = fit_to_model(image, (height, width))
-    y = gan.translate(x[None], direction)[0]   # (H, W, c) in [-1, 1]
+    y = run_generator(generator, x[None])[0]   # (H, W, c) in [-1, 1]
     return restore(y, box, image.shape[:2])
 
 
-def _load_model(source):
-    from models import CycleGAN
-    if isinstance(source, CycleGAN):
-        return source
-    from utils.training import load_run
-    return load_run(source)
-
-
-def translate_folder(source, direction, input_dir, output_dir=None, progress=True):
+def translate_folder(source, direction, input_dir, output_dir=None, progress=True, fit=False,
+                     max_side=DEFAULT_MAX_SIDE):
     """Translate every image in input_dir and write PNGs of the same names and sizes to output_dir.
 
-    source: a run folder, a checkpoint folder, or a CycleGAN. output_dir defaults to
+    source: a run folder, a checkpoint folder, a model folder (pretrained/...) or a CycleGAN.
+    fit, max_side: as `translate_image` (default: each image at its own size, up to max_side). output_dir defaults to
     `<run folder>/translated/<direction>_<input folder name>/`. Files that cannot be read are named
     in a warning and skipped. Returns (written paths, skipped [(path, reason)]).
     """
@@ -84,7 +93,7 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
         output_dir = base / "translated" / f"{direction}_{input_dir.name}"
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    gan = _load_model(source)
+    model = load_generators(source)
 
     written, skipped, names = [], [], set()
     paths = list_images(input_dir)
@@ -98,7 +107,11 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
         # a.png and a.jpg would both become a.png: the second keeps its extension in the name
         name = path.stem if path.stem not in names else f"{path.stem}_{path.suffix.lstrip('.')}"
         names.add(name)
-        out = translate_image(gan, image, direction)
+        if not fit and scaled_size(image.shape[:2], max_side) != image.shape[:2]:
+            h, w = scaled_size(image.shape[:2], max_side)
+            tqdm.write(f"{path.name}: {image.shape[1]}x{image.shape[0]} px is above --max-side {max_side}: "
+                       f"translated at {w}x{h} and scaled back up (not tiled: see utils/full_resolution.py)")
+        out = translate_image(model, image, direction, fit=fit, max_side=max_side)
         target = output_dir / f"{name}.png"
         Image.fromarray(_pil_shape(out)).save(target)
         written.append(target)

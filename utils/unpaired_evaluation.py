@@ -28,6 +28,7 @@ from utils.evaluation import DIRECTIONS, baseline_translators, gan_translator
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_FIGURE = "images/evaluation.png"
+FAILURES_FIGURE = "images/evaluation_failures.png"
 TRAIN_LIMIT = 200          # training images per domain the histogram / colour baselines are fitted on
 FIGURE_IMAGES = 3          # test images per direction in the figure
 
@@ -109,8 +110,9 @@ def load_inception(mode="auto", log=print):
 def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=print, test_limit=None):
     """Score `gan` (a CycleGAN) and the baselines on `dataset`'s real test images at the model's size.
 
-    Returns (results, test): results = {"dataset", "image_size", "judge": {accuracy, cache info},
-    "features", "methods": {name: score_translator(...)}}; test = the images scored.
+    Returns (results, test, translators, scorer): results = {"dataset", "image_size", "judge": {accuracy, cache info},
+    "features", "methods": {name: score_translator(...)}}; test = the images scored; translators =
+    {name: translate}; scorer = the `Scorer` (the judge and its accuracy).
     """
     size = int(gan.config.input_dim[0])
     folder = Path(data_root) / dataset
@@ -121,13 +123,13 @@ def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=prin
     log(f"judge accuracy on the real test images: A {acc['A']:.1%}, B {acc['B']:.1%} "
         f"({'usable' if acc['usable'] else 'UNUSABLE: its rates are withheld'})")
     train = {d: load_images(folder / f"train{d}", size, limit=TRAIN_LIMIT) for d in ("A", "B")}
-    translators = {"CycleGAN": gan_translator(gan), **baseline_translators(train["A"], train["B"])}
+    translators = {"CycleGAN": model_translator(gan), **baseline_translators(train["A"], train["B"])}
     methods = {name: score_translator(translate, test, scorer) for name, translate in translators.items()}
     results = {"dataset": dataset, "image_size": size, "n_test": {d: len(test[d]) for d in ("A", "B")},
                "judge": {"accuracy_on_real_test": acc, "cache": info},
                "features": ["judge"] + (["inception"] if scorer.inception is not None else []),
                "methods": methods}
-    return results, test, translators
+    return results, test, translators, scorer
 
 
 def results_table(results):
@@ -136,7 +138,7 @@ def results_table(results):
         return "withheld" if value is None else f"{value:.1%}"
 
     def kid_text(value):
-        return "-" if value is None else f"{value[0] * 1000:.1f} ± {value[1] * 1000:.1f}"
+        return "-" if value is None else f"{value[0]:.3g} ± {value[1]:.2g}"
 
     rows = []
     for name, scores in results["methods"].items():
@@ -145,8 +147,8 @@ def results_table(results):
             rows.append((name, direction, pct(s["judged_target"]),
                          "withheld" if s["mean_p_target"] is None else f"{s['mean_p_target']:.2f}",
                          kid_text(s["kid_judge"]), kid_text(s["kid_inception"]), f"{s['cycle_error']:.3f}"))
-    return ("method", "direction", "judged target", "mean p(target)", "KID x1000 (judge)",
-            "KID x1000 (Inception)", "cycle error"), rows
+    return ("method", "direction", "judged target", "mean p(target)", "KID (judge features)",
+            "KID (Inception)", "cycle error"), rows
 
 
 def format_table(results):
@@ -180,24 +182,54 @@ def save_figure(translators, test, path, n=FIGURE_IMAGES):
     return image_table(rows, path, column_titles=["input"] + names + ["CycleGAN cycled back"], row_labels=labels)
 
 
+def save_failures(translate, test, judge, path, n=4):
+    """The `n` test images of each direction whose translation the judge finds least like the target
+    (lowest p(target)): input, translation, p(target). Saved as a PNG at `path`."""
+    from utils.plots import image_table
+
+    rows, labels = [], []
+    for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
+        out = np.asarray(translate(test[source], direction))
+        p_B = judges.predict_p_B(judge, out)
+        p_target = p_B if target == "B" else 1 - p_B
+        for i in np.argsort(p_target)[:n]:
+            rows.append([test[source][i] * 2 - 1, out[i] * 2 - 1])
+            labels.append(f"{direction} p={p_target[i]:.2f}")
+    return image_table(rows, path, column_titles=["input", "CycleGAN"], row_labels=labels,
+                       title="the judge's least convinced translations")
+
+
 def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log=print, test_limit=None):
-    """Evaluate a run folder's latest checkpoint; write evaluation.json and the figure into it, and
-    rebuild its index.html (which shows them). Returns the results dict."""
+    """Evaluate a run folder's latest checkpoint (or a model folder such as pretrained/apple2orange_128);
+    write evaluation.json and the figure into it and, for a run, rebuild its index.html (which shows
+    them). Returns the results dict."""
     from utils import run_folder as layout
-    from utils.training import load_run
 
     run = Path(run_folder)
-    meta = layout.read_run_config(run)
-    dataset = dataset or meta["dataset"]
-    data_root = data_root or meta["training"].get("data_root", "data")
-    gan = load_run(run)
-    results, test, translators = evaluate_unpaired(gan, dataset, data_root, inception, log, test_limit)
-    results["checkpoint"] = (run / layout.WEIGHTS / "latest").read_text().strip() \
-        if (run / layout.WEIGHTS / "latest").is_file() else None
+    meta = json.loads((run / layout.CONFIG).read_text())
+    if "format" in meta:                      # a model folder (utils/trained_model.py): generators only
+        from utils.trained_model import load_generators
+        model, checkpoint_name = load_generators(run), None
+        dataset = dataset or meta.get("dataset")
+        data_root = data_root or "data"
+    else:
+        from utils.training import load_run
+        model = load_run(run)
+        latest = run / layout.WEIGHTS / "latest"
+        checkpoint_name = latest.read_text().strip() if latest.is_file() else None
+        dataset = dataset or meta["dataset"]
+        data_root = data_root or meta["training"].get("data_root", "data")
+    if not dataset:
+        raise FileNotFoundError(f"{run} does not say which dataset it was trained on: give --dataset NAME")
+    results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit)
+    results["checkpoint"] = checkpoint_name
     layout.write_atomic(run / EVALUATION_JSON, json.dumps(results, indent=2) + "\n")
     save_figure(translators, test, run / EVALUATION_FIGURE)
-    from utils.report import write_index
-    write_index(run)
+    if scorer.accuracy["usable"]:
+        save_failures(translators["CycleGAN"], test, scorer.judge, run / FAILURES_FIGURE)
+    if "format" not in meta:
+        from utils.report import write_index
+        write_index(run)
     return results
 
 
@@ -223,4 +255,37 @@ def html_section(run):
     if (Path(run) / EVALUATION_FIGURE).is_file():
         parts.append(f'<figure><img src="{EVALUATION_FIGURE}" alt="test images by every method">'
                      "<figcaption>real test images translated by every method</figcaption></figure>")
+    if (Path(run) / FAILURES_FIGURE).is_file():
+        parts.append(f'<figure><img src="{FAILURES_FIGURE}" alt="the least convincing translations">'
+                     "<figcaption>failures: the translations the judge finds least like the target domain"
+                     "</figcaption></figure>")
     return parts
+
+
+def model_translator(model):
+    """A translator on [0, 1] images for a CycleGAN or a utils.trained_model.TrainedGenerators."""
+    if hasattr(model, "generator"):      # TrainedGenerators: g_AB / g_BA for any size
+        def translate(images, direction):
+            x = np.asarray(images, np.float32) * 2 - 1
+            out = model.generator(direction).predict(x, batch_size=16, verbose=0)
+            return np.clip((np.asarray(out, np.float64) + 1) / 2, 0, 1)
+        return translate
+    return gan_translator(model)
+
+
+def real_sample_figures(model, folder):
+    """Figures of a model on a small real test set (testA/, testB/), at the model's training size:
+    {"AtoB_change": mean |G(x) - x|, "AtoB_cycle": mean |F(G(x)) - x|, "AtoB_mean_rgb_*": the translations'
+    mean colour, and the same for BtoA}, all in [0, 1]. Used to catch a silent change in preprocessing."""
+    size = int(model.config.input_dim[0])
+    translate = model_translator(model)
+    figures = {}
+    for direction, source in (("AtoB", "A"), ("BtoA", "B")):
+        images = load_images(Path(folder) / f"test{source}", size)
+        out = translate(images, direction)
+        back = translate(out, "BtoA" if direction == "AtoB" else "AtoB")
+        figures[f"{direction}_change"] = float(np.mean(np.abs(out - images)))
+        figures[f"{direction}_cycle"] = float(np.mean(np.abs(back - images)))
+        for channel, value in zip("rgb", out.mean(axis=(0, 1, 2))):
+            figures[f"{direction}_mean_rgb_{channel}"] = float(value)
+    return figures

@@ -1,0 +1,85 @@
+"""Seconds and peak memory of full-resolution translation (utils/full_resolution.py) at 512 and 1024 px.
+
+    nice -n 5 .venv/bin/python benchmarks/bench_full_resolution.py [--sizes 512 1024] [--models demo book]
+
+Each (model, size) runs in a fresh process, so its peak resident memory (ru_maxrss) is its own:
+the process loads the generators, translates one photo-like image of that size once to warm up,
+then --repeats more times, and reports the median seconds, the peak RSS and the peak minus the RSS
+before the first translation (what the image itself costs). Untrained weights cost the same as
+trained ones. The load average is printed before and after: on a shared machine the seconds vary.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# name -> CycleGANConfig fields; the demo is pretrained/synthetic_apple2orange_64
+MODELS = {"demo": dict(input_dim=(64, 64, 3), generator_type="unet", gen_n_filters=16),
+          "book": dict(input_dim=(128, 128, 3), generator_type="unet", gen_n_filters=32),
+          "resnet9": dict(input_dim=(256, 256, 3), generator_type="resnet", gen_n_filters=64, n_resnet_blocks=9)}
+
+CHILD = """
+import json, os, resource, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+sys.path.insert(0, {root!r})
+import numpy as np
+from models.config import CycleGANConfig
+from utils.full_resolution import translate_at_own_size
+from utils.trained_model import SIZE_MULTIPLE, build_any_size_generator
+config = CycleGANConfig(**{fields!r})
+generator = build_any_size_generator(config, "g_AB")
+yy, xx = np.mgrid[:{size}, :{size}]
+image = np.stack([(yy * 7 + xx * 3) % 256, (xx * 5) % 256, (yy * 11) % 256], -1).astype(np.uint8)
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+translate_at_own_size(generator, image, SIZE_MULTIPLE[config.generator_type], max_side=None)
+times = []
+for _ in range({repeats}):
+    start = time.perf_counter()
+    translate_at_own_size(generator, image, SIZE_MULTIPLE[config.generator_type], max_side=None)
+    times.append(time.perf_counter() - start)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"seconds": sorted(times)[len(times) // 2], "peak_rss_mib": round(peak),
+                  "image_mib": round(peak - rss_before)}}))
+"""
+
+
+def measure(model, size, repeats):
+    code = CHILD.format(root=str(ROOT), fields=MODELS[model], size=size, repeats=repeats)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"{model} at {size} px failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    p.add_argument("--models", nargs="+", default=["demo", "book"], choices=sorted(MODELS))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json-out", help="also write the rows as JSON here")
+    args = p.parse_args(argv)
+    load_before = os.getloadavg()
+    print(f"{os.cpu_count()} CPUs, load average before: {load_before[0]:.1f} (1 min), {load_before[1]:.1f} (5 min)")
+    print("| model | size | seconds (median) | peak RSS MiB | of which the image MiB |\n|---|---|---|---|---|")
+    rows = []
+    for model in args.models:
+        for size in args.sizes:
+            row = {"model": model, "size": size, **measure(model, size, args.repeats)}
+            rows.append(row)
+            print(f"| {model} | {size} x {size} | {row['seconds']:.2f} | {row['peak_rss_mib']} | {row['image_mib']} |",
+                  flush=True)
+    load_after = os.getloadavg()
+    print(f"load average after: {load_after[0]:.1f} (1 min), {load_after[1]:.1f} (5 min)")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"rows": rows, "cpus": os.cpu_count(), "load_before": load_before,
+                                                   "load_after": load_after, "time": time.ctime()}, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

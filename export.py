@@ -1,0 +1,52 @@
+"""Export a trained generator as a .keras file, a TensorFlow SavedModel or a TensorFlow Lite model.
+
+    python export.py pretrained/synthetic_apple2orange_64 --direction AtoB --format savedmodel
+    python export.py run/cyclegan/0001_apple2orange --direction BtoA --format tflite --size 256 256 --out g_BA.tflite
+    python export.py run/cyclegan/0001_apple2orange --direction AtoB --format keras
+
+Keras' own exporters write the files (utils/export.py). The exported generator takes float32
+(batch, height, width, 3) in [-1, 1], height and width multiples of 16 (U-Net) or 4 (ResNet), and
+returns the same shape in [-1, 1]. SavedModel and TFLite files load without this project's code.
+TFLite fixes the height and width (--size, default the training size); the others take any size.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+USAGE = {
+    "keras": "keras.models.load_model('{out}')  # with this project's models/ importable",
+    "savedmodel": "tf.saved_model.load('{out}').serve(x)",
+    "tflite": "tf.lite.Interpreter('{out}'): resize_tensor_input(0, x.shape), allocate_tensors, set_tensor, invoke",
+    "onnx": "onnxruntime.InferenceSession('{out}').run(None, {{input_name: x}})",
+}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Export one trained CycleGAN generator with Keras' own exporters.")
+    p.add_argument("model", help="a run folder, a checkpoint folder ckpt-* or a model folder (e.g. pretrained/...)")
+    p.add_argument("--direction", required=True, choices=("AtoB", "BtoA"), help="AtoB: g_AB, BtoA: g_BA")
+    p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"),
+                   help="onnx needs tf2onnx and onnx installed (optional)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                   help="fix the input's height and width (default: any size; tflite: the training size)")
+    p.add_argument("--out", help="file or folder to write (default: <model folder>/export/<g_AB|g_BA>...)")
+    args = p.parse_args(argv)
+
+    from utils.export import export_generator
+    try:
+        out, model = export_generator(args.model, args.direction, args.format, args.out, args.size)
+    except (FileNotFoundError, ImportError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    size = args.size or (model.config.input_dim[:2] if args.format == "tflite" else None)
+    shape = (f"(batch, {size[0]}, {size[1]}, {model.channels})" if size else
+             f"(batch, height, width, {model.channels}), height and width multiples of {model.size_multiple},")
+    print(f"wrote {out}\n  input: float32 {shape} in [-1, 1]; output: the same shape in [-1, 1]\n"
+          f"  load: {USAGE[args.format].format(out=out)}")
+
+
+if __name__ == "__main__":
+    main()

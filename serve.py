@@ -1,0 +1,53 @@
+"""A local page for the classroom: drop in a photo, see it translated both ways (and cycled back).
+
+    python serve.py pretrained/synthetic_apple2orange_64            # then open http://127.0.0.1:8000
+    python serve.py run/cyclegan/0001_apple2orange run/cyclegan/0002_apple2orange
+    python serve.py run/ablation/apple2orange_64                    # every variant of an ablation, side by side
+
+Each model is a run folder, a checkpoint, a model folder (pretrained/...) or an ablation folder.
+The page listens on 127.0.0.1 (this computer only) unless --host says otherwise; uploads over
+--max-upload-mb or that are not images are refused with a message (utils/serve.py). Ctrl-C stops it.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Serve a local page that translates an uploaded photo with trained CycleGANs.")
+    p.add_argument("models", nargs="+", help="run folders, checkpoints, model folders (pretrained/...) or ablation folders")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only; "
+                   "0.0.0.0 lets anyone on the network upload)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=10, help="refuse larger uploads (default 10)")
+    p.add_argument("--max-side", type=int, default=512, help="translate photos whose longer side is above this as a "
+                   "scaled-down copy (default 512: answers in seconds on a laptop CPU)")
+    args = p.parse_args(argv)
+    if args.max_side < 1 or args.max_upload_mb <= 0:
+        p.error("--max-side and --max-upload-mb must be positive")
+
+    from utils.serve import make_server
+    try:
+        server = make_server(args.models, args.host, args.port, int(args.max_upload_mb * 2**20), args.max_side)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    except OSError as error:   # the port is taken, or the address is not this machine's
+        sys.exit(f"error: cannot listen on {args.host}:{args.port} ({error.strerror}); try --port {args.port + 1}")
+    host, port = server.server_address[:2]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: listening on {host}: anyone who can reach this computer can use the page")
+    print(f"Open http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Export one trained generator for use outside this project, with Keras' own exporters.
+
+    keras       `model.save("g_AB.keras")`: the Keras file; loading it needs Keras and this
+                project's registered layers (models/layers.py), e.g. for fine-tuning.
+    savedmodel  `model.export(dir, format="tf_saved_model")`: a TensorFlow SavedModel; loads with
+                `tf.saved_model.load(dir).serve(x)`, no Keras and no code of this project.
+    tflite      `model.export(file, format="litert")`: a TensorFlow Lite flat buffer (Keras runs
+                TensorFlow's own converter); loads with `tf.lite.Interpreter` or `ai_edge_litert`.
+                Its height and width are fixed (default: the training size): with both left free
+                the converter keeps some convolutions as TensorFlow ops (FlexConv2D) that the plain
+                TFLite interpreter refuses to run.
+    onnx        `model.export(file, format="onnx")`: optional, needs `tf2onnx` and `onnx` installed
+                (not in requirements.txt); loads with `onnxruntime`.
+
+The exported network is the generator built for any size (utils/trained_model.py): input float32
+(batch, height, width, channels) in [-1, 1], height and width multiples of 16 (U-Net) or 4
+(ResNet), or the fixed `size`; output the same shape in [-1, 1]. `(pixels / 127.5) - 1` in, `(y + 1) * 127.5` out.
+"""
+
+from pathlib import Path
+
+import keras
+
+from utils.trained_model import load_generators
+
+FORMATS = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
+KERAS_FORMAT = {"savedmodel": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
+
+
+def default_path(source, direction, fmt):
+    """`<model folder>/export/<g_AB|g_BA><ext>` (a checkpoint's run folder for a ckpt-* folder)."""
+    base = Path(source)
+    if (base / "state.json").is_file():   # a checkpoint folder: write beside the run, not into weights/
+        base = base.parent.parent if base.parent.name == "weights" else base.parent
+    name = "g_AB" if direction == "AtoB" else "g_BA"
+    return base / "export" / f"{name}{'_savedmodel' if fmt == 'savedmodel' else ''}{FORMATS[fmt]}"
+
+
+def export_generator(source, direction, fmt, out=None, size=None):
+    """Export g_AB ('AtoB') or g_BA ('BtoA') of `source` (anything `load_generators` takes) as `fmt`.
+
+    size: (height, width) to fix the input to (any batch); None leaves them free, except for tflite,
+    which then takes the training size.
+
+    Returns (path written, TrainedGenerators). ValueError for an unknown format; ImportError
+    naming the package to install for onnx.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format={fmt!r}: must be one of {', '.join(FORMATS)}")
+    if fmt == "onnx":
+        import importlib.util
+        missing = [name for name in ("tf2onnx", "onnx") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ImportError(f"ONNX export needs {' and '.join(missing)}: pip install {' '.join(missing)} "
+                              "(optional, not pinned in requirements.txt)")
+    model = load_generators(source)
+    generator = model.generator(direction)   # raises ValueError for a bad direction
+    if out is None:
+        if not isinstance(source, (str, Path)):
+            raise ValueError("out is needed when exporting from a CycleGAN object")
+        out = default_path(source, direction, fmt)
+    out = Path(out)
+    if fmt == "keras" and out.suffix != ".keras":
+        raise ValueError(f"{out}: a Keras file must end in .keras")
+    if size is None and fmt == "tflite":
+        size = model.config.input_dim[:2]
+    signature = None
+    if size is not None:
+        if fmt == "keras":
+            raise ValueError("size: a .keras file keeps the generator for any size; fix it when loading instead")
+        height, width = (int(v) for v in size)
+        if height < 1 or width < 1 or height % model.size_multiple or width % model.size_multiple:
+            raise ValueError(f"size={height}x{width}: height and width must be positive multiples of "
+                             f"{model.size_multiple} for the {model.config.generator_type} generator")
+        signature = [keras.InputSpec(shape=(None, height, width, model.channels), dtype="float32")]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "keras":
+        generator.save(out)
+    else:
+        generator.export(str(out), format=KERAS_FORMAT[fmt], verbose=False, input_signature=signature)
+    return out, model

@@ -1,0 +1,175 @@
+"""The two trained generators of a run, a checkpoint or a model folder, built for images of any size.
+
+Training needs all four networks, their optimizers and the image pools; using a model needs only
+g_AB and g_BA. `load_generators` reads them from any of:
+
+    a CycleGAN object                      (a notebook's `gan`)
+    a run folder                           run/cyclegan/0001_apple2orange (its latest checkpoint)
+    a checkpoint folder                    run/cyclegan/0001_apple2orange/weights/ckpt-00003000
+    a model folder (this module's layout)  pretrained/synthetic_apple2orange_64/
+
+A model folder is what `save_model_folder` writes and what `pretrained/` ships: any folder with
+
+    config.json       {"format": "cyclegan-generators/1", "model": <CycleGANConfig>, "dataset": ..., "made_by": ...}
+    g_AB.weights.h5   A -> B generator (Keras weight file; float32, or float16 to halve the size)
+    g_BA.weights.h5   B -> A generator
+
+Both generators are fully convolutional, so they are rebuilt with input shape (None, None, c) and
+the trained weights: the same network, now for any height and width that is a multiple of
+`size_multiple` (utils/full_resolution.py pads to it).
+"""
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from models import checkpoint
+from models.config import CycleGANConfig
+from models.generators import build_resnet_generator, build_unet_generator
+
+FORMAT = "cyclegan-generators/1"
+CONFIG = "config.json"
+WEIGHT_FILES = {"g_AB": "g_AB.weights.h5", "g_BA": "g_BA.weights.h5"}
+DIRECTIONS = {"AtoB": "g_AB", "BtoA": "g_BA"}
+# Height and width must be multiples of this: the U-Net halves them 4 times, the ResNet twice.
+SIZE_MULTIPLE = {"unet": 16, "resnet": 4}
+
+
+@dataclass
+class TrainedGenerators:
+    """g_AB and g_BA for any image size, with the config they were trained with.
+
+    config: the run's CycleGANConfig (config.input_dim is the training size).
+    g_AB, g_BA: keras.Model, (batch, h, w, c) in [-1, 1] -> same shape in [-1, 1], h and w
+        multiples of `size_multiple`.
+    source: where they came from, for messages.
+    """
+
+    config: CycleGANConfig
+    g_AB: keras.Model
+    g_BA: keras.Model
+    source: str
+
+    def generator(self, direction):
+        """'AtoB' -> g_AB, 'BtoA' -> g_BA."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction={direction!r}: must be 'AtoB' (g_AB) or 'BtoA' (g_BA)")
+        return getattr(self, DIRECTIONS[direction])
+
+    @property
+    def size_multiple(self):
+        return SIZE_MULTIPLE[self.config.generator_type]
+
+    @property
+    def channels(self):
+        return self.config.input_dim[-1]
+
+
+def build_any_size_generator(config, name, dtype=None):
+    """The config's generator with input shape (None, None, channels), fresh weights."""
+    shape = (None, None, config.input_dim[-1])
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype or "float32")  # float32 even for a mixed-precision run
+    try:
+        if config.generator_type == "unet":
+            return build_unet_generator(shape, config.gen_n_filters, name=name)
+        return build_resnet_generator(shape, config.gen_n_filters, config.n_resnet_blocks, name=name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _weight_files(source):
+    """(config, {"g_AB": path, "g_BA": path}) of a model folder, run folder or checkpoint folder."""
+    source = Path(source)
+    config_file = source / CONFIG
+    if config_file.is_file():
+        meta = json.loads(config_file.read_text())
+        if meta.get("format") == FORMAT:  # a model folder
+            files = {net: source / name for net, name in WEIGHT_FILES.items()}
+            missing = [str(p) for p in files.values() if not p.is_file()]
+            if missing:
+                raise FileNotFoundError(f"model folder {source} lacks {', '.join(missing)}")
+            return CycleGANConfig.from_dict(meta["model"]), files
+    weights = source / "weights" if (source / "weights").is_dir() else source
+    try:
+        ckpt = checkpoint.resolve(weights)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{source} holds no trained generators: expected a run folder (with weights/ckpt-*), a checkpoint "
+            f"folder (ckpt-* with state.json) or a model folder (config.json + g_AB.weights.h5 + g_BA.weights.h5, "
+            f"e.g. pretrained/synthetic_apple2orange_64)") from None
+    return checkpoint.read_config(ckpt), {net: ckpt / name for net, name in WEIGHT_FILES.items()}
+
+
+def load_generators(source):
+    """TrainedGenerators from a CycleGAN, a run folder, a checkpoint folder or a model folder."""
+    from models import CycleGAN
+    if isinstance(source, TrainedGenerators):
+        return source
+    if isinstance(source, CycleGAN):
+        config, generators = source.config, {}
+        for net in WEIGHT_FILES:
+            generators[net] = build_any_size_generator(config, net)
+            generators[net].set_weights(getattr(source, net).get_weights())
+        return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], "a CycleGAN object")
+    if not Path(source).exists():
+        raise FileNotFoundError(f"no such model: {source} (give a run folder, a checkpoint folder or a model "
+                                "folder such as pretrained/synthetic_apple2orange_64)")
+    config, files = _weight_files(source)
+    generators = {}
+    for net, path in files.items():
+        generators[net] = build_any_size_generator(config, net)
+        generators[net].load_weights(path)  # a float16 file is cast to the float32 variables
+    return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], str(source))
+
+
+def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=None):
+    """Write the model folder `out` (config.json + both generators' weights) from any `load_generators` source.
+
+    made_by: how the model was trained (the exact command), kept in config.json.
+    dataset: the training dataset's name (default: the run folder's, when `source` is one).
+    float16: store the weights in float16 (half the size; translations differ by about 1e-3).
+    Returns the folder's Path. The files are written aside and moved in once all are complete; other
+    files of an existing folder (README.md, metrics.json) are kept.
+    """
+    trained = load_generators(source)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for net, name in WEIGHT_FILES.items():
+        model = getattr(trained, net)
+        if float16:
+            half = build_any_size_generator(trained.config, net, dtype="float16")
+            half.set_weights([np.asarray(w, np.float16) for w in model.get_weights()])
+            model = half
+        model.save_weights(tmp / name)
+    if dataset is None and isinstance(source, (str, Path)) and (Path(source) / CONFIG).is_file():
+        dataset = json.loads((Path(source) / CONFIG).read_text()).get("dataset")
+    meta = {"format": FORMAT, "model": trained.config.to_dict(), "dataset": dataset, "made_by": made_by,
+            "weights_dtype": "float16" if float16 else "float32", "keras_version": keras.__version__}
+    if notes:
+        meta["notes"] = notes
+    (tmp / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*WEIGHT_FILES.values(), CONFIG):   # config.json last: it names a complete folder
+        os.replace(tmp / name, out / name)
+    tmp.rmdir()
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(description="Write a model folder (config.json + g_AB/g_BA weights) "
+                                     "from a run or checkpoint, for translate.py, export.py and serve.py.")
+    parser.add_argument("source", help="a run folder or a checkpoint folder")
+    parser.add_argument("out", help="the model folder to write, e.g. pretrained/apple2orange_128")
+    parser.add_argument("--made-by", required=True, help="the exact training command, kept in config.json")
+    parser.add_argument("--float16", action="store_true", help="store the weights in float16 (half the size)")
+    args = parser.parse_args()
+    print(save_model_folder(args.source, args.out, args.made_by, float16=args.float16))
