@@ -9,17 +9,20 @@ PY := $(VENV)/bin/python
 .PHONY: venv demo test test-backends check-platforms clean-venv
 
 $(VENV)/.installed: requirements.txt
+	@echo "Creating $(VENV) and installing requirements.txt: once, about 2 minutes (pip lists each package)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --progress-bar on -r requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed
 
 demo: venv
+	@echo "Training the demo: 3 to 5 minutes on a 2-core CPU (one progress bar; results in run/cyclegan/)"
 	$(PY) train.py --demo
 
 test: venv
+	@echo "Running the tests: about 10 to 13 minutes on a 2-core CPU (pytest shows each file and its progress)"
 	$(PY) -m pytest
 
 # The core tests under the two other Keras backends (TensorFlow is `make test`).

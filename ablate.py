@@ -9,11 +9,14 @@ same command again resumes a half-done ablation: finished variants are skipped, 
 from its checkpoint.
 """
 
-from utils import ablation
+import sys
+
 from utils.cli import ArgumentParser, finite_float, positive_int, run_main
+from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def parse_args(argv=None):
+    from utils import ablation   # imports Keras: main() calls quiet() first
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="synthetic_apple2orange",
                         help="a dataset folder under --data-root; synthetic_* ones are generated if missing")
@@ -45,10 +48,13 @@ def parse_args(argv=None):
     parser.add_argument("--export", default=None, metavar="DIR",
                         help="also copy the tables, bar chart and a smaller figure to DIR (e.g. docs/ablation)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
+    quiet(verbose="--verbose" in (sys.argv[1:] if argv is None else argv))   # before parse_args imports Keras
+    from utils import ablation
     args = parse_args(argv)
     base = ablation.full_config(
         input_dim=(args.img_size, args.img_size, 3), generator_type=args.generator, gen_n_filters=args.gen_filters,

@@ -11,13 +11,11 @@ and the cycle error, for the CycleGAN and for doing nothing, histogram matching 
 <data-root>/.judges/.
 """
 
-import os
+import argparse
+import sys
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
@@ -28,7 +26,9 @@ def main(argv=None):
     p.add_argument("--inception", choices=("auto", "download", "off"), default="auto",
                    help="KID on InceptionV3 features: auto = when its weights are already on this machine")
     p.add_argument("--test-limit", type=int, help="score at most this many test images per domain (quick looks)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    quiet(verbose=args.verbose)
     if not (Path(args.run) / "config.json").is_file():
         p.error(f"{args.run} is not a run folder (no config.json): give a folder under run/cyclegan/ or pretrained/")
     if args.test_limit is not None and args.test_limit < 2:

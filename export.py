@@ -10,12 +10,10 @@ returns the same shape in [-1, 1]. SavedModel and TFLite files load without this
 TFLite fixes the height and width (--size, default the training size); the others take any size.
 """
 
-import os
+import argparse
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
+from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 USAGE = {
     "keras": "keras.models.load_model('{out}')  # with this project's models/ importable",
@@ -34,7 +32,9 @@ def main(argv=None):
     p.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                    help="fix the input's height and width (default: any size; tflite: the training size)")
     p.add_argument("--out", help="file or folder to write (default: <model folder>/export/<g_AB|g_BA>...)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    quiet(verbose=args.verbose)
 
     from utils.export import export_generator
     try:

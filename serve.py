@@ -9,12 +9,10 @@ The page listens on 127.0.0.1 (this computer only) unless --host says otherwise;
 --max-upload-mb or that are not images are refused with a message (utils/serve.py). Ctrl-C stops it.
 """
 
-import os
+import argparse
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
+from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
@@ -26,7 +24,9 @@ def main(argv=None):
     p.add_argument("--max-upload-mb", type=float, default=10, help="refuse larger uploads (default 10)")
     p.add_argument("--max-side", type=int, default=512, help="translate photos whose longer side is above this as a "
                    "scaled-down copy (default 512: answers in seconds on a laptop CPU)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    quiet(verbose=args.verbose)
     if args.max_side < 1 or args.max_upload_mb <= 0:
         p.error("--max-side and --max-upload-mb must be positive")
 

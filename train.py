@@ -1,6 +1,6 @@
 """Train a CycleGAN from the command line; every run gets its own folder under run/cyclegan/.
 
-    python train.py --demo                                   # ~10 min on a laptop CPU, synthetic apples -> oranges
+    python train.py --demo                                   # 3 to 5 min on a 2-core CPU, synthetic apples -> oranges
     python train.py --dataset apple2orange                   # the book's setup (U-Net, 128 px, lambda_id 2)
     python train.py --dataset monet2photo --generator-type resnet --img-size 256 --lambda-id 5 --disc-filters 64
     python train.py --resume run/cyclegan/0001_apple2orange  # go on from the latest checkpoint
@@ -11,17 +11,14 @@ Ctrl-C (or SIGTERM) saves a checkpoint and stops; --resume continues the same cu
 index.html for the grids, loss curves and settings, or `tensorboard --logdir run/cyclegan`.
 """
 
-import os
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
+from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 from utils.cli import ArgumentParser, finite_float, positive_int, run_main  # noqa: E402
 
-# The Quickstart demo: small enough for a 2-core CPU in about 10 minutes, big enough that the grids
-# show apples turning orange. 64 px U-Net, 16/16 filters; measured in the README.
+# The Quickstart demo: small enough for a 2-core CPU in 3 to 5 minutes (3-3.5 idle, 5 when the machine
+# is shared), big enough that the grids show apples turning orange. 64 px U-Net, 16/16 filters; README.
 DEMO = {"dataset": "synthetic_apple2orange", "generator_type": "unet", "img_size": 64, "gen_filters": 16,
         "disc_filters": 16, "epochs": 6, "decay_epochs": 4, "sample_interval": 250, "checkpoint_interval": 500}
 
@@ -36,10 +33,9 @@ JIT = {"auto": "auto", "on": True, "off": False}  # --jit -> CycleGANConfig.jit_
 
 def parse_args(argv=None):
     p = ArgumentParser(description="Train a CycleGAN (Zhu et al. 2017; Foster, Generative Deep Learning, "
-                                "chapter 5). Defaults are the book's apple2orange settings.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                "chapter 5). Defaults are the book's apple2orange settings.")
     p.add_argument("--demo", action="store_true", help="the Quickstart demo: synthetic apples -> oranges, "
-                   f"{DEMO['img_size']} px, about 10 minutes on a CPU (other flags override its settings)")
+                   f"{DEMO['img_size']} px, 3 to 5 minutes on a 2-core CPU (other flags override its settings)")
     p.add_argument("--dataset", help="folder under --data-root with trainA/trainB/testA/testB, e.g. apple2orange "
                    "(python -m utils.download apple2orange) or synthetic_apple2orange (generated if missing)")
     p.add_argument("--resume", metavar="RUN_FOLDER", help="continue this run from its latest checkpoint "
@@ -68,7 +64,7 @@ def parse_args(argv=None):
     speed.add_argument("--jit", choices=("auto", "on", "off"),
                        help="XLA / torch.compile for the step (default auto: on for JAX and TensorFlow GPUs)")
     run = p.add_argument_group("training run (utils/training.py)")
-    run.add_argument("--batch-size", type=positive_int, default=1)
+    run.add_argument("--batch-size", type=positive_int, default=1, help="images of each domain per step (default 1)")
     run.add_argument("--preprocess", choices=("resize_and_crop", "crop", "scale_width_and_crop", "none"),
                      help="how a training photo becomes an --img-size crop: resize_and_crop (default, the paper's "
                      "286 -> 256 jitter), crop (full-resolution crops of large photos), scale_width_and_crop, none")
@@ -77,8 +73,11 @@ def parse_args(argv=None):
     run.add_argument("--max-steps", type=positive_int, help="stop after this many steps in total")
     run.add_argument("--n-grid-images", type=positive_int, help="test images per domain in each grid (default 2)")
     run.add_argument("--data-root", help="folder of the datasets (default: data; a resumed run: the run's own)")
-    run.add_argument("--run-root", default="run/cyclegan")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    run.add_argument("--run-root", default="run/cyclegan", help="where run folders are made (default run/cyclegan)")
+    run.add_argument("--no-progress", action="store_true", help="a line every --log-interval steps instead of a "
+                     "progress bar (the default when the output is not a terminal, e.g. a log file)")
+    run.add_argument("--log-interval", type=int, help="steps between those lines (default 100)")
+    run.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
     if args.demo and not args.resume:  # the demo's settings, unless a flag sets them
         for name, value in DEMO.items():
@@ -102,12 +101,14 @@ def model_config(args):
 
 def main(argv=None):
     parser, args = parse_args(argv)
+    quiet(verbose=args.verbose)
     from utils.data_loader import DatasetError
     from utils.training import train
 
     common = dict(sample_interval=args.sample_interval,
                   checkpoint_interval=args.checkpoint_interval, max_steps=args.max_steps,
-                  n_grid_images=args.n_grid_images, progress=not args.no_progress)
+                  n_grid_images=args.n_grid_images, progress=False if args.no_progress else "auto",
+                  log_interval=args.log_interval)
     try:
         if args.resume:
             ignored = [f"--{flag.replace('_', '-')}" for flag in (*MODEL_FLAGS, "img_size")

@@ -13,13 +13,10 @@ Output PNGs are named after the inputs; files that cannot be read are named and 
 folder may not be the input folder (or inside it), and existing files are kept unless --overwrite.
 """
 
-import os
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras imports TensorFlow: hide its C++ info logs
-
-import sys  # noqa: E402
-
-from utils.cli import ArgumentParser, run_main  # noqa: E402
+from utils.cli import ArgumentParser, run_main
+from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
@@ -34,8 +31,10 @@ def main(argv=None):
                    "(the training view; blurs large images) instead of translating it at its own size")
     p.add_argument("--max-side", type=int, default=1024, help="translate images whose longer side is above this "
                    "as a scaled-down copy (memory grows with the pixel count; 0: no limit)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    quiet(verbose=args.verbose)
     if args.max_side < 0:
         p.error(f"--max-side {args.max_side}: must be 0 (no limit) or a positive number of pixels")
 

@@ -4,7 +4,7 @@ from models.config import CycleGANConfig
 from models.cyclegan import CycleGAN
 from models.discriminator import build_patchgan_discriminator
 from models.generators import build_resnet_generator, build_unet_generator
-from models.layers import InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D
+from models.layers import FusableLeakyReLU, InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D
 
-__all__ = ["CycleGAN", "CycleGANConfig", "InstanceNormalization", "ReflectionPadding2D", "TopLeftCropping2D",
-           "build_patchgan_discriminator", "build_resnet_generator", "build_unet_generator"]
+__all__ = ["CycleGAN", "CycleGANConfig", "FusableLeakyReLU", "InstanceNormalization", "ReflectionPadding2D",
+           "TopLeftCropping2D", "build_patchgan_discriminator", "build_resnet_generator", "build_unet_generator"]

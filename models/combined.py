@@ -23,7 +23,13 @@ Why a subclass, and three things it does that the book's functional model does n
    fakes (in its logs, as 'fake_A' and 'fake_B'), so `CycleGAN.train_step` trains the
    discriminators on them without translating again (the official code's order: G, then D).
 3. No wasted identity branch. With lambda_id == 0 the two identity passes (a third of the
-   generator work) are not computed at all; their losses are reported as 0.
+   generator work) are not computed at all in a training step; their losses are reported as 0.
+
+The book's positional calls work too and take the same path: `train_on_batch([imgs_A, imgs_B],
+[valid, valid, imgs_A, imgs_B, imgs_A, imgs_B])` and `predict([imgs_A, imgs_B])` are turned into
+the named form (inputs A, B; targets and predictions in the order of OUTPUT_NAMES, the book's)
+before Keras sees them, so they run the very train function the named calls run. Positional
+`train_on_batch` returns the book's list: [total, valid_A, valid_B, reconstr_A, reconstr_B, id_A, id_B].
 """
 
 import keras
@@ -33,6 +39,27 @@ OUTPUT_NAMES = ("valid_A", "valid_B", "reconstr_A", "reconstr_B", "id_A", "id_B"
 OUTPUT_LOSSES = {"valid_A": "mse", "valid_B": "mse", "reconstr_A": "mae", "reconstr_B": "mae",
                  "id_A": "mae", "id_B": "mae"}
 IDENTITY_NAMES = ("id_A", "id_B")
+
+
+def _named_inputs(x):
+    """{'img_A', 'img_B'} from the book's positional [imgs_A, imgs_B] (a dict passes through)."""
+    if isinstance(x, dict):
+        return x
+    if isinstance(x, (list, tuple)) and len(x) == 2:
+        return {"img_A": x[0], "img_B": x[1]}
+    raise ValueError("the combined model takes [imgs_A, imgs_B] or {'img_A': ..., 'img_B': ...}, "
+                     f"got {type(x).__name__}" + (f" of {len(x)} items" if isinstance(x, (list, tuple)) else ""))
+
+
+def _named_targets(y):
+    """{output name: target} from the book's six positional targets (a dict or None passes through)."""
+    if y is None or isinstance(y, dict):
+        return y
+    if isinstance(y, (list, tuple)) and len(y) == len(OUTPUT_NAMES):
+        return dict(zip(OUTPUT_NAMES, y))
+    raise ValueError(f"the combined model takes six targets in the order {list(OUTPUT_NAMES)} (the book's "
+                     f"[valid, valid, imgs_A, imgs_B, imgs_A, imgs_B]) or a dict by those names, got "
+                     f"{type(y).__name__}" + (f" of {len(y)} items" if isinstance(y, (list, tuple)) else ""))
 
 
 def _mean_error(kind, target, output):
@@ -72,13 +99,36 @@ class CombinedGeneratorModel(keras.Model):
     def build(self, input_shape=None):
         self.built = True  # the four networks are built already (functional models)
 
-    def call(self, inputs, training=False):
-        """inputs: {'img_A', 'img_B'}, each (batch, h, w, c) in [-1, 1] -> dict of the six outputs.
+    # The book's positional forms, turned into the named ones before Keras traces anything.
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One generator step; positional form returns the book's [total, six output losses]."""
+        logs = super().train_on_batch(_named_inputs(x), _named_targets(y), sample_weight=sample_weight,
+                                      class_weight=class_weight, return_dict=True)
+        return logs if return_dict else [logs["loss"]] + [logs[f"{name}_loss"] for name in OUTPUT_NAMES]
 
-        Identity outputs are left out when their weights are 0. In a training step (training=True)
-        the dict also holds fake_A and fake_B, for the discriminators' step.
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """The losses of one batch without training; positional form as in train_on_batch."""
+        logs = super().test_on_batch(_named_inputs(x), _named_targets(y), sample_weight=sample_weight,
+                                     return_dict=True)
+        return logs if return_dict else [logs["loss"]] + [logs[f"{name}_loss"] for name in OUTPUT_NAMES]
+
+    def predict(self, x, *args, **kwargs):
+        """The six outputs: a dict for named inputs, the book's list (OUTPUT_NAMES order) for [A, B]."""
+        outputs = super().predict(_named_inputs(x), *args, **kwargs)
+        return outputs if isinstance(x, dict) else [outputs[name] for name in OUTPUT_NAMES]
+
+    def predict_on_batch(self, x):
+        outputs = super().predict_on_batch(_named_inputs(x))
+        return outputs if isinstance(x, dict) else [outputs[name] for name in OUTPUT_NAMES]
+
+    def call(self, inputs, training=False):
+        """inputs: {'img_A', 'img_B'} (or [img_A, img_B]), each (batch, h, w, c) in [-1, 1] -> dict of the outputs.
+
+        In a training step (training=True) the identity outputs are left out when their weights are
+        0, and the dict also holds fake_A and fake_B, for the discriminators' step.
         """
         self.trace_count += 1
+        inputs = _named_inputs(inputs)
         img_A, img_B = inputs["img_A"], inputs["img_B"]
         fake_B = self.g_AB(img_A, training=training)                  # A -> B: (batch, h, w, c)
         fake_A = self.g_BA(img_B, training=training)                  # B -> A
@@ -88,7 +138,7 @@ class CombinedGeneratorModel(keras.Model):
             "reconstr_A": self.g_BA(fake_B, training=training),       # A -> B -> A
             "reconstr_B": self.g_AB(fake_A, training=training),       # B -> A -> B
         }
-        if not self.skips_identity:
+        if not (training and self.skips_identity):
             outputs["id_A"] = self.g_BA(img_A, training=training)
             outputs["id_B"] = self.g_AB(img_B, training=training)
         if training:
@@ -97,6 +147,7 @@ class CombinedGeneratorModel(keras.Model):
 
     def loss_terms(self, y, y_pred):
         """The unweighted loss of each output computed in y_pred, by name (float32 scalars)."""
+        y = _named_targets(y)
         return {name: _mean_error(OUTPUT_LOSSES[name], y[name], y_pred[name]) for name in OUTPUT_NAMES
                 if name in y_pred}
 

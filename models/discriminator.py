@@ -10,7 +10,7 @@ image gives a 30x30 patch map and a 128 px image a 14x14 map; with 64 filters th
 import keras
 from keras import layers
 
-from models.layers import InstanceNormalization, conv_init
+from models.layers import FusableLeakyReLU, InstanceNormalization, conv_init
 
 STRIDES = (2, 2, 2, 1, 1)  # C64, C128, C256, C512, output conv
 
@@ -30,7 +30,7 @@ def build_patchgan_discriminator(img_shape=(256, 256, 3), n_filters=64, name="pa
         x = layers.Conv2D(filters, 4, strides=strides, padding="valid", kernel_initializer=conv_init())(x)
         if norm:
             x = InstanceNormalization()(x)
-        return layers.LeakyReLU(negative_slope=0.2)(x)
+        return FusableLeakyReLU(negative_slope=0.2)(x)  # LeakyReLU(0.2); why: models/layers.py
 
     img = keras.Input(shape=img_shape, name="img")
     y = conv4(img, n_filters, STRIDES[0], norm=False)  # (h/2, w/2, f): no norm on the first block

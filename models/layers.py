@@ -11,6 +11,8 @@
 - `TopLeftCropping2D`: drops the first rows and columns, which turns a 'valid' stride-2 transposed
   conv into PyTorch's `ConvTranspose2d(k=3, s=2, padding=1, output_padding=1)` (the ResNet
   generator's upsampling), with a zero pad as its gradient.
+- `FusableLeakyReLU`: the discriminator's LeakyReLU(0.2), with its gradient read from its output
+  instead of its input, so that TensorFlow may fuse the convolution before it (see its docstring).
 
 All are registered, so a model that uses them saves with `model.save("g.keras")` and loads
 with `keras.models.load_model("g.keras")` and no `custom_objects`.
@@ -165,3 +167,50 @@ class TopLeftCropping2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rows": self.rows, "cols": self.cols}
+
+
+def _leaky_relu(x, negative_slope):
+    """leaky_relu(x) with the gradient computed from the output: dy * (1 if y > 0 else slope).
+
+    With slope > 0, y > 0 exactly where x > 0, so this is the autodiff gradient. Why: autodiff's
+    LeakyReluGrad reads the activation's *input*, the BiasAdd of the convolution before it. When the
+    discriminator's first block (Conv2D + bias + LeakyReLU, no norm) sits inside the combined
+    model, TensorFlow's Grappler remapper fuses the three into one op, deletes the BiasAdd and then
+    finds LeakyReluGrad still reading it: it prints "E0000 ... remapper failed: ... fanout
+    'LeakyReluGrad' exist for missing node BiasAdd" and drops every fusion of that graph. Reading
+    the output leaves the BiasAdd with one reader, so the fusion is valid and nothing is dropped.
+    """
+    @ops.custom_gradient
+    def activate(x):
+        y = ops.leaky_relu(x, negative_slope)
+
+        def grad(*args, upstream=None):  # grad(upstream) on TensorFlow and JAX, grad(x, upstream=) on PyTorch
+            dy = args[0] if upstream is None else upstream
+            return ops.where(y > 0, dy, dy * ops.cast(negative_slope, dy.dtype))
+
+        return y, grad
+
+    return activate(x)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan")
+class FusableLeakyReLU(keras.layers.Layer):
+    """`keras.layers.LeakyReLU(negative_slope)` with a gradient TensorFlow can fuse (see `_leaky_relu`).
+
+    Same forward and backward as LeakyReLU (tests/test_networks.py); any shape in, the same shape out.
+    """
+
+    def __init__(self, negative_slope=0.2, **kwargs):
+        super().__init__(**kwargs)
+        if negative_slope <= 0:
+            raise ValueError(f"FusableLeakyReLU: negative_slope must be > 0, got {negative_slope}")
+        self.negative_slope = float(negative_slope)
+
+    def call(self, x):
+        return _leaky_relu(x, self.negative_slope)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}

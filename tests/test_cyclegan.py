@@ -50,18 +50,83 @@ def test_discriminator_step_changes_only_that_discriminator(gan, name):
     assert changed(before, snapshot(gan)) == {name}
 
 
-def test_combined_step_changes_only_the_generators(gan):
+@pytest.mark.parametrize("form", ["named", "positional (the book's)"])
+def test_combined_step_changes_only_the_generators(gan, form):
     x_A, x_B = batch(6), batch(7)
     valid = np.ones((1,) + gan.disc_patch)
     before = snapshot(gan)
-    gan.combined.train_on_batch({"img_A": x_A, "img_B": x_B},
-                                {"valid_A": valid, "valid_B": valid, "reconstr_A": x_A, "reconstr_B": x_B,
-                                 "id_A": x_A, "id_B": x_B})
+    if form == "named":
+        gan.combined.train_on_batch({"img_A": x_A, "img_B": x_B},
+                                    {"valid_A": valid, "valid_B": valid, "reconstr_A": x_A, "reconstr_B": x_B,
+                                     "id_A": x_A, "id_B": x_B})
+    else:
+        gan.combined.train_on_batch([x_A, x_B], [valid, valid, x_A, x_B, x_A, x_B])
     assert changed(before, snapshot(gan)) == {"g_AB", "g_BA"}
     # The discriminators' weights are inputs of the combined step, never its trainable weights.
     combined_trainable = {id(w) for w in gan.combined.trainable_weights}
     assert combined_trainable == {id(w) for w in gan.g_AB.trainable_weights + gan.g_BA.trainable_weights}
     assert gan.d_A.trainable and gan.d_B.trainable  # the flag is never flipped
+
+
+def test_the_books_own_calls_from_chapter_5(gan):
+    """The calls of the book's CycleGAN class (train_discriminators, train_generators, sample_images), typed as printed."""
+    imgs_A, imgs_B = batch(60), batch(61)
+    valid = np.ones((1,) + gan.disc_patch)
+    fake = np.zeros((1,) + gan.disc_patch)
+    traces = gan.combined.trace_count
+
+    # train_discriminators
+    before = snapshot(gan)
+    fake_B = gan.g_AB.predict(imgs_A)
+    fake_A = gan.g_BA.predict(imgs_B)
+    dA_loss_real = gan.d_A.train_on_batch(imgs_A, valid)
+    dA_loss_fake = gan.d_A.train_on_batch(fake_A, fake)
+    dA_loss = 0.5 * np.add(dA_loss_real, dA_loss_fake)
+    dB_loss_real = gan.d_B.train_on_batch(imgs_B, valid)
+    dB_loss_fake = gan.d_B.train_on_batch(fake_B, fake)
+    dB_loss = 0.5 * np.add(dB_loss_real, dB_loss_fake)
+    d_loss = 0.5 * np.add(dA_loss, dB_loss)
+    assert changed(before, snapshot(gan)) == {"d_A", "d_B"}
+    assert np.isfinite(d_loss) and d_loss > 0
+
+    # train_generators
+    before = snapshot(gan)
+    g_loss = gan.combined.train_on_batch([imgs_A, imgs_B],
+                                         [valid, valid,
+                                          imgs_A, imgs_B,
+                                          imgs_A, imgs_B])
+    assert changed(before, snapshot(gan)) == {"g_AB", "g_BA"}
+    assert len(g_loss) == 7  # total, then the six outputs in the book's order: g_loss[1:3], [3:5], [5:7]
+    weights = [gan.config.lambda_validation] * 2 + [gan.config.lambda_reconstr] * 2 + [gan.config.lambda_id] * 2
+    assert g_loss[0] == pytest.approx(float(np.dot(weights, g_loss[1:])), rel=1e-4)
+    named = gan.combined.test_on_batch({"img_A": imgs_A, "img_B": imgs_B},
+                                       {"valid_A": valid, "valid_B": valid, "reconstr_A": imgs_A,
+                                        "reconstr_B": imgs_B, "id_A": imgs_A, "id_B": imgs_B}, return_dict=True)
+    positional = gan.combined.test_on_batch([imgs_A, imgs_B], [valid, valid, imgs_A, imgs_B, imgs_A, imgs_B])
+    assert positional == pytest.approx([named["loss"]] + [named[f"{n}_loss"] for n in
+                                       ("valid_A", "valid_B", "reconstr_A", "reconstr_B", "id_A", "id_B")], rel=1e-5)
+
+    # sample_images, and the combined model's predictions in the book's order
+    fake_B = gan.g_AB.predict(imgs_A)
+    reconstr_A = gan.g_BA.predict(fake_B)
+    id_A = gan.g_BA.predict(imgs_A)
+    valid_A, valid_B, reconstr_A_c, reconstr_B_c, id_A_c, id_B_c = gan.combined.predict([imgs_A, imgs_B])
+    np.testing.assert_allclose(reconstr_A_c, reconstr_A, atol=1e-5)
+    np.testing.assert_allclose(id_A_c, id_A, atol=1e-5)
+    np.testing.assert_allclose(id_B_c, gan.g_AB.predict(imgs_B), atol=1e-5)
+    np.testing.assert_allclose(reconstr_B_c, gan.g_AB.predict(gan.g_BA.predict(imgs_B)), atol=1e-5)
+    np.testing.assert_allclose(valid_B, gan.d_B.predict(fake_B), atol=1e-5)
+    assert valid_A.shape == (1,) + gan.disc_patch
+    if keras.backend.backend() == "tensorflow":  # the positional calls ran the named calls' traced step
+        assert gan.combined.trace_count == traces + 2  # one test function and one predict function, no train retrace
+
+
+def test_a_wrong_positional_call_names_the_expected_form(gan):
+    valid = np.ones((1,) + gan.disc_patch)
+    with pytest.raises(ValueError, match="six targets"):
+        gan.combined.train_on_batch([batch(0), batch(1)], [valid, valid, batch(0), batch(1)])
+    with pytest.raises(ValueError, match=r"\[imgs_A, imgs_B\]"):
+        gan.combined.predict([batch(0)])
 
 
 def test_retraces_on_a_new_batch_size_still_train_the_right_networks(gan):

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from models import (InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D, build_patchgan_discriminator,
-                    build_resnet_generator, build_unet_generator)
+from models import (FusableLeakyReLU, InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D,
+                    build_patchgan_discriminator, build_resnet_generator, build_unet_generator)
 from models.discriminator import patch_size
 
 
@@ -105,6 +105,19 @@ def test_top_left_crop_equals_keras_cropping_forward_and_backward():
     assert TopLeftCropping2D.from_config(ours.get_config()).cols == 2
     with pytest.raises(ValueError, match="rows and cols must be >= 0"):
         TopLeftCropping2D(-1, 0)
+
+
+def test_fusable_leaky_relu_equals_keras_leaky_relu_forward_and_backward():
+    """The discriminator's LeakyReLU (gradient read from its output, models/layers.py) is Keras' own."""
+    x = np.random.default_rng(5).normal(size=(2, 5, 4, 3)).astype("float32")
+    x[0, 0, 0, 0] = 0.0  # at 0 both take the negative slope
+    ours, reference = FusableLeakyReLU(0.2), keras.layers.LeakyReLU(negative_slope=0.2)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)), keras.ops.convert_to_numpy(reference(x)),
+                               atol=1e-7)
+    np.testing.assert_allclose(gradient(ours, x), gradient(reference, x), atol=1e-7)
+    assert FusableLeakyReLU.from_config(ours.get_config()).negative_slope == 0.2
+    with pytest.raises(ValueError, match="negative_slope must be > 0"):
+        FusableLeakyReLU(0.0)
 
 
 def test_reflection_padding_too_large_is_an_error_naming_the_sizes():

@@ -2,10 +2,12 @@
 
 Papermill-style: a cell is inserted after the one tagged `parameters`, setting tiny values for the
 names that cell defines (others keep their values), and the data and run folders point into a
-temporary folder. The committed notebooks are also checked for stale outputs and thin cells.
+temporary folder. Each must print its time estimate (utils/budget.py) before training. The committed
+notebooks are also checked for stale outputs and thin cells.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -65,12 +67,15 @@ def test_notebook_runs_top_to_bottom_with_a_tiny_configuration(path, tiny_data):
     injected = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in overrides.items()))
     injected.metadata["tags"] = ["injected-parameters"]
     notebook.cells.insert(index + 1, injected)
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})   # cwd = notebooks/
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows no picture"
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert re.search(r"about \d+ minutes? .*on this machine", printed), "no time estimate printed before training"
+    assert "To change it" in printed
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

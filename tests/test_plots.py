@@ -93,3 +93,14 @@ def test_index_html_marks_settings_that_differ_from_the_defaults(tmp_path):
     assert changed == {"input_dim", "lambda_id", "sample_interval"}
     assert "training &lt;step 3&gt;" in page                  # escaped
     assert "http" not in page and "<script" not in page        # offline, no scripts
+
+
+def test_pool_picture_shows_this_steps_fake_beside_the_pools_older_ones(tmp_path):
+    from models import CycleGAN
+    gan = CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4)
+    imgs = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    for _ in range(3):
+        gan.train_step(imgs, imgs)
+    path = plots.save_pool_picture(gan, imgs, tmp_path / "pool.png", n=6)
+    width, height = Image.open(path).size
+    assert len(gan.pool_A) == 3 and width > 3 * height   # one row: the fake and the 3 pooled images

@@ -121,6 +121,19 @@ def test_ensure_reuses_a_complete_copy_and_regenerates_otherwise(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic_apple2orange"]
 
 
+def test_a_copy_of_another_size_is_made_again_at_the_models_size_saying_so(tmp_path, capsys):
+    """`make demo` leaves a 64 px copy; a 128 px model must not train on it blown up (utils/training.open_dataset)."""
+    path = ensure_dataset("synthetic_apple2orange", tmp_path, **dict(TINY, seed=3))
+    assert synthetic.ensure_size("synthetic_apple2orange", tmp_path, size=40) == path
+    assert capsys.readouterr().out == ""                                    # the right size: reused silently
+    synthetic.ensure_size("synthetic_apple2orange", tmp_path, size=48)
+    out = capsys.readouterr().out
+    assert "holds 40 px images, this model takes 48 px" in out and "--size 40" in out
+    info = synthetic.read_info(path)
+    assert (info["size"], info["n_train"], info["n_test"], info["seed"]) == (48, 3, 4, 3)   # counts and seed kept
+    assert _read(path / "trainA" / "apple_0000.png").shape == (48, 48, 3)
+
+
 def test_existing_folder_needs_force_and_unknown_names_are_listed(tmp_path):
     generate_dataset("synthetic_photo2painting", tmp_path, **TINY)
     with pytest.raises(FileExistsError, match="force"):

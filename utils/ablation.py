@@ -126,10 +126,10 @@ def example_indices(n_test, n_examples):
 # ----------------------------------------------------------------- the runner
 def prepare_dataset(dataset, img_size, data_root="data"):
     """Generate a synthetic dataset at `img_size` if it is missing, as `train` does; others must exist."""
-    from utils.synthetic import SYNTHETIC_DATASETS, ensure_dataset
+    from utils.synthetic import SYNTHETIC_DATASETS, ensure_size
 
     if dataset in SYNTHETIC_DATASETS:
-        ensure_dataset(dataset, data_root=data_root, size=img_size)
+        ensure_size(dataset, data_root=data_root, size=img_size)
     return Path(data_root) / dataset
 
 

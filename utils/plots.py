@@ -12,6 +12,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from PIL import Image
 
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
@@ -22,6 +23,10 @@ LOSS_PANELS = {
     "Cycle consistency (L1)": ("reconstr_A", "reconstr_B"),
     "Identity (L1)": ("id_A", "id_B"),
 }
+# The unit of each panel's losses (its y axis).
+LOSS_UNITS = {"Discriminators (LSGAN, real=1 fake=0)": "mean squared error",
+              "Adversarial (generators fool D)": "mean squared error",
+              "Cycle consistency (L1)": "mean absolute error", "Identity (L1)": "mean absolute error"}
 
 
 def to_display(images):
@@ -143,11 +148,15 @@ def save_loss_curves(history, path, title=None):
                 ax.set_ylim(0, max(ax.get_ylim()[0] + 1e-6, 1.05 * float(np.quantile(
                     np.concatenate([np.asarray(history[n]) for n in names]), 0.995))))
         ax.set_title(panel, fontsize=10)
+        ax.set_ylabel(LOSS_UNITS[panel], fontsize=9)
         ax.grid(alpha=0.3)
         if len(steps):
             ax.legend(loc="upper right", fontsize=9)
     for ax in axes[1]:
         ax.set_xlabel("training step")
+    fig.legend(handles=[Line2D([], [], color="grey", alpha=0.45, linewidth=0.8, label="every step"),
+                        Line2D([], [], color="grey", linewidth=1.8, label="smoothed (moving average)")],
+               loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     if title:
         fig.suptitle(title, parse_math=False)
     return _save(fig, path)
@@ -186,6 +195,23 @@ def _fit(frame, height, width):
     h, w = min(height, frame.shape[0]), min(width, frame.shape[1])
     out[:h, :w] = frame[:h, :w]
     return out
+
+
+def save_pool_picture(gan, imgs_B, path, n=6):
+    """What d_A is shown as "fake" (paper section 4): g_BA's translation of this step, or an older one from the pool.
+
+    One row: g_BA(imgs_B[:1]), then up to n of the (at most 50) earlier fakes stored in gan.pool_A,
+    evenly chosen. Once the pool is full, each fake handed to d_A is, with probability 1/2, one of
+    these older ones (utils/image_pool.py). Returns the path (or the PNG's bytes with path None).
+    """
+    fake = gan.translate(np.asarray(imgs_B[:1], np.float32), "BtoA")[0]
+    stored = gan.pool_A.images
+    picks = np.unique(np.linspace(0, len(stored) - 1, min(n, len(stored))).round().astype(int)) if stored else []
+    row = [fake] + [stored[i] for i in picks]
+    titles = ["this step's fake"] + [f"pool image {i + 1}" for i in picks]
+    return image_table([row], path, column_titles=titles, cell_inches=1.6,
+                       title=f"What d_A may be shown as fake: {len(stored)} of up to {gan.pool_A.max_size} "
+                             "earlier fakes are kept")
 
 
 def save_image_pairs(inputs, outputs, path, titles=("input", "translated"), title=None):

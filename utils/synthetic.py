@@ -124,6 +124,25 @@ def ensure_dataset(name, data_root="data", **kwargs):
     return generate_dataset(name, data_root, **kwargs)
 
 
+def ensure_size(name, data_root="data", size=DEFAULTS["size"]):
+    """`ensure_dataset` at `size` px: a copy at another size is generated again at this one, saying so.
+
+    A model trained on a copy of another size would see every picture resized (the 64 px copy that
+    `make demo` leaves, blown up to 128 px for notebook 05_01): blurry, and not what was asked for.
+    The copy keeps its image counts and seed; only the size changes. Returns data_root/name.
+    """
+    info = read_info(Path(data_root) / name)
+    if info is None:
+        return ensure_dataset(name, data_root, size=size)
+    kept = {key: info[key] for key in ("n_train", "n_test", "seed") if key in info}
+    if info.get("size") != size:
+        print(f"note: {Path(data_root) / name} holds {info.get('size')} px images, this model takes {size} px: "
+              f"generating it again at {size} px (same {kept.get('n_train')} + {kept.get('n_test')} images, seed "
+              f"{kept.get('seed')}; a few seconds). To get the {info.get('size')} px copy back: "
+              f"python -m utils.synthetic {name} --size {info.get('size')}", flush=True)
+    return ensure_dataset(name, data_root, size=size, **kept)
+
+
 def _files_complete(folder, info):
     counts = {"trainA": info["n_train"], "trainB": info["n_train"], "testA": info["n_test"],
               "testB": info["n_test"], "testMask": info["n_test"]}

@@ -18,6 +18,7 @@ first NaN or inf loss stops the run before anything of that step is saved (utils
 a full disk removes the temporary files and names the last good checkpoint (utils/disk_space.py).
 """
 
+import contextlib
 import datetime
 import importlib
 import platform
@@ -43,11 +44,12 @@ from utils.run_logs import LossLog, TensorBoardLog
 DEFAULTS = layout.TRAINING_DEFAULTS   # sample_interval 500, checkpoint_interval 1000, n_grid_images 2
 # The synthetic stand-in of each real dataset, used when the real one is not downloaded.
 SYNTHETIC_STAND_IN = {"apple2orange": "synthetic_apple2orange", "monet2photo": "synthetic_photo2painting"}
+LOG_INTERVAL = 100   # steps between progress lines when there is no progress bar (a log file)
 
 
 def train(model_config, dataset, run_folder=None, *, data_root="data", run_root="run/cyclegan", batch_size=1,
-          sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress=True,
-          n_grid_images=None, callbacks=None, mode=None, preprocess=None):
+          sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress="auto",
+          n_grid_images=None, callbacks=None, mode=None, preprocess=None, log_interval=None):
     """Train a CycleGAN on `dataset` in a run folder; returns the run folder's Path.
 
     model_config: a `CycleGANConfig`, a dict of its fields, or a built `CycleGAN` (trained in place,
@@ -62,7 +64,10 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     preprocess: how a training image becomes a crop (utils/data_loader.PREPROCESS; default
         resize_and_crop, the paper's jitter; 'crop' for high-resolution photos). Kept in the run.
     resume / mode: mode='build' (default) starts a run, mode='load' or resume=True continues one.
-    progress: show a tqdm progress bar per epoch with the current losses and the time left.
+    progress: one progress bar for the whole run, in steps, with the losses, the epoch and the time
+        left (True); a line every `log_interval` steps instead (False); 'auto' (default): the bar
+        on a terminal or in a notebook, lines when the output goes to a file.
+    log_interval: steps between those lines (default LOG_INTERVAL, 100).
     callbacks: functions called after every step as `callback(gan, row)`, row = the step's CSV row
         (step, epoch, learning_rate, losses by name); one that returns True stops the training.
     """
@@ -103,7 +108,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     try:
         lock.acquire()   # one trainer per run folder: a second one stops here, naming the first
         loop = _start_session(model_config, config, dataset, run, resume, loader, settings, progress, callbacks,
-                              data_root, meta if resume else None)
+                              data_root, meta if resume else None, log_interval)
     except BaseException as error:
         if created:   # a folder this call made and that never trained: leave no orphan behind
             lock.release()
@@ -135,7 +140,7 @@ def check_settings(settings):
 
 
 def _start_session(model_config, config, dataset, run, resume, loader, settings, progress, callbacks, data_root,
-                   meta):
+                   meta, log_interval=None):
     """Write the run's config.json, build or restore the model and pick the grid images: a loop to run."""
     if not resume:
         if (run / layout.CONFIG).exists():
@@ -156,7 +161,8 @@ def _start_session(model_config, config, dataset, run, resume, loader, settings,
     meta["sessions"][-1]["start_step"] = gan.step
     layout.write_json(run / layout.CONFIG, meta)
     grid_A, grid_B = _grid_images(loader, run, settings["n_grid_images"], config.input_dim[-1])
-    return _TrainingLoop(gan, loader, run, meta, grid_A, grid_B, progress, callbacks or [])
+    return _TrainingLoop(gan, loader, run, meta, grid_A, grid_B, _wants_bar(progress), callbacks or [],
+                         int(log_interval or LOG_INTERVAL))
 
 
 def _as_config(model_config):
@@ -192,11 +198,9 @@ def _model_for(model_config, config, run, resume):
 def open_dataset(dataset, data_root, input_dim, preprocess="resize_and_crop"):
     """A DataLoader on data_root/dataset at the model's image size; a synthetic dataset is made if missing."""
     from utils.data_loader import DataLoader
-    from utils.synthetic import SYNTHETIC_DATASETS, ensure_dataset
-    if dataset in SYNTHETIC_DATASETS:
-        # Generate at the model's size only when missing: a copy at another size is resized, not replaced.
-        size = {} if (Path(data_root) / dataset).is_dir() else {"size": input_dim[0]}
-        ensure_dataset(dataset, data_root=data_root, **size)
+    from utils.synthetic import SYNTHETIC_DATASETS, ensure_size
+    if dataset in SYNTHETIC_DATASETS:   # at the model's size: a copy of another size is made again, saying so
+        ensure_size(dataset, data_root=data_root, size=input_dim[0])
     return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0, preprocess=preprocess)
 
 
@@ -270,6 +274,13 @@ def _grid_images(loader, run, n, channels):
     return images["A"], images["B"]
 
 
+def _wants_bar(progress):
+    """progress=True/False as given; 'auto': a bar on a terminal or in a Jupyter kernel, not in a log file."""
+    if progress != "auto":
+        return bool(progress)
+    return "ipykernel" in sys.modules or bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
 def _match_channels(imgs, channels):
     """RGB batches from the loader -> grayscale when the model takes one channel."""
     imgs = np.asarray(imgs, np.float32)
@@ -307,10 +318,11 @@ class _StopRequest:
 class _TrainingLoop:
     """One session of a run: from the model's (epoch, batch, step) to the end or max_steps."""
 
-    def __init__(self, gan, loader, run, meta, grid_A, grid_B, progress, callbacks):
+    def __init__(self, gan, loader, run, meta, grid_A, grid_B, progress, callbacks, log_interval=LOG_INTERVAL):
         self.gan, self.loader, self.folder, self.meta = gan, loader, run, meta
         self.grid_A, self.grid_B = grid_A, grid_B
-        self.progress, self.callbacks = progress, callbacks
+        self.progress, self.callbacks, self.log_interval = progress, callbacks, log_interval
+        self.bar = None
         self.settings = meta["training"]
         cfg = gan.config
         self.total_epochs = cfg.epochs + cfg.decay_epochs
@@ -327,7 +339,7 @@ class _TrainingLoop:
     def run(self):
         gan = self.gan
         try:
-            with _StopRequest() as stop:
+            with _StopRequest() as stop, self._progress_bar():
                 if gan.step == 0 and not layout.grid_paths(self.folder):
                     save_checkpoint(gan, self.folder / layout.WEIGHTS)   # resumable from its first second
                     self.sample()                                     # the "before" picture
@@ -371,21 +383,15 @@ class _TrainingLoop:
             epoch, start = gan.epoch, gan.batch
             n_steps = min(self.steps_per_epoch - start, self.last_step - gan.step)
             batches = self.loader.load_batch(self.settings["batch_size"], epoch=epoch, start_batch=start)
-            bar = tqdm(total=start + n_steps, initial=start, desc=f"Epoch {epoch + 1}/{self.total_epochs}",
-                       unit="step", disable=not self.progress, dynamic_ncols=True, leave=True)
             try:
                 for batch_index, (imgs_A, imgs_B) in zip(range(start, start + n_steps), batches):
                     row = self.step(epoch, batch_index, imgs_A, imgs_B)
-                    bar.set_postfix(D=f"{row['d_loss']:.3f}", G=f"{row['g_loss']:.3f}",
-                                    cycle=f"{row['reconstr_A'] + row['reconstr_B']:.3f}",
-                                    left=self._time_left(), refresh=False)
-                    bar.update(1)
+                    self._report(row)
                     if any(callback(gan, row) for callback in self.callbacks):
                         return True
                     if stop.requested:
                         return False
             finally:
-                bar.close()
                 batches.close()   # stops the loader's background thread
         return True
 
@@ -413,6 +419,32 @@ class _TrainingLoop:
             save_checkpoint(gan, self.folder / layout.WEIGHTS)
         return row
 
+    @contextlib.contextmanager
+    def _progress_bar(self):
+        """One bar for the whole session, in steps (tqdm's own time left), or None in line mode."""
+        if not self.progress:
+            yield None
+            return
+        self.bar = tqdm(total=self.last_step, initial=self.gan.step, desc=self.meta["dataset"], unit="step",
+                        dynamic_ncols=True, leave=True)
+        try:
+            yield self.bar
+        finally:
+            self.bar.close()
+            self.bar = None
+
+    def _report(self, row):
+        """After a step: the bar's losses and epoch, or in line mode one line every log_interval steps."""
+        losses = (f"D {row['d_loss']:.3f}, G {row['g_loss']:.3f}, "
+                  f"cycle {row['reconstr_A'] + row['reconstr_B']:.3f}")
+        epoch = f"{row['epoch'] + 1}/{self.total_epochs}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"epoch {epoch}, {losses}", refresh=False)
+            self.bar.update(1)
+        elif self.gan.step % self.log_interval == 0 or self.gan.step == self.last_step:
+            print(f"step {self.gan.step}/{self.last_step} (epoch {epoch}): {losses}, left {self._time_left()}",
+                  flush=True)
+
     def _time_left(self):
         done = self.gan.step - self.meta["sessions"][-1]["start_step"]
         if done < 2:
@@ -432,10 +464,6 @@ class _TrainingLoop:
             plots.save_loss_curves(self.log.history, run / layout.LOSS_PLOT, title=f"{self.meta['dataset']}: losses")
         plots.save_grid_animation(layout.grid_paths(run), run / layout.ANIMATION)
         report.write_index(run, status=self._status())
-        if not self.progress and self.log.history["step"]:   # no progress bar: one line per sample instead
-            last = {name: values[-1] for name, values in self.log.history.items()}
-            print(f"step {gan.step}/{self.last_step}: D {last['d_loss']:.3f}, G {last['g_loss']:.3f}, cycle "
-                  f"{last['reconstr_A'] + last['reconstr_B']:.3f}, left {self._time_left()}", flush=True)
 
     def _status(self, final=None):
         gan = self.gan

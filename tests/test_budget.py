@@ -1,0 +1,64 @@
+"""utils/budget.py: the notebooks' time estimate, the "auto" step budget, and that timing trains nothing."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from models import CycleGAN, CycleGANConfig
+from utils import budget
+
+TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, epochs=100, decay_epochs=100)
+ESTIMATE = re.compile(r"about \d+ minutes? .*on this machine")
+
+
+def weights(gan):
+    return [keras.ops.convert_to_numpy(v).copy() for v in budget._variables(gan)]
+
+
+def test_timing_a_model_prints_the_estimate_and_leaves_it_untouched(capsys):
+    gan = CycleGAN(**TINY)
+    before = weights(gan)
+    max_steps = budget.plan_steps(gan, steps_per_epoch=10, max_steps=5)
+    out = capsys.readouterr().out
+    assert max_steps == 5
+    assert ESTIMATE.search(out) and "MAX_STEPS = 5: 5 steps" in out and "BUDGET_MINUTES" in out
+    assert gan.step == 0 and len(gan.pool_A) == 0 and len(gan.pool_B) == 0
+    assert all(np.array_equal(b, a) for b, a in zip(before, weights(gan)))   # every weight and Adam moment
+
+
+def test_auto_on_a_cpu_fits_the_budget_and_ends_with_the_decay(monkeypatch, capsys):
+    monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.5)
+    monkeypatch.setattr(budget, "has_accelerator", lambda: False)
+    config = CycleGANConfig(**TINY)
+    max_steps = budget.plan_steps(config, steps_per_epoch=10, max_steps="auto", budget_minutes=2)
+    assert max_steps == 200                      # 120 s / (0.5 s x 1.15) = 208 steps, rounded down to 200
+    assert (config.epochs, config.decay_epochs) == (10, 10)   # 20 epochs of 10 steps: half constant, half decay
+    out = capsys.readouterr().out
+    assert "200 steps (10 epochs at the full learning rate, then 10 decaying to 0)" in out
+    assert ESTIMATE.search(out)
+
+
+def test_auto_with_a_gpu_keeps_the_books_schedule(monkeypatch, capsys):
+    monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.05)
+    monkeypatch.setattr(budget, "has_accelerator", lambda: True)
+    config = CycleGANConfig(**TINY)
+    assert budget.plan_steps(config, steps_per_epoch=1000, max_steps="auto") is None
+    assert (config.epochs, config.decay_epochs) == (100, 100)
+    out = capsys.readouterr().out
+    assert "with a GPU: the book's schedule, about 192 minutes (3.2 hours) on this machine" in out
+
+
+def test_an_ablation_shares_the_budget_between_its_runs(monkeypatch):
+    monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.1)
+    monkeypatch.setattr(budget, "has_accelerator", lambda: False)
+    steps = budget.plan_steps(CycleGANConfig(**TINY), steps_per_epoch=300, max_steps="auto", budget_minutes=12,
+                              n_runs=5)
+    assert steps == 1200   # 720 s / (0.1 s x 1.15 x 5 runs) = 1252
+
+
+@pytest.mark.parametrize("max_steps", ["lots", 0, -3, 2.5])
+def test_a_bad_max_steps_names_the_value_and_what_is_allowed(max_steps):
+    with pytest.raises(ValueError, match="MAX_STEPS"):
+        budget.plan_steps(CycleGANConfig(**TINY), 10, max_steps)

@@ -1,0 +1,136 @@
+"""How long will training take here? Time a few steps, print the estimate, fit the run to a budget.
+
+The paper's schedule (200 epochs; about 200,000 steps for apple2orange) takes hours on a GPU and
+days on a laptop CPU. The notebooks call `plan_steps` before training with MAX_STEPS = "auto":
+
+    max_steps = plan_steps(gan, loader.n_batches(BATCH_SIZE), MAX_STEPS, BUDGET_MINUTES, BATCH_SIZE)
+
+- with a GPU, "auto" keeps the book's full schedule (max_steps None);
+- on a CPU, "auto" trains as many steps as fit in `budget_minutes` on this machine, measured, and
+  shrinks the learning-rate schedule to match (half the epochs at the full rate, half decaying to
+  0, as the paper's 100 + 100), so that a short run still ends with the decay;
+- a number or None is kept as given; the estimate is printed either way:
+  "... about N minutes on this machine", with how to change it.
+"""
+
+import time
+
+import keras
+import numpy as np
+
+OVERHEAD = 1.15   # grids, loss plots, GIF, page and checkpoints on top of the steps (measured: 5-15 %)
+
+
+def has_accelerator():
+    """True when the Keras backend sees a GPU (or another accelerator) to train on."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+        return any(device.platform != "cpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+        return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+    return False
+
+
+def seconds_per_step(model, batch_size=1, n_timed=3):
+    """Median seconds of one training step on this machine, after one untimed (tracing) step.
+
+    model: a CycleGAN, timed on random images and then put back exactly as it was (weights,
+    optimizer moments, image pools, step), so timing it trains nothing; its train functions stay
+    traced, so the real first step is quick. Or a CycleGANConfig: a throwaway CycleGAN is timed.
+    """
+    from models import CycleGAN
+    gan = model if isinstance(model, CycleGAN) else CycleGAN(model)
+    saved = _state(gan)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, batch_size) + tuple(gan.img_shape)).astype(np.float32)
+    try:
+        gan.train_step(images[0], images[1])   # the first step traces the train functions: not timed
+        times = []
+        for _ in range(n_timed):
+            start = time.perf_counter()
+            gan.train_step(images[0], images[1])
+            times.append(time.perf_counter() - start)
+    finally:
+        _restore(gan, saved)
+    return float(np.median(times))
+
+
+def _variables(gan):
+    networks = [w for net in (gan.g_AB, gan.g_BA, gan.d_A, gan.d_B) for w in net.weights]
+    return networks + [v for optimizer in gan.optimizers.values() for v in optimizer.variables]
+
+
+def _state(gan):
+    return {"variables": [keras.ops.convert_to_numpy(v).copy() for v in _variables(gan)],
+            "pools": [pool.get_state() for pool in (gan.pool_A, gan.pool_B)],
+            "position": (gan.epoch, gan.batch, gan.step)}
+
+
+def _restore(gan, saved):
+    for variable, value in zip(_variables(gan), saved["variables"]):
+        variable.assign(value)
+    for pool, (images, rng_state) in zip((gan.pool_A, gan.pool_B), saved["pools"]):
+        pool.set_state(images, rng_state)
+    gan.epoch, gan.batch, gan.step = saved["position"]
+
+
+def duration(seconds):
+    """'about N minutes' (and the hours when it is long), for the estimates."""
+    minutes = max(1, round(seconds / 60))
+    text = f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    return text + (f" ({seconds / 3600:.1f} hours)" if minutes >= 120 else "")
+
+
+def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batch_size=1, n_runs=1, n_timed=3):
+    """Time a few steps, print how long training takes on this machine, and return max_steps for `train`.
+
+    model: the CycleGAN about to be trained, or the CycleGANConfig of the runs (see seconds_per_step).
+    steps_per_epoch: `loader.n_batches(batch_size)`.
+    max_steps: "auto" (see the module docstring), a number of steps, or None (the full schedule).
+    budget_minutes: what "auto" aims at on a CPU, all `n_runs` runs together (an ablation's variants).
+    When "auto" shortens the run, the config's epochs and decay_epochs are shrunk to fit it.
+    """
+    from models import CycleGAN
+    config = model.config if isinstance(model, CycleGAN) else model
+    if not (max_steps is None or max_steps == "auto" or (isinstance(max_steps, int) and max_steps > 0)):
+        raise ValueError(f"MAX_STEPS={max_steps!r}: must be 'auto', a number of steps > 0, or None (the full schedule)")
+    if budget_minutes <= 0:
+        raise ValueError(f"BUDGET_MINUTES={budget_minutes!r}: must be > 0")
+    step_s = seconds_per_step(model, batch_size, n_timed)
+    device = "GPU" if has_accelerator() else "CPU"
+    epochs = config.epochs + config.decay_epochs
+    schedule = epochs * steps_per_epoch
+    lines = [f"Timed {n_timed} training steps on this machine ({device}, {keras.backend.backend()}): "
+             f"{step_s:.3g} s a step.",
+             f"The book's schedule here, {epochs} epochs x {steps_per_epoch:,} steps = {schedule:,} steps, would take "
+             f"{duration(schedule * step_s * OVERHEAD * n_runs)} on this machine."]
+    if max_steps == "auto" and device == "GPU":
+        max_steps = None
+        lines.append(f'MAX_STEPS = "auto" with a GPU: the book\'s schedule, '
+                     f"{duration(schedule * step_s * OVERHEAD * n_runs)} on this machine.")
+    elif max_steps == "auto":
+        budget = int(budget_minutes * 60 / (step_s * OVERHEAD * n_runs))
+        max_steps = max(1, min(schedule, budget // 100 * 100 if budget >= 200 else budget))
+        fit = max_steps // steps_per_epoch
+        if max_steps < schedule and fit >= 2:   # end with the decay: half the epochs constant, half decaying
+            config.epochs, config.decay_epochs = fit - fit // 2, fit // 2
+            shape = f"{config.epochs} epochs at the full learning rate, then {config.decay_epochs} decaying to 0"
+        else:
+            shape = "the learning rate stays at its start value" if max_steps < schedule else "the full schedule"
+        runs = f" for each of {n_runs} runs" if n_runs > 1 else ""
+        lines.append(f'MAX_STEPS = "auto" without a GPU: {max_steps:,} steps{runs} ({shape}), '
+                     f"{duration(max_steps * step_s * OVERHEAD * n_runs)} on this machine.")
+    else:
+        total = schedule if max_steps is None else min(max_steps, schedule)
+        runs = f" for each of {n_runs} runs" if n_runs > 1 else ""
+        lines.append(f"MAX_STEPS = {max_steps!r}: {total:,} steps{runs}, "
+                     f"{duration(total * step_s * OVERHEAD * n_runs)} on this machine.")
+    lines.append(f"To change it, in the Settings cell: MAX_STEPS = a number of steps, None for the book's schedule, "
+                 f'or "auto" with BUDGET_MINUTES (now {budget_minutes:g}) minutes of training on a CPU.')
+    print("\n".join(lines), flush=True)
+    return max_steps if max_steps is None else int(max_steps)
+
