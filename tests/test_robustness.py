@@ -19,7 +19,6 @@ from models import CycleGAN, CycleGANConfig
 from models import checkpoint as ckpt
 from utils import run_folder as layout
 from utils.run_logs import read_losses
-from utils.synthetic import ensure_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_apple2orange"
@@ -35,13 +34,6 @@ def run_script(*args, env=None, timeout=900):
 
 def error_lines(stderr):
     return [line for line in stderr.splitlines() if line.startswith("error:") or ": error:" in line]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    ensure_dataset(DATASET, data_root=root, size=32, n_train=6, n_test=2, seed=0)
-    return root
 
 
 @pytest.fixture(scope="module")

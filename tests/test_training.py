@@ -18,20 +18,12 @@ from PIL import Image
 from models import CycleGAN
 from utils import run_folder as layout
 from utils.run_logs import COLUMNS, read_losses
-from utils.synthetic import ensure_dataset
 from utils.training import load_run, new_run_folder, train
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_apple2orange"
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, buffer_max_length=4, epochs=1,
             decay_epochs=1, seed=0)
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    ensure_dataset(DATASET, data_root=root, size=32, n_train=6, n_test=2, seed=0)
-    return root
 
 
 @pytest.fixture(scope="module")
