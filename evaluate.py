@@ -11,15 +11,14 @@ and the cycle error, for the CycleGAN and for doing nothing, histogram matching 
 <data-root>/.judges/.
 """
 
-import argparse
-import sys
 from pathlib import Path
 
+from utils.cli import ArgumentParser, run_main
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Evaluate a CycleGAN on real unpaired test images (judge, KID, cycle).")
+    p = ArgumentParser(description="Evaluate a CycleGAN on real unpaired test images (judge, KID, cycle).")
     p.add_argument("run", help="a run folder (its latest checkpoint is scored)")
     p.add_argument("--dataset", help="folder under --data-root with testA/testB (default: the run's dataset)")
     p.add_argument("--data-root", help="folder of the datasets (default: the run's, else data)")
@@ -35,14 +34,11 @@ def main(argv=None):
         p.error(f"--test-limit {args.test_limit}: KID needs at least 2 images per domain")
 
     from utils.unpaired_evaluation import evaluate_run, format_table
-    try:
-        results = evaluate_run(args.run, args.dataset, args.data_root, args.inception, test_limit=args.test_limit)
-    except FileNotFoundError as error:
-        sys.exit(f"error: {error}")
+    results = evaluate_run(args.run, args.dataset, args.data_root, args.inception, test_limit=args.test_limit)
     print(format_table(results))
     print(f"written: {Path(args.run) / 'evaluation.json'}, {Path(args.run) / 'images' / 'evaluation.png'}, "
           f"{Path(args.run) / 'index.html'}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)   # a user's error (a missing dataset, say) is one line on stderr; --debug shows the traceback
