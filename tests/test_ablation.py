@@ -208,13 +208,13 @@ def test_notebook_runs_on_the_tiny_ablation(tiny, monkeypatch):
 
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
     nb = nbformat.read(notebooks / "05_03_cyclegan_ablation.ipynb", as_version=4)
-    assert "parameters" in nb.cells[0].metadata.get("tags", [])
+    index = next(i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", []))
     assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")  # no committed outputs
     injected = (f"DATASET, IMG_SIZE, FILTERS, STEPS, BATCH_SIZE = {DATASET!r}, {SIZE}, 4, {STEPS}, 1\n"
                 f"EPOCHS, DECAY_EPOCHS = 100, 100\n"
                 f"VARIANTS, NAME = {VARIANTS!r}, 'tiny'\n"
                 f"DATA_ROOT, OUT_ROOT = {str(tiny['root'] / 'data')!r}, {str(tiny['root'] / 'run')!r}")
-    nb.cells.insert(1, nbformat.v4.new_code_cell(injected))
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(injected))   # after the parameters cell
     monkeypatch.setenv("PYTHONPATH", "")  # the notebook finds the repository itself (sys.path.insert)
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(notebooks)}}).execute()
