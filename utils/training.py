@@ -362,7 +362,7 @@ class _TrainingLoop:
         for log in (self.log, self.tensorboard):
             try:
                 log.close()
-            except OSError as error:
+            except Exception as error:  # noqa: BLE001  (TensorBoard raises TensorFlow's own error class on a full disk)
                 print(f"warning: could not close {type(log).__name__}: {error}", file=sys.stderr, flush=True)
 
     def last_checkpoint(self):
