@@ -103,4 +103,5 @@ def test_pool_picture_shows_this_steps_fake_beside_the_pools_older_ones(tmp_path
         gan.train_step(imgs, imgs)
     path = plots.save_pool_picture(gan, imgs, tmp_path / "pool.png", n=6)
     width, height = Image.open(path).size
-    assert len(gan.pool_A) == 3 and width > 3 * height   # one row: the fake and the 3 pooled images
+    # One row of 1.6-inch cells at 100 dpi: the fake and the 3 pooled images side by side, not two rows.
+    assert len(gan.pool_A) == 3 and width >= 4 * 160 and height < 2 * 160
