@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from utils import judge as judges
-from utils.evaluation import DIRECTIONS, baseline_translators, gan_translator
+
+# As utils.evaluation.DIRECTIONS; that module (scikit-image) is imported only where a baseline is needed,
+# so that a results page (utils/report.py) can show an evaluation without scikit-image.
+DIRECTIONS = ("AtoB", "BtoA")
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_FIGURE = "images/evaluation.png"
@@ -123,6 +126,7 @@ def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=prin
     log(f"judge accuracy on the real test images: A {acc['A']:.1%}, B {acc['B']:.1%} "
         f"({'usable' if acc['usable'] else 'UNUSABLE: its rates are withheld'})")
     train = {d: load_images(folder / f"train{d}", size, limit=TRAIN_LIMIT) for d in ("A", "B")}
+    from utils.evaluation import baseline_translators
     translators = {"CycleGAN": model_translator(gan), **baseline_translators(train["A"], train["B"])}
     methods = {name: score_translator(translate, test, scorer) for name, translate in translators.items()}
     results = {"dataset": dataset, "image_size": size, "n_test": {d: len(test[d]) for d in ("A", "B")},
@@ -270,6 +274,7 @@ def model_translator(model):
             out = model.generator(direction).predict(x, batch_size=16, verbose=0)
             return np.clip((np.asarray(out, np.float64) + 1) / 2, 0, 1)
         return translate
+    from utils.evaluation import gan_translator
     return gan_translator(model)
 
 
