@@ -8,7 +8,7 @@ share of the machine's float32 matmul peak they reach; the same for `translate` 
 measured here: numpy float32 matmul on 2 threads, best of several runs.
 
 With --official REPO it also times the official PyTorch implementation on the same configuration
-(/work/shared/bench/official_cyclegan_cpu.py), interleaved with ours in the same window (these
+(../shared/bench/official_cyclegan_cpu.py), interleaved with ours in the same window (these
 machines are shared and noisy: only ratios measured side by side mean anything), and prints the
 ratio of the medians (ours steps/s over official steps/s; > 1 is faster).
 
