@@ -14,7 +14,7 @@ ratio of the medians (ours steps/s over official steps/s; > 1 is faster).
 
     .venv/bin/python benchmarks/bench_train.py --quick
     .venv/bin/python benchmarks/bench_train.py --configs r9_32_64_128,r6_64_64_128 --repeats 3 \\
-        --official /tmp/pcg --official-python /tmp/venv_torch/bin/python --json-out run/bench.json
+        --official OFFICIAL_REPO --official-python TORCH_VENV/bin/python --json-out run/bench.json
     KERAS_BACKEND is set per run by --backend (tensorflow, jax, torch); --python picks the interpreter.
 """
 
