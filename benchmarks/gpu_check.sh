@@ -45,8 +45,8 @@ run() {
     [ "$MODE" = "--dry-run" ] || "$@"
 }
 if [ "$MODE" = "run" ] && [ -d .gpu/whl ]; then   # the carried wheels
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu_check_site .gpu/whl/*.whl
-    export PYTHONPATH=/tmp/gpu_check_site${PYTHONPATH:+:$PYTHONPATH}
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "${TMPDIR:-/tmp}/gpu_check_site" .gpu/whl/*.whl
+    export PYTHONPATH="${TMPDIR:-/tmp}/gpu_check_site"${PYTHONPATH:+:$PYTHONPATH}
 fi
 OFFICIAL=()
 if [ -d .gpu/pcg ] && [ "$MODE" != "--tiny" ]; then
