@@ -9,7 +9,7 @@ import pytest
 from skimage import color
 
 from utils import evaluation
-from utils.evaluation import (background_change, evaluate_translator, hue_distance, hue_error, mean_hue,
+from utils.evaluation import (background_change, evaluate_translator, hue_distance, hue_error, masked_l1, mean_hue,
                               paired_l1, psnr, ssim)
 
 SIZE = 32
@@ -68,6 +68,19 @@ def test_background_change_counts_only_the_background(pair):
     batch_in = np.stack([image_A, image_A])
     batch_out = np.stack([image_A, image_A + 0.2])
     assert background_change(batch_in, batch_out, np.stack([mask, mask])) == pytest.approx(0.1)
+
+
+def test_fruit_l1_counts_only_the_fruit(pair):
+    image_A, image_B, mask = pair
+    # Doing nothing: the whole error sits on the fruit, and there it is the colour difference.
+    expected = np.abs(image_A - image_B)[mask].mean()
+    assert expected > 0.1
+    assert masked_l1(image_A, image_B, mask) == pytest.approx(expected)
+    assert paired_l1(image_A, image_B) == pytest.approx(expected * mask.mean())
+    # A background change does not move it.
+    assert masked_l1(image_A + 0.3 * ~mask[..., None], image_B, mask) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="masks are empty"):
+        masked_l1(image_A, image_B, np.zeros_like(mask))
 
 
 @pytest.mark.parametrize("degrees", [15, 40, -30, 120])
