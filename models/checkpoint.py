@@ -103,6 +103,19 @@ def verify(path):
     return problems
 
 
+def any_saved(directory):
+    """Whether a folder of checkpoints holds any, intact or not (resuming then uses the newest intact
+    one, or says that none is, rather than start over from step 0)."""
+    directory = Path(directory)
+    return (directory / "latest").is_file() or any(p.is_dir() for p in directory.glob("ckpt-*"))
+
+
+def newest_saved(directory):
+    """The newest completely written ckpt-* folder of a folder of checkpoints (None before the first)."""
+    found = sorted(Path(directory).glob("ckpt-*/state.json"))
+    return found[-1].parent if found else None
+
+
 def find_intact(path):
     """(the checkpoint to use, [(damaged checkpoint, its problems)] skipped on the way).
 

@@ -20,8 +20,9 @@ Why a subclass, and three things it does that the book's functional model does n
    state that JAX's stateless train step carries, so every backend trains the same networks.
 2. No second forward pass. The book computes fake_A and fake_B once to train the discriminators
    and again inside this model. Here one training step of this model also hands back the two
-   fakes (in its logs, as 'fake_A' and 'fake_B'), so `CycleGAN.train_step` trains the
-   discriminators on them without translating again (the official code's order: G, then D).
+   fakes: `train_generators(img_A, img_B, valid) -> (losses, fake_A, fake_B)`, so
+   `CycleGAN.train_step` trains the discriminators on them without translating again (the
+   official code's order: G, then D).
 3. No wasted identity branch. With lambda_id == 0 the two identity passes (a third of the
    generator work) are not computed at all in a training step; their losses are reported as 0.
 
@@ -33,12 +34,14 @@ before Keras sees them, so they run the very train function the named calls run.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 OUTPUT_NAMES = ("valid_A", "valid_B", "reconstr_A", "reconstr_B", "id_A", "id_B")
 OUTPUT_LOSSES = {"valid_A": "mse", "valid_B": "mse", "reconstr_A": "mae", "reconstr_B": "mae",
                  "id_A": "mae", "id_B": "mae"}
 IDENTITY_NAMES = ("id_A", "id_B")
+FAKE_NAMES = ("fake_A", "fake_B")   # the generators' outputs of a training step, for the discriminators
 
 
 def _named_inputs(x):
@@ -98,6 +101,36 @@ class CombinedGeneratorModel(keras.Model):
 
     def build(self, input_shape=None):
         self.built = True  # the four networks are built already (functional models)
+
+    def train_generators(self, img_A, img_B, valid, train_on_batch=None):
+        """One step of both generators (the book's `combined.train_on_batch`, Example 5-6) that also
+        hands back that step's fakes: (losses, fake_A, fake_B).
+
+        img_A, img_B: real batches (batch, h, w, c) in [-1, 1]; valid: the discriminators' "real"
+        targets (batch, ph, pw, 1) of ones. losses: 'loss' (the weighted total, eq. 3) and the
+        unweighted term of each output by name, as floats. fake_A = g_BA(img_B), fake_B = g_AB(img_A),
+        computed before the update. train_on_batch(model, x, y) -> logs runs the step (an executor's,
+        models/executor.py); default this model's own.
+
+        The fakes leave Keras' train function as two per-image logs (`compute_metrics`), which Keras
+        3.15 (pinned in requirements.txt) returns as they are. They are checked at every step, so a
+        Keras that drops or averages them stops here instead of training the discriminators on
+        wrong images (tests/test_cyclegan.py also checks them against the generators).
+        """
+        targets = {"valid_A": valid, "valid_B": valid, "reconstr_A": img_A, "reconstr_B": img_B,
+                   "id_A": img_A, "id_B": img_B}
+        run = train_on_batch or (lambda model, x, y: model.train_on_batch(x, y, return_dict=True))
+        logs = run(self, {"img_A": img_A, "img_B": img_B}, targets)
+        fakes = [np.asarray(logs.get(name)) for name in FAKE_NAMES]
+        expected = np.shape(img_A)
+        if any(fake.shape != expected for fake in fakes):
+            found = {name: np.shape(logs.get(name)) for name in FAKE_NAMES}
+            raise RuntimeError(f"the combined model's training step returned the fakes with shapes {found}, not "
+                               f"{expected}: this Keras ({keras.__version__}) changed how train_on_batch returns "
+                               "per-image logs; install the pinned keras (requirements.txt)")
+        losses = {"loss": float(logs["loss"])}
+        losses.update({name: float(logs[f"{name}_loss"]) for name in OUTPUT_NAMES})
+        return losses, fakes[0], fakes[1]
 
     # The book's positional forms, turned into the named ones before Keras traces anything.
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
@@ -165,7 +198,7 @@ class CombinedGeneratorModel(keras.Model):
         logs = {"loss": self.weighted_total(terms)}
         for name in OUTPUT_NAMES:
             logs[f"{name}_loss"] = terms.get(name, ops.zeros((), "float32"))
-        for name in ("fake_A", "fake_B"):
+        for name in FAKE_NAMES:
             if name in y_pred:
                 logs[name] = ops.stop_gradient(y_pred[name])
         return logs

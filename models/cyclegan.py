@@ -23,14 +23,14 @@ import dataclasses
 import keras
 import numpy as np
 
-from models import checkpoint
-from models.combined import OUTPUT_NAMES, CombinedGeneratorModel
+from models import checkpoint, devices
+from models.combined import CombinedGeneratorModel
 from models.config import CycleGANConfig
 from models.discriminator import build_patchgan_discriminator, patch_size
+from models.executor import make_executor
 from models.generators import build_resnet_generator, build_unet_generator
+from models.image_pool import ImagePool
 from models.lr_schedule import learning_rate_at
-from utils import devices, distribution
-from utils.image_pool import ImagePool
 
 
 class CycleGAN:
@@ -41,6 +41,7 @@ class CycleGAN:
 
     Attributes: g_AB, g_BA (generators), d_A, d_B (discriminators, compiled with mse), combined
     (six-output generator model, see models/combined.py), pool_A / pool_B (histories of fakes),
+    executor (where the steps run: one device or data parallel, models/executor.py), n_devices,
     epoch / batch / step (training position, set by the training loop and saved in checkpoints).
     """
 
@@ -49,7 +50,7 @@ class CycleGAN:
             raise ValueError("pass either a CycleGANConfig or keyword settings, not both")
         self.config = config if config is not None else CycleGANConfig(**kwargs)
         # Mixed precision: layers compute in float16 or bfloat16 and keep float32 weights; losses are
-        # float32. True resolves to the device's fast type (utils/devices.py); the config keeps the choice.
+        # float32. True resolves to the device's fast type (models/devices.py); the config keeps the choice.
         self.compute_dtype = devices.mixed_precision_dtype(self.config.mixed_precision)
         if self.config.mixed_precision is True:
             self.config = dataclasses.replace(self.config, mixed_precision=self.compute_dtype)
@@ -61,14 +62,15 @@ class CycleGAN:
         policy = f"mixed_{self.compute_dtype}" if self.compute_dtype else keras.config.dtype_policy().name
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(policy)
+        # data_parallel: networks, optimizers and train functions are made under the backend's
+        # distribution engine; one device: a no-op (models/executor.py).
+        self.executor = make_executor(cfg.data_parallel)
+        self.n_devices = self.executor.n_devices
         try:
-            # data_parallel: networks, optimizers and train functions are made under the
-            # backend's distribution engine (utils/distribution.py); a no-op otherwise.
-            with distribution.data_parallel_scope(cfg.data_parallel) as self.distribution:
+            with self.executor.scope():
                 self._build_and_compile()
         finally:
             keras.config.set_dtype_policy(previous_policy)
-        self.n_devices = distribution.replica_count(self.distribution) if cfg.data_parallel else 1
 
         self.pool_A = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 0])  # fakes of domain A
         self.pool_B = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 1])
@@ -130,7 +132,7 @@ class CycleGAN:
 
     def _compile_combined(self):
         # The same optimizer object on every compile, so its state survives a change of weights.
-        with distribution.strategy_scope(self.distribution):
+        with self.executor.scope():
             self.combined.compile(loss_weights=self.loss_weights, optimizer=self.combined_optimizer,
                                   jit_compile=self.config.jit_compile)
 
@@ -179,43 +181,33 @@ class CycleGAN:
         3. Train d_A on [real A; pooled fake A] with targets [1; 0], one Adam step on the mean
            squared error, i.e. the paper's (L_real + L_fake) / 2; the same for d_B.
         Each fake is computed once per step (the book translates twice: for D, then in combined).
+        Every call runs through `self.executor` (one device, or the batch split across several).
 
         Returns the losses by name: d_A, d_B, d_loss (their mean), g_loss (weighted total) and
         the unweighted valid_A, valid_B, reconstr_A, reconstr_B, id_A, id_B (id_* are 0 and not
         computed when lambda_id == 0).
         """
-        imgs_A = np.asarray(imgs_A, np.float32)
-        imgs_B = np.asarray(imgs_B, np.float32)
-        if imgs_A.shape != imgs_B.shape or imgs_A.shape[1:] != self.img_shape:
-            raise ValueError(f"train_step expects two batches of shape (batch,) + {self.img_shape}, "
-                             f"got {imgs_A.shape} and {imgs_B.shape}")
-        if len(imgs_A) % self.n_devices:
-            raise ValueError(f"data_parallel on {self.n_devices} devices: the batch size ({len(imgs_A)}) must be "
-                             f"a multiple of {self.n_devices}")
+        imgs_A, imgs_B = self.executor.even_batches(*self._checked_batches(imgs_A, imgs_B))
         valid, fake = self._real_fake_targets(len(imgs_A))
-        g_logs = self._train_on_batch(
-            self.combined, {"img_A": imgs_A, "img_B": imgs_B},
-            {"valid_A": valid, "valid_B": valid, "reconstr_A": imgs_A, "reconstr_B": imgs_B,
-             "id_A": imgs_A, "id_B": imgs_B})
-        fake_A = self.pool_A.query(g_logs["fake_A"])
-        fake_B = self.pool_B.query(g_logs["fake_B"])
+        g_losses, fake_A, fake_B = self.combined.train_generators(imgs_A, imgs_B, valid, self.executor.train_on_batch)
+        fake_A, fake_B = self.pool_A.query(fake_A), self.pool_B.query(fake_B)
 
         targets = np.concatenate([valid, fake])
-        d_A_loss = self._train_on_batch(self.d_A, np.concatenate([imgs_A, fake_A]), targets)["loss"]
-        d_B_loss = self._train_on_batch(self.d_B, np.concatenate([imgs_B, fake_B]), targets)["loss"]
+        d_A_loss = self.executor.train_on_batch(self.d_A, np.concatenate([imgs_A, fake_A]), targets)["loss"]
+        d_B_loss = self.executor.train_on_batch(self.d_B, np.concatenate([imgs_B, fake_B]), targets)["loss"]
 
         self.step += 1
         losses = {"d_A": float(d_A_loss), "d_B": float(d_B_loss)}
         losses["d_loss"] = 0.5 * (losses["d_A"] + losses["d_B"])
-        losses["g_loss"] = float(g_logs["loss"])
-        losses.update({name: float(g_logs[f"{name}_loss"]) for name in OUTPUT_NAMES})
-        return losses
+        losses["g_loss"] = g_losses.pop("loss")
+        return {**losses, **g_losses}
 
-    def _train_on_batch(self, model, x, y):
-        """`model.train_on_batch(x, y)` as a dict of numpy logs; TensorFlow data-parallel: see utils/distribution.py."""
-        if distribution.is_tf_strategy(self.distribution):
-            return distribution.train_on_batch_mirrored(self.distribution, model, x, y)
-        return model.train_on_batch(x, y, return_dict=True)
+    def _checked_batches(self, imgs_A, imgs_B):
+        imgs_A, imgs_B = np.asarray(imgs_A, np.float32), np.asarray(imgs_B, np.float32)
+        if imgs_A.shape != imgs_B.shape or imgs_A.shape[1:] != self.img_shape:
+            raise ValueError(f"train_step expects two batches of shape (batch,) + {self.img_shape}, "
+                             f"got {imgs_A.shape} and {imgs_B.shape}")
+        return imgs_A, imgs_B
 
     # ----------------------------------------------------------------- using
     def translate(self, imgs, direction="AtoB"):
@@ -223,11 +215,7 @@ class CycleGAN:
         if direction not in ("AtoB", "BtoA"):
             raise ValueError(f"direction={direction!r}: must be 'AtoB' or 'BtoA'")
         generator = self.g_AB if direction == "AtoB" else self.g_BA
-        imgs = np.asarray(imgs, np.float32)
-        padded = distribution.fill_to_multiple(imgs, self.n_devices)  # data_parallel: split evenly
-        if distribution.is_tf_strategy(self.distribution):
-            return distribution.predict_on_batch_mirrored(self.distribution, generator, padded)[:len(imgs)]
-        return generator.predict_on_batch(padded)[:len(imgs)]
+        return self.executor.predict_on_batch(generator, np.asarray(imgs, np.float32))
 
     # ----------------------------------------------------------------- saving
     def save_checkpoint(self, directory, keep=3):

@@ -68,6 +68,33 @@ def test_combined_step_changes_only_the_generators(gan, form):
     assert gan.d_A.trainable and gan.d_B.trainable  # the flag is never flipped
 
 
+def test_train_generators_hands_back_this_steps_fakes_and_only_moves_the_generators(gan):
+    """The fakes the discriminators train on are g_BA(img_B) and g_AB(img_A) before the update.
+
+    They travel out of Keras' train function as per-image logs (models/combined.py): this fails
+    if a Keras upgrade drops, averages or reorders them."""
+    x_A, x_B = batch(20, n=2), batch(21, n=2)
+    expected_A, expected_B = gan.translate(x_B, "BtoA"), gan.translate(x_A, "AtoB")
+    before = snapshot(gan)
+    losses, fake_A, fake_B = gan.combined.train_generators(x_A, x_B, np.ones((2,) + gan.disc_patch, "float32"))
+    assert changed(before, snapshot(gan)) == {"g_AB", "g_BA"}
+    np.testing.assert_allclose(fake_A, expected_A, atol=1e-5)
+    np.testing.assert_allclose(fake_B, expected_B, atol=1e-5)
+    assert set(losses) == {"loss", "valid_A", "valid_B", "reconstr_A", "reconstr_B", "id_A", "id_B"}
+    assert all(isinstance(value, float) and np.isfinite(value) for value in losses.values())
+
+
+def test_train_generators_stops_loudly_when_keras_loses_the_fakes(gan):
+    x = batch(22)
+
+    def keras_without_fakes(model, x, y):
+        logs = model.train_on_batch(x, y, return_dict=True)
+        return {name: value for name, value in logs.items() if not name.startswith("fake_")}
+
+    with pytest.raises(RuntimeError, match="changed how train_on_batch returns per-image logs"):
+        gan.combined.train_generators(x, x, np.ones((1,) + gan.disc_patch, "float32"), keras_without_fakes)
+
+
 def test_the_books_own_calls_from_chapter_5(gan):
     """The calls of the book's CycleGAN class (train_discriminators, train_generators, sample_images), typed as printed."""
     imgs_A, imgs_B = batch(60), batch(61)

@@ -1,4 +1,4 @@
-"""Data parallel (utils/distribution.py): two logical CPU devices give the weights of one device.
+"""Data parallel (models/executor.py): two logical CPU devices give the weights of one device.
 
 `CycleGAN(data_parallel=True)` splits each batch across the devices with the backend's own engine
 (JAX: keras.distribution.DataParallel; TensorFlow: tf.distribute.MirroredStrategy). Two full
@@ -31,7 +31,7 @@ if keras.backend.backend() == "tensorflow" and "TF_CONFIG" not in os.environ:  #
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from models import CycleGAN
-from utils.distribution import device_count
+from models.executor import device_count
 
 parallel = sys.argv[1] == "parallel"
 gan = CycleGAN(input_dim=(32, 32, 3), generator_type="resnet", n_resnet_blocks=1, gen_n_filters=4,
@@ -188,7 +188,8 @@ def test_training_loop_runs_data_parallel_with_an_uneven_last_batch_and_resumes(
 
 
 def test_a_batch_size_that_does_not_split_across_the_devices_is_refused(monkeypatch, tmp_path):
-    from utils import distribution, training
+    from models import executor as distribution
+    from utils import training
     monkeypatch.setattr(distribution, "device_count", lambda: 2)
     config = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, data_parallel=True)
     with pytest.raises(ValueError, match=r"batch_size=3: .*multiple of 2 \(e.g. --batch-size 2\)"):
@@ -197,7 +198,7 @@ def test_a_batch_size_that_does_not_split_across_the_devices_is_refused(monkeypa
 
 
 def test_the_last_batch_is_topped_up_with_its_own_images():
-    from utils.distribution import fill_to_multiple as _fill_devices
+    from models.executor import fill_to_multiple as _fill_devices
     imgs = np.arange(3 * 2 * 2 * 1, dtype=np.float32).reshape(3, 2, 2, 1)
     assert _fill_devices(imgs, 1) is imgs and _fill_devices(imgs[:2], 2).shape == (2, 2, 2, 1)
     filled = _fill_devices(imgs, 4)
@@ -214,7 +215,7 @@ def test_data_parallel_on_torch_is_a_clear_error():
 
 
 def test_tf_config_gives_the_number_of_workers_or_a_clear_error(monkeypatch):
-    from utils.distribution import tf_workers
+    from models.executor import tf_workers
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert tf_workers() == 1
     cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}

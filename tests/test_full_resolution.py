@@ -13,7 +13,6 @@ from models import CycleGAN
 from utils.full_resolution import pad_to_multiple, run_generator, scaled_size, translate_at_own_size
 from utils.images import to_model_range, to_uint8
 from utils.trained_model import load_generators, save_model_folder
-from utils.training import save_checkpoint
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0)
 
@@ -26,7 +25,7 @@ def gan():
 @pytest.fixture(scope="module")
 def run_folder(gan, tmp_path_factory):
     run = tmp_path_factory.mktemp("run") / "0001_tiny"
-    save_checkpoint(gan, run / "weights")
+    gan.save_checkpoint(run / "weights")
     return run
 
 

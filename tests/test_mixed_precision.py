@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models import CycleGAN
-from utils import devices
+from models import devices
 
 TINY = dict(input_dim=(32, 32, 3), generator_type="resnet", n_resnet_blocks=1, gen_n_filters=4,
             disc_n_filters=4, buffer_max_length=2, seed=4)

@@ -8,6 +8,7 @@ from PIL import Image
 
 from utils import plots, report
 from utils import run_folder as layout
+from utils.training_settings import TrainingSettings
 
 
 class FakeGAN:
@@ -86,7 +87,7 @@ def test_index_html_marks_settings_that_differ_from_the_defaults(tmp_path):
                       "lambda_reconstr": 10.0, "lambda_id": 5.0, "generator_type": "unet", "gen_n_filters": 32,
                       "disc_n_filters": 32, "n_resnet_blocks": 6, "buffer_max_length": 50, "beta_1": 0.5,
                       "beta_2": 0.999, "epochs": 100, "decay_epochs": 100, "seed": 0},
-            "training": {**layout.TRAINING_DEFAULTS, "sample_interval": 50}, "environment": {"keras": "3"}}
+            "training": {**TrainingSettings.defaults(), "sample_interval": 50}, "environment": {"keras": "3"}}
     (run / "config.json").write_text(json.dumps(meta))
     page = report.write_index(run, status="training <step 3>").read_text()
     changed = set(__import__("re").findall(r'<tr class="changed"><td>\w+</td><td>(\w+)</td>', page))

@@ -169,9 +169,8 @@ def test_a_checkpoint_holds_a_manifest_of_sizes_and_hashes(two_checkpoints):
 # ----------------------------------------------------------------- 4. translate never replaces the originals
 @pytest.fixture(scope="module")
 def model_run(tmp_path_factory):
-    from utils.training import save_checkpoint
     run = tmp_path_factory.mktemp("translate") / "0001_tiny"
-    save_checkpoint(CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4), run / "weights")
+    CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4).save_checkpoint(run / "weights")
     return run
 
 

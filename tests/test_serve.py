@@ -15,7 +15,6 @@ from PIL import Image
 
 from models import CycleGAN
 from utils.serve import make_server
-from utils.training import save_checkpoint
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4)
 LIMIT = 60_000   # bytes
@@ -25,12 +24,12 @@ LIMIT = 60_000   # bytes
 def page(tmp_path_factory):
     """A page for one run folder and a two-variant ablation folder, on an ephemeral port."""
     root = tmp_path_factory.mktemp("models")
-    save_checkpoint(CycleGAN(**TINY, seed=0), root / "0001_tiny" / "weights")
+    CycleGAN(**TINY, seed=0).save_checkpoint(root / "0001_tiny" / "weights")
     ablation = root / "ablation"
     (ablation / "ablation.json").parent.mkdir()
     (ablation / "ablation.json").write_text(json.dumps({"variants": {"full": {}, "lambda_id=0": {"lambda_id": 0}}}))
     for seed, variant in enumerate(("full", "lambda_id_0")):
-        save_checkpoint(CycleGAN(**TINY, seed=seed + 1), ablation / "runs" / variant / "weights")
+        CycleGAN(**TINY, seed=seed + 1).save_checkpoint(ablation / "runs" / variant / "weights")
     server = make_server([root / "0001_tiny", ablation], port=0, max_bytes=LIMIT, max_side=64, verbose=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.lr_schedule import learning_rate_at
-from utils.image_pool import ImagePool
+from models.image_pool import ImagePool
 
 
 def images(n, value=None, seed=0):

@@ -6,7 +6,6 @@ from PIL import Image
 
 import translate as translate_script
 from models import CycleGAN
-from utils.training import save_checkpoint
 from utils.translate import fit_to_model, restore, translate_folder
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0)
@@ -16,7 +15,7 @@ TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0)
 def run_folder(tmp_path_factory):
     """A run folder with only a checkpoint (untrained weights are enough to test sizes)."""
     run = tmp_path_factory.mktemp("run") / "0001_tiny"
-    save_checkpoint(CycleGAN(**TINY), run / "weights")
+    CycleGAN(**TINY).save_checkpoint(run / "weights")
     return run
 
 

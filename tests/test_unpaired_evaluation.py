@@ -15,7 +15,6 @@ import evaluate as evaluate_script
 from models import CycleGAN
 from utils import judge as judges
 from utils.evaluation import baseline_translators
-from utils.training import save_checkpoint
 from utils.unpaired_evaluation import Scorer, load_images, score_translator
 
 SIZE = 32
@@ -145,7 +144,7 @@ def test_inception_features_plumbing_with_random_weights():
 
 def test_evaluate_py_writes_the_json_the_figure_and_the_page_section(dataset, trained_judge, tmp_path, capsys):
     run = tmp_path / "0001_blobs"
-    save_checkpoint(CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=0), run / "weights")
+    CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=0).save_checkpoint(run / "weights")
     (run / "config.json").write_text(json.dumps({
         "dataset": "blobs", "created": "test", "model": CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4,
                                                                  disc_n_filters=4).config.to_dict(),

@@ -202,7 +202,7 @@ def save_pool_picture(gan, imgs_B, path, n=6):
 
     One row: g_BA(imgs_B[:1]), then up to n of the (at most 50) earlier fakes stored in gan.pool_A,
     evenly chosen. Once the pool is full, each fake handed to d_A is, with probability 1/2, one of
-    these older ones (utils/image_pool.py). Returns the path (or the PNG's bytes with path None).
+    these older ones (models/image_pool.py). Returns the path (or the PNG's bytes with path None).
     """
     fake = gan.translate(np.asarray(imgs_B[:1], np.float32), "BtoA")[0]
     stored = gan.pool_A.images

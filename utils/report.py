@@ -13,6 +13,7 @@ from pathlib import Path
 from models.config import CycleGANConfig
 from utils import run_folder as layout
 from utils.run_logs import COLUMNS, LOSS_COLUMNS
+from utils.training_settings import TrainingSettings
 from utils.unpaired_evaluation import html_section as evaluation_section
 
 STYLE = """
@@ -101,7 +102,7 @@ def _settings_table(meta):
     defaults["n_resnet_blocks"] = CycleGANConfig(input_dim=model["input_dim"],
                                                  generator_type=model["generator_type"]).n_resnet_blocks
     rows, changed = [], []
-    sections = [("model", model, defaults), ("training", meta["training"], layout.TRAINING_DEFAULTS),
+    sections = [("model", model, defaults), ("training", meta["training"], TrainingSettings.defaults()),
                 ("environment", meta.get("environment", {}), {})]
     for section, values, section_defaults in sections:
         for name, value in values.items():

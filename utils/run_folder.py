@@ -12,8 +12,11 @@
         logs/events.out.tfevents.*  TensorBoard: losses, learning rate, grids
 """
 
+import datetime
+import importlib
 import json
 import os
+import platform
 import re
 from pathlib import Path
 
@@ -26,17 +29,6 @@ LOSSES_CSV = "logs/losses.csv"
 LOSS_PLOT = "images/losses.png"
 ANIMATION = "images/progress.gif"
 GRID_INPUTS = "images/grid_inputs.npz"
-
-# Defaults of the training settings stored in config.json's "training" section (utils.training.train).
-TRAINING_DEFAULTS = {
-    "batch_size": 1,              # the book's and the paper's
-    "sample_interval": 500,       # steps between grids (and loss plot, GIF, page)
-    "checkpoint_interval": 1000,  # steps between checkpoints: the most a crash can lose
-    "max_steps": None,            # None: all config.epochs + config.decay_epochs epochs
-    "n_grid_images": 2,           # test images per domain in each grid
-    "preprocess": "resize_and_crop",  # how a photo becomes a crop (utils/data_loader.PREPROCESS)
-}
-
 
 def folder_name(dataset):
     """A dataset name as one safe folder name: 'sub/ds2' -> 'sub_ds2' (no separators, no '..')."""
@@ -106,3 +98,22 @@ def remove_temporary_files(run_folder):
         for pattern in (".*.tmp*", "*.tmp.npz", ".tmp-*"):
             for leftover in folder.glob(pattern):
                 remove_quietly(leftover)
+
+
+def environment():
+    """Backend, library and Python versions, for config.json."""
+    import keras   # here, not at the top: reading a run folder needs no Keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    try:
+        backend_version = importlib.import_module({"torch": "torch"}.get(backend, backend)).__version__
+    except (ImportError, AttributeError):
+        backend_version = None
+    return {"backend": backend, "backend_version": backend_version, "keras": keras.__version__,
+            "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def now():
+    """This moment in local time with its offset, for config.json: '2026-12-02T03:04:05+00:00'."""
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -1,20 +1,25 @@
-"""Data-parallel training across devices, with the backend's own engine.
+"""Where a CycleGAN's steps run: on one device, or split across several (data parallel).
 
-This is the one module that calls a backend directly, and only because the engines are
-backend-specific: Keras 3 offers `keras.distribution.DataParallel` on JAX only, and TensorFlow's
-engines are `tf.distribute` strategies. `CycleGAN(data_parallel=True)` enters
-`data_parallel_scope()` while it builds and compiles its networks:
+`make_executor(data_parallel)` picks one executor when a CycleGAN is built. It owns everything
+that depends on the devices: the scope the networks are built and compiled in, topping up a batch
+that does not split evenly, and the train and predict calls. `CycleGAN.train_step` calls
+`executor.train_on_batch(model, x, y)` and reads as the paper's step, with no device branches.
 
-- JAX: `keras.distribution.DataParallel` over all devices (`keras.distribution.list_devices()`):
-  weights replicated, each batch split along its first axis; XLA inserts the gradient all-reduce.
-  The step computes exactly the global-batch math, sharded.
-- TensorFlow: `tf.distribute.MirroredStrategy` over the visible GPUs, or over all logical CPU
+- `OneDevice`: Keras' own `train_on_batch` / `predict_on_batch`. Keras puts the work on the first
+  GPU by itself on all three backends, so this is also the GPU case.
+- `JaxDataParallel`: `keras.distribution.DataParallel` over all devices
+  (`keras.distribution.list_devices()`): weights replicated, each batch split along its first
+  axis; XLA inserts the gradient all-reduce. The step computes exactly the global-batch math.
+- `TfMirrored`: `tf.distribute.MirroredStrategy` over the visible GPUs, or over all logical CPU
   devices when there is no GPU; `MultiWorkerMirroredStrategy` when TF_CONFIG describes a cluster
   of several machines (each runs the same script on the same global batch and keeps its slice).
-  Each replica gets its slice of the batch (`CycleGAN.train_step` and `translate` call
-  `train_on_batch_mirrored` / `predict_on_batch_mirrored` here), gradients are all-reduced.
-- PyTorch: not supported here (Keras' torch backend has no distribution engine; torch DDP needs
-  one process per device), so the option raises a ValueError naming the two that work.
+  Each replica gets its slice of the batch, gradients are all-reduced.
+- PyTorch: no executor (Keras' torch backend has no distribution engine; torch DDP needs one
+  process per device), so `data_parallel=True` raises a ValueError naming the two that work.
+
+This is the one file of models/ that names a backend, and only because the engines are
+backend-specific: Keras 3 offers `keras.distribution` on JAX only, and TensorFlow's engines are
+`tf.distribute` strategies (imported only when TensorFlow data parallel is asked for).
 
 Several machines on JAX: `keras.distribution.initialize()` in every process before building (one
 process per host, same script), then the same DataParallel; not tested here
@@ -29,6 +34,21 @@ import weakref
 import keras
 import numpy as np
 
+from models.combined import FAKE_NAMES
+
+
+def make_executor(data_parallel=False):
+    """The executor for `CycleGANConfig.data_parallel`: OneDevice, or this backend's data parallel."""
+    if not data_parallel:
+        return OneDevice()
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return JaxDataParallel()
+    if backend == "tensorflow":
+        return TfMirrored()
+    raise ValueError(f"data_parallel=True needs the jax or tensorflow backend (KERAS_BACKEND), "
+                     f"not {backend!r}: Keras has no distribution engine for {backend}.")
+
 
 def device_count():
     """Devices a data-parallel CycleGAN would use on this backend (1 when there is nothing to split)."""
@@ -40,6 +60,70 @@ def device_count():
     return 1
 
 
+def fill_to_multiple(imgs, n_devices):
+    """A batch topped up with its own first images to a multiple of n_devices, so that it splits
+    evenly across the devices (unchanged when it already does)."""
+    missing = -len(imgs) % n_devices
+    return np.concatenate([imgs, np.resize(imgs, (missing,) + imgs.shape[1:])]) if missing else imgs
+
+
+class OneDevice:
+    """Keras' own calls on the device Keras chose (the first GPU, else the CPU)."""
+
+    n_devices = 1
+
+    def scope(self):
+        """The context the networks are built and compiled in."""
+        return contextlib.nullcontext()
+
+    def even_batches(self, *batches):
+        """Each batch topped up with its own first images to split evenly across the devices (an
+        epoch's smaller last batch); unchanged on one device."""
+        return tuple(fill_to_multiple(np.asarray(b, np.float32), self.n_devices) for b in batches)
+
+    def train_on_batch(self, model, x, y):
+        """One training step of `model` on (x, y): its logs as a dict."""
+        return model.train_on_batch(x, y, return_dict=True)
+
+    def predict_on_batch(self, model, x):
+        """`model` on the batch x, split evenly across the devices; as many outputs as inputs."""
+        (padded,) = self.even_batches(x)
+        return self._predict(model, padded)[:len(x)]
+
+    def _predict(self, model, x):
+        return model.predict_on_batch(x)
+
+
+class JaxDataParallel(OneDevice):
+    """keras.distribution.DataParallel over every device; it stays set (the trainer reads it at every step)."""
+
+    def __init__(self):
+        self.distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+        self.n_devices = len(keras.distribution.list_devices())
+
+    def scope(self):
+        keras.distribution.set_distribution(self.distribution)
+        return contextlib.nullcontext()
+
+
+class TfMirrored(OneDevice):
+    """TensorFlow's (multi-worker) mirrored strategy; the steps run in this module's own tf.functions."""
+
+    def __init__(self):
+        self.strategy = tf_strategy()
+        self.n_devices = self.strategy.num_replicas_in_sync   # all workers' devices together
+
+    def scope(self):
+        return self.strategy.scope()
+
+    def train_on_batch(self, model, x, y):
+        return train_on_batch_mirrored(self.strategy, model, x, y)
+
+    def _predict(self, model, x):
+        return predict_on_batch_mirrored(self.strategy, model, x)
+
+
+# ----------------------------------------------------------------- TensorFlow's engine
 def _tf_config():
     """TF_CONFIG as (number of machines in its cluster, this task), or (1, {}) without one."""
     raw = os.environ.get("TF_CONFIG", "").strip()
@@ -72,41 +156,6 @@ def _tf_devices():
     return [name for name in names if "/job:" not in name or mine in name]
 
 
-def fill_to_multiple(imgs, n_devices):
-    """A batch topped up with its own first images to a multiple of n_devices, so that it splits
-    evenly across the devices (unchanged when it already does)."""
-    missing = -len(imgs) % n_devices
-    return np.concatenate([imgs, np.resize(imgs, (missing,) + imgs.shape[1:])]) if missing else imgs
-
-
-def replica_count(strategy):
-    """Replicas a data-parallel CycleGAN splits each batch into (all workers' devices together)."""
-    return strategy.num_replicas_in_sync if is_tf_strategy(strategy) else device_count()
-
-
-@contextlib.contextmanager
-def data_parallel_scope(enabled=True):
-    """Context in which a CycleGAN's networks are built and compiled for data-parallel training.
-
-    On JAX the distribution stays set after the block (the trainer reads it at every step).
-    """
-    if not enabled:
-        yield None
-        return
-    backend = keras.backend.backend()
-    if backend == "jax":
-        distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
-        keras.distribution.set_distribution(distribution)
-        yield distribution
-    elif backend == "tensorflow":
-        strategy = tf_strategy()
-        with strategy.scope():
-            yield strategy
-    else:
-        raise ValueError(f"data_parallel=True needs the jax or tensorflow backend (KERAS_BACKEND), "
-                         f"not {backend!r}: Keras has no distribution engine for {backend}.")
-
-
 _STRATEGY = []  # this process's TensorFlow strategy, made once
 
 
@@ -136,6 +185,9 @@ def train_on_batch_mirrored(strategy, model, x, y):
     logs averaged over the replicas, the combined model's fakes gathered in batch order.
     Returns the logs as numpy arrays.
     """
+    if not hasattr(model, "_maybe_symbolic_build"):   # Keras-private: requirements.txt pins the Keras that has it
+        raise RuntimeError(f"this Keras ({keras.__version__}) has no Model._maybe_symbolic_build, which TensorFlow "
+                           "data parallel calls as train_on_batch does: install the pinned keras (requirements.txt)")
     model._maybe_symbolic_build(data_batch=(x, y, None))  # what train_on_batch does first
     model.reset_metrics()
     step = _replica_function(strategy, model, "train")
@@ -148,14 +200,14 @@ def predict_on_batch_mirrored(strategy, model, x):
 
     Keras' `predict_on_batch` hands every replica the whole batch and concatenates their outputs
     (n_replicas x the images); here each replica predicts its slice and the slices are gathered in
-    order. The batch size must be a multiple of the replica count (`CycleGAN.translate` pads it).
+    order. The batch size must be a multiple of the replica count (`OneDevice.predict_on_batch` tops it up).
     """
     predict = _replica_function(strategy, model, "predict")
     return keras.ops.convert_to_numpy(predict(next(iter(_one_batch_split(strategy, (x,))))))
 
 
 _FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"train"/"predict": (Keras' function it goes with, ours)}
-GATHERED_LOGS = ("fake_A", "fake_B")     # per-image logs (models/combined.py): concatenated, not averaged
+GATHERED_LOGS = FAKE_NAMES               # per-image logs (models/combined.py): concatenated, not averaged
 
 
 def _replica_function(strategy, model, kind):
@@ -204,12 +256,3 @@ def _one_batch_split(strategy, data):
         return tf.data.Dataset.from_tensor_slices(mine).batch(per_replica)
 
     return strategy.distribute_datasets_from_function(worker_slice)
-
-
-def strategy_scope(strategy):
-    """The TensorFlow strategy's scope (for a recompile), or a no-op."""
-    return strategy.scope() if is_tf_strategy(strategy) else contextlib.nullcontext()
-
-
-def is_tf_strategy(strategy):
-    return strategy is not None and hasattr(strategy, "experimental_distribute_dataset")

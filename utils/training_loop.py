@@ -1,0 +1,240 @@
+"""One training session of a run: the book's loop of steps, with its logs, pictures and checkpoints.
+
+`TrainingLoop(gan, loader, run, meta, settings, ...)` trains from the model's position (epoch,
+batch, step) to the end of the schedule or `settings.max_steps`: every step it sets the paper's
+learning rate, calls `CycleGAN.train_step`, stops at the first NaN or inf loss before anything of
+that step is saved (utils/loss_guard.py) and logs the losses (CSV and TensorBoard); every sample
+interval it draws the reconstruction grid of the fixed test images, the loss curves, the GIF and
+the results page; every checkpoint interval it saves a checkpoint. Ctrl-C or SIGTERM finishes the
+step, saves and stops (`StopRequest`). `utils/training.train` sets a session up and runs it.
+"""
+
+import contextlib
+import datetime
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from models import checkpoint
+from utils import plots, report, run_folder as layout
+from utils.disk_space import DiskFullError, disk_full_error, is_disk_full
+from utils.loss_guard import NonFiniteLossError, check_losses
+from utils.run_logs import LossLog, TensorBoardLog
+
+LOG_INTERVAL = 100   # steps between progress lines when there is no progress bar (a log file)
+
+
+def wants_bar(progress):
+    """progress=True/False as given; 'auto': a bar on a terminal or in a Jupyter kernel, not in a log file."""
+    if progress != "auto":
+        return bool(progress)
+    return "ipykernel" in sys.modules or bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def match_channels(imgs, channels):
+    """RGB batches from the loader -> grayscale when the model takes one channel."""
+    imgs = np.asarray(imgs, np.float32)
+    return imgs.mean(axis=-1, keepdims=True) if channels == 1 and imgs.shape[-1] == 3 else imgs
+
+
+class StopRequest:
+    """While active, Ctrl-C (SIGINT) and SIGTERM (sent by `timeout`, job schedulers, `docker stop` and
+    notebook kernels) only set a flag: the loop finishes its step, saves and stops. The same signal
+    again interrupts at once. Only the main thread can hold signal handlers."""
+
+    NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+    def __init__(self):
+        self.requested = None   # the name of the signal that asked to stop
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.NAMES}
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = name = self.NAMES[signum]
+        fallback = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        signal.signal(signum, self._previous.get(signum) or fallback)
+        print(f"\n{name}: finishing this step and saving a checkpoint ({name} again to abort without saving)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+
+
+class TrainingLoop:
+    """One session of a run: from the model's (epoch, batch, step) to the end or max_steps."""
+
+    def __init__(self, gan, loader, run, meta, settings, grids, progress, callbacks, log_interval=LOG_INTERVAL):
+        """meta: the run's config.json (dataset, sessions); settings: its TrainingSettings (with
+        steps_per_epoch and total_epochs); grids: the fixed test images (A, B) of the grids."""
+        self.gan, self.loader, self.folder, self.meta, self.settings = gan, loader, run, meta, settings
+        self.grid_A, self.grid_B = grids
+        self.progress, self.callbacks, self.log_interval = progress, callbacks, log_interval
+        self.bar = None
+        self.total_epochs = settings.total_epochs
+        self.steps_per_epoch = settings.steps_per_epoch
+        total = self.total_epochs * self.steps_per_epoch
+        max_steps = settings.max_steps
+        self.last_step = min(total, max_steps) if max_steps is not None else total
+        resumed = gan.step > 0
+        self.log = LossLog(run / layout.LOSSES_CSV, keep_until_step=gan.step)
+        self.tensorboard = TensorBoardLog(run / layout.LOGS, start_step=gan.step + 1 if resumed else None)
+        self.session_start = time.time()
+        self.elapsed_before = self.log.elapsed_s
+
+    def run(self):
+        gan = self.gan
+        try:
+            with StopRequest() as stop, self._progress_bar():
+                if gan.step == 0 and not layout.grid_paths(self.folder):
+                    gan.save_checkpoint(self.folder / layout.WEIGHTS)   # resumable from its first second
+                    self.sample()                                     # the "before" picture
+                finished = self._epochs(stop)
+                self.finish(interrupted=None if finished else stop.requested)
+        except NonFiniteLossError:
+            self._write_status(f"stopped: a loss became NaN or inf at step {gan.step}")
+            raise
+        except OSError as error:
+            layout.remove_temporary_files(self.folder)   # a full disk must not stay full of half files
+            if is_disk_full(error) and not isinstance(error, DiskFullError):
+                raise disk_full_error(error, error.filename or self.folder, self.last_checkpoint()) from None
+            raise
+        finally:
+            self._close_logs()
+
+    def _close_logs(self):
+        """Close the CSV and TensorBoard files; a failure here (a full disk) is a warning, so it cannot
+        hide the error that stopped the run."""
+        for log in (self.log, self.tensorboard):
+            try:
+                log.close()
+            except Exception as error:  # noqa: BLE001  (TensorBoard raises TensorFlow's own error class on a full disk)
+                print(f"warning: could not close {type(log).__name__}: {error}", file=sys.stderr, flush=True)
+
+    def last_checkpoint(self):
+        """The newest checkpoint folder of this run (None before the first)."""
+        return checkpoint.newest_saved(self.folder / layout.WEIGHTS)
+
+    def _write_status(self, state):
+        try:
+            report.write_index(self.folder, status=self._status(state))
+        except OSError:
+            pass   # the page is a convenience; the error being raised matters more
+
+    def _epochs(self, stop):
+        """Train until the end of the schedule or max_steps (True), or a stop request (False)."""
+        gan = self.gan
+        while gan.epoch < self.total_epochs and gan.step < self.last_step:
+            epoch, start = gan.epoch, gan.batch
+            n_steps = min(self.steps_per_epoch - start, self.last_step - gan.step)
+            batches = self.loader.load_batch(self.settings.batch_size, epoch=epoch, start_batch=start)
+            try:
+                for batch_index, (imgs_A, imgs_B) in zip(range(start, start + n_steps), batches):
+                    row = self.step(epoch, batch_index, imgs_A, imgs_B)
+                    self._report(row)
+                    if any(callback(gan, row) for callback in self.callbacks):
+                        return True
+                    if stop.requested:
+                        return False
+            finally:
+                batches.close()   # stops the loader's background thread
+        return True
+
+    def step(self, epoch, batch_index, imgs_A, imgs_B):
+        """One training step at (epoch, batch_index): learning rate, train_step, logs, pictures, checkpoint."""
+        gan = self.gan
+        lr = gan.set_learning_rate(epoch + batch_index / self.steps_per_epoch)
+        channels = gan.config.input_dim[-1]
+        losses = gan.train_step(match_channels(imgs_A, channels), match_channels(imgs_B, channels))
+        # NaN or inf: stop before this step is logged or checkpointed (the saved ones stay the good ones)
+        check_losses(gan.step, losses, self.last_checkpoint)
+        # The model's position is the next batch to train: what a checkpoint resumes from.
+        gan.epoch, gan.batch = (epoch + 1, 0) if batch_index + 1 == self.steps_per_epoch else (epoch, batch_index + 1)
+        now = time.time()
+        row = {"step": gan.step, "epoch": epoch, "batch": batch_index, "learning_rate": lr, "wall_time": now,
+               "elapsed_s": self.elapsed_before + now - self.session_start, **losses}
+        self.log.append(row)
+        self.tensorboard.scalars(gan.step, {**{f"loss/{k}": v for k, v in losses.items()}, "learning_rate": lr})
+        if gan.step % self.settings.sample_interval == 0:
+            self.sample()
+        if gan.step % self.settings.checkpoint_interval == 0:
+            gan.save_checkpoint(self.folder / layout.WEIGHTS)
+        return row
+
+    @contextlib.contextmanager
+    def _progress_bar(self):
+        """One bar for the whole session, in steps (tqdm's own time left), or None in line mode."""
+        if not self.progress:
+            yield None
+            return
+        self.bar = tqdm(total=self.last_step, initial=self.gan.step, desc=self.meta["dataset"], unit="step",
+                        dynamic_ncols=True, leave=True)
+        try:
+            yield self.bar
+        finally:
+            self.bar.close()
+            self.bar = None
+
+    def _report(self, row):
+        """After a step: the bar's losses and epoch, or in line mode one line every log_interval steps."""
+        losses = (f"D {row['d_loss']:.3f}, G {row['g_loss']:.3f}, "
+                  f"cycle {row['reconstr_A'] + row['reconstr_B']:.3f}")
+        epoch = f"{row['epoch'] + 1}/{self.total_epochs}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"epoch {epoch}, {losses}", refresh=False)
+            self.bar.update(1)
+        elif self.gan.step % self.log_interval == 0 or self.gan.step == self.last_step:
+            print(f"step {self.gan.step}/{self.last_step} (epoch {epoch}): {losses}, left {self._time_left()}",
+                  flush=True)
+
+    def _time_left(self):
+        done = self.gan.step - self.meta["sessions"][-1]["start_step"]
+        if done < 2:
+            return "?"
+        seconds = (time.time() - self.session_start) / done * (self.last_step - self.gan.step)
+        return str(datetime.timedelta(seconds=int(seconds)))
+
+    def sample(self):
+        """Grid of the fixed test images, loss curves, GIF, TensorBoard image, results page."""
+        gan, run = self.gan, self.folder
+        progress = gan.epoch + gan.batch / self.steps_per_epoch
+        title = f"{self.meta['dataset']}: step {gan.step}, epoch {progress:.2f}"
+        grid = plots.save_reconstruction_grid(gan, self.grid_A, self.grid_B, layout.grid_path(run, gan.step), title)
+        self.tensorboard.image(gan.step, "reconstruction_grid", grid)
+        self.tensorboard.flush()
+        if self.log.history["step"]:
+            plots.save_loss_curves(self.log.history, run / layout.LOSS_PLOT, title=f"{self.meta['dataset']}: losses")
+        plots.save_grid_animation(layout.grid_paths(run), run / layout.ANIMATION)
+        report.write_index(run, status=self._status())
+
+    def _status(self, final=None):
+        gan = self.gan
+        state = final or f"training: step {gan.step} of {self.last_step}"
+        epochs_done = gan.epoch + gan.batch / self.steps_per_epoch
+        return f"{state}, {epochs_done:.2f} of {self.total_epochs} epochs, learning rate {gan.learning_rate:.3g}"
+
+    def finish(self, interrupted):
+        """Last checkpoint and pictures; say where they are (and how to resume after Ctrl-C or SIGTERM).
+
+        interrupted: None when the run ended, else the name of the signal that stopped it."""
+        gan, run = self.gan, self.folder
+        gan.save_checkpoint(run / layout.WEIGHTS)
+        if layout.latest_grid(run) != layout.grid_path(run, gan.step):
+            self.sample()
+        state = f"stopped by {interrupted} at step {gan.step}" if interrupted else f"finished: {gan.step} steps"
+        report.write_index(run, status=self._status(state))
+        minutes = (time.time() - self.session_start) / 60
+        print(f"\n{state[0].upper() + state[1:]} ({minutes:.1f} min this session). Results: {run / layout.INDEX}",
+              flush=True)
+        if interrupted:
+            print(f"Checkpoint saved. Resume with:  python train.py --resume {run}", flush=True)
+            raise KeyboardInterrupt(f"training stopped at step {gan.step}; resume with train(None, None, "
+                                    f"{str(run)!r}, resume=True)")
