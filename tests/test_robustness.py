@@ -279,7 +279,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails w
 import numpy as np
 from models import CycleGAN
 from utils import plots
-from utils.disk_space import DiskFullError
+from models.disk_space import DiskFullError
 
 folder, limit = Path(sys.argv[1]), int(sys.argv[2])
 gan = CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, buffer_max_length=2)

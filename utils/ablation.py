@@ -23,7 +23,6 @@ from its latest checkpoint (`train(..., resume=True)`).
 import csv
 import dataclasses
 import json
-import os
 import re
 import shutil
 import time
@@ -33,6 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from models.config import CycleGANConfig
+from models.files import write_json
 from utils import evaluation
 from utils import run_folder as layout
 from utils.run_lock import RunLock
@@ -112,12 +112,6 @@ def slug(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "variant"
 
 
-def _write_json(path, data):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)  # atomic: a killed run never leaves half a marker
-
-
 def example_indices(n_test, n_examples):
     """Evenly spaced, fixed test images for the figure."""
     return sorted({int(i) for i in np.linspace(0, n_test - 1, min(n_examples, n_test))})
@@ -177,7 +171,7 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
     test_set = evaluation.load_test_set(dataset, img_res, data_root)
     examples_file = folder / "results" / "examples.json"  # fixed at the start, like the grids' images
     if not examples_file.is_file():
-        _write_json(examples_file, example_indices(len(test_set["names"]), n_examples))
+        write_json(examples_file, example_indices(len(test_set["names"]), n_examples))
     examples = json.loads(examples_file.read_text())
     for variant, config in configs.items():
         marker = folder / "results" / f"{slug(variant)}.json"
@@ -197,13 +191,13 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
         translate = evaluation.gan_translator(gan)
         pictures = {d: translate(test_set[d[0]][examples], d) for d in evaluation.DIRECTIONS}  # d[0]: source
         np.savez(folder / "results" / f"{slug(variant)}.npz", **pictures)
-        _write_json(marker, {"variant": variant, "config": config.to_dict(), "step": int(gan.step),
+        write_json(marker, {"variant": variant, "config": config.to_dict(), "step": int(gan.step),
                              "train_seconds": round(seconds, 1), "resumed": resume,
                              "metrics": evaluation.evaluate_translator(translate, test_set)})
 
     baselines_file = folder / "results" / "baselines.json"
     if not baselines_file.is_file():
-        _write_json(baselines_file, evaluation.evaluate_baselines(dataset, img_res, data_root, test_set))
+        write_json(baselines_file, evaluation.evaluate_baselines(dataset, img_res, data_root, test_set))
     write_report(folder, test_set, examples)
 
 
@@ -216,7 +210,7 @@ def _check_settings(folder, settings):
             raise ValueError(f"{folder} holds an ablation with other settings ({', '.join(differ)} differ): "
                              "resume it with the same settings or choose another name")
     else:
-        _write_json(path, settings)
+        write_json(path, settings)
 
 
 # ----------------------------------------------------------------- reports

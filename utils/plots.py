@@ -15,6 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
+from models.files import write_atomic
+from utils.images import to_model_range
+
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
 # Panels of the loss plot: title -> the two losses of `CycleGAN.train_step` it shows.
 LOSS_PANELS = {
@@ -94,24 +97,17 @@ def save_reconstruction_grid(gan, imgs_A, imgs_B, path, title=None):
 
 
 def _save(fig, path, dpi=None):
-    """Save as PNG through a temporary file, so a killed run never leaves half a picture.
+    """Save as PNG, atomically (models/files.py), so a killed run never leaves half a picture.
 
     path None returns the PNG's bytes instead (for `IPython.display.Image` in a notebook).
     """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
     if path is None:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, dpi=dpi, format="png")
         return buffer.getvalue()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)   # a full disk must not keep half a picture
-        raise
-    return path
+    return write_atomic(path, buffer.getvalue())
 
 
 def smooth(values, weight=None):
@@ -175,18 +171,10 @@ def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_fram
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     frames = [np.asarray(Image.fromarray(_fit(frame, height, width)).resize(size, Image.LANCZOS)) for frame in frames]
     durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms] if len(frames) > 1 else last_frame_ms
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     # encoded in memory, then written in one go: a failed write (a full disk) is one clean OSError,
     # where imageio's file writer retries its flush at garbage collection and prints a traceback
     gif = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=durations, loop=0)
-    try:
-        tmp.write_bytes(gif)
-        tmp.replace(path)   # a page reloading mid-write never sees half a GIF
-    except BaseException:
-        tmp.unlink(missing_ok=True)   # a full disk must not keep half a GIF
-        raise
-    return path
+    return write_atomic(path, gif)   # a page reloading mid-write never sees half a GIF
 
 
 def _fit(frame, height, width):
@@ -216,12 +204,12 @@ def save_pool_picture(gan, imgs_B, path, n=6):
 
 def save_image_pairs(inputs, outputs, path, titles=("input", "translated"), title=None):
     """Side by side: each input image (uint8 or [-1, 1]) beside its translation, one pair per row."""
-    rows = [[_to_model_range(a), _to_model_range(b)] for a, b in zip(inputs, outputs)]
+    rows = [[_in_model_range(a), _in_model_range(b)] for a, b in zip(inputs, outputs)]
     return image_table(rows, path, column_titles=titles, title=title, cell_inches=2.0)
 
 
-def _to_model_range(image):
+def _in_model_range(image):
+    """uint8 pixels scaled to [-1, 1] (utils/images.py), floats as they are; a (h, w) image gets its channel."""
     image = np.asarray(image)
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 127.5 - 1.0
+    image = to_model_range(image) if image.dtype == np.uint8 else image
     return image[..., None] if image.ndim == 2 else image

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from models import CycleGAN, CycleGANConfig
 from utils import devices, distribution, plots, report, run_folder as layout
-from utils.disk_space import DiskFullError, disk_full_error, is_disk_full
+from models.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils.loss_guard import NonFiniteLossError, check_losses
 from utils.run_lock import RunLock
 from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.files import write_json
 from utils import judge as judges
 
 # As utils.evaluation.DIRECTIONS; that module (scikit-image) is imported only where a baseline is needed,
@@ -227,7 +228,7 @@ def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log
         raise FileNotFoundError(f"{run} does not say which dataset it was trained on: give --dataset NAME")
     results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit)
     results["checkpoint"] = checkpoint_name
-    layout.write_atomic(run / EVALUATION_JSON, json.dumps(results, indent=2) + "\n")
+    write_json(run / EVALUATION_JSON, results)
     save_figure(translators, test, run / EVALUATION_FIGURE)
     if scorer.accuracy["usable"]:
         save_failures(translators["CycleGAN"], test, scorer.judge, run / FAILURES_FIGURE)
