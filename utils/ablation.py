@@ -35,6 +35,7 @@ from models.config import CycleGANConfig
 from models.files import write_atomic, write_json
 from utils import evaluation, plots
 from utils import run_folder as layout
+from utils.directions import domains
 from utils.run_lock import RunLock
 
 # The full loss with the official code's weights (lambda_id 5 = its 0.5 x lambda_reconstr), then one change each.
@@ -189,11 +190,11 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
         seconds = time.perf_counter() - start
         gan = load_run(run)
         translate = evaluation.gan_translator(gan)
-        pictures = {d: translate(test_set[d[0]][examples], d) for d in evaluation.DIRECTIONS}  # d[0]: source
+        pictures = {d: translate(test_set[domains(d)[0]][examples], d) for d in evaluation.DIRECTIONS}
         np.savez(folder / "results" / f"{slug(variant)}.npz", **pictures)
         write_json(marker, {"variant": variant, "config": config.to_dict(), "step": int(gan.step),
-                             "train_seconds": round(seconds, 1), "resumed": resume,
-                             "metrics": evaluation.evaluate_translator(translate, test_set)})
+                            "train_seconds": round(seconds, 1), "resumed": resume,
+                            "metrics": evaluation.evaluate_translator(translate, test_set)})
 
     baselines_file = folder / "results" / "baselines.json"
     if not baselines_file.is_file():
