@@ -16,7 +16,7 @@ import sys
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 USAGE = {
-    "keras": "keras.models.load_model('{out}')  # with this project's models/ importable",
+    "keras": "import models.layers; keras.models.load_model('{out}')  # with this project's models/ importable",
     "savedmodel": "tf.saved_model.load('{out}').serve(x)",
     "tflite": "tf.lite.Interpreter('{out}'): resize_tensor_input(0, x.shape), allocate_tensors, set_tensor, invoke",
     "onnx": "onnxruntime.InferenceSession('{out}').run(None, {{input_name: x}})",

@@ -68,7 +68,7 @@ def waiting_fraction(loader, batch_size, step_seconds, matrix, background=True):
         orders = loader.epoch_order(0)
         for index in range(loader.n_batches(batch_size)):
             before = time.perf_counter()
-            loader._make_batch(0, index, batch_size, orders)
+            loader.make_batch(0, index, batch_size, orders)
             waited += time.perf_counter() - before
             busy_step(step_seconds, matrix)
     return waited / (time.perf_counter() - start)

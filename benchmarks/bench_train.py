@@ -106,7 +106,6 @@ def matmul_peak_gflops(n=2048, runs=7):
 
 
 def device_name(backend):
-    import keras
     if backend == "jax":
         import jax
         d = jax.devices()[0]
@@ -117,7 +116,6 @@ def device_name(backend):
     import tensorflow as tf
     gpus = tf.config.list_physical_devices("GPU")
     return f"gpu: {gpus[0].name}" if gpus else "cpu"
-    del keras
 
 
 def device_peak_mib(backend):

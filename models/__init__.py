@@ -1,10 +1,33 @@
-"""CycleGAN networks and training (Keras 3, `keras.ops` only: runs on TensorFlow, JAX and PyTorch)."""
+"""CycleGAN networks and training (Keras 3, `keras.ops` only: runs on TensorFlow, JAX and PyTorch).
 
-from models.config import CycleGANConfig
-from models.cyclegan import CycleGAN
-from models.discriminator import build_patchgan_discriminator
-from models.generators import build_resnet_generator, build_unet_generator
-from models.layers import FusableLeakyReLU, InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D
+The names below are imported on first use (PEP 562), so that the modules without Keras
+(models/config.py, models/files.py, models/disk_space.py) load without it: `utils.download`
+stays quick and a notebook's `quiet()` still runs before TensorFlow prints anything.
+Importing any network or the model registers the custom layers (models/layers.py) with Keras.
+"""
 
-__all__ = ["CycleGAN", "CycleGANConfig", "FusableLeakyReLU", "InstanceNormalization", "ReflectionPadding2D",
-           "TopLeftCropping2D", "build_patchgan_discriminator", "build_resnet_generator", "build_unet_generator"]
+import importlib
+
+# Public name -> the module that defines it.
+_HOMES = {
+    "CycleGAN": "models.cyclegan",
+    "CycleGANConfig": "models.config",
+    "FusableLeakyReLU": "models.layers",
+    "InstanceNormalization": "models.layers",
+    "ReflectionPadding2D": "models.layers",
+    "TopLeftCropping2D": "models.layers",
+    "build_patchgan_discriminator": "models.discriminator",
+    "build_resnet_generator": "models.generators",
+    "build_unet_generator": "models.generators",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)
+
+
+def __dir__():
+    return sorted([*globals(), *_HOMES])

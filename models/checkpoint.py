@@ -32,7 +32,8 @@ import keras
 import numpy as np
 
 from models.config import CycleGANConfig
-from utils.disk_space import disk_full_error, file_size_limit, free_mb, is_disk_full
+from models.disk_space import disk_full_error, file_size_limit, free_mb, is_disk_full
+from models.files import write_atomic, write_json
 
 FORMAT = "cyclegan-checkpoint/1"
 NETWORKS = ("g_AB", "g_BA", "d_A", "d_B")
@@ -42,19 +43,6 @@ _warned = set()   # (checkpoint, reason) pairs already reported, so a resume war
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: damaged, incomplete or holding non-finite weights."""
-
-
-def _atomic_write_text(path, text):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)   # a full disk must not keep the half-written file
-        raise
 
 
 def _sha256(path):
@@ -207,7 +195,7 @@ def save(gan, directory, keep=3):
                  "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in FILES}}
         state["checksum"] = _self_checksum(state)
         current = tmp / "state.json"
-        _atomic_write_text(current, json.dumps(state, indent=2))   # last: its manifest covers the rest
+        write_json(current, state)   # last: its manifest covers the rest
         problems = verify(tmp)   # read back what the disk holds before it replaces anything
         if problems:
             raise CheckpointError(f"the checkpoint of step {gan.step} failed its check after writing: "
@@ -219,7 +207,7 @@ def save(gan, directory, keep=3):
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, final)
         current = directory / "latest"
-        _atomic_write_text(current, name)
+        write_atomic(current, name)
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)   # never leave a half checkpoint filling the disk
         if is_disk_full(error):   # name the file as it would have been, not the removed temporary one
@@ -286,7 +274,7 @@ def load(gan, path):
                          "CycleGAN.from_checkpoint(path).")
     precision = (saved.mixed_precision, gan.config.mixed_precision)   # float16 adds the loss scale's variables
     gan.config = saved
-    gan._compile_combined()  # the checkpoint's loss weights
+    gan.compile_combined()  # the checkpoint's loss weights
     gan.build_optimizers()  # before load_weights, which also reads a compiled model's optimizer
     for net in NETWORKS:
         file = path / f"{net}.weights.h5"

@@ -6,7 +6,6 @@ few fields replaced (`dataclasses.replace`); every run folder and checkpoint sto
 """
 
 import dataclasses
-import json
 import math
 import numbers
 from dataclasses import dataclass
@@ -122,9 +121,6 @@ class CycleGANConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values):

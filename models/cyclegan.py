@@ -91,7 +91,7 @@ class CycleGAN:
         # Generators: trained through the combined model, whose trainable weights are only theirs.
         self.combined = CombinedGeneratorModel(self.g_AB, self.g_BA, self.d_A, self.d_B)
         self.combined_optimizer = self._adam()
-        self._compile_combined()
+        self.compile_combined()
         self.build_optimizers()
 
     def build_optimizers(self):
@@ -130,8 +130,10 @@ class CycleGAN:
                 "reconstr_A": cfg.lambda_reconstr, "reconstr_B": cfg.lambda_reconstr,
                 "id_A": cfg.lambda_id, "id_B": cfg.lambda_id}
 
-    def _compile_combined(self):
-        # The same optimizer object on every compile, so its state survives a change of weights.
+    def compile_combined(self):
+        """(Re)compile the combined model with the config's loss weights (after a change or a load).
+
+        The same optimizer object on every compile, so its state survives a change of weights."""
         with self.executor.scope():
             self.combined.compile(loss_weights=self.loss_weights, optimizer=self.combined_optimizer,
                                   jit_compile=self.config.jit_compile)
@@ -144,7 +146,7 @@ class CycleGAN:
             if value is not None:
                 setattr(self.config, name, float(value))
         self.config.validate()
-        self._compile_combined()
+        self.compile_combined()
 
     @property
     def optimizers(self):

@@ -1,4 +1,5 @@
-"""Shared test setup: quiet TensorFlow's C++ logs and keep runs on the CPU, deterministic; a tiny dataset."""
+"""Shared test setup: quiet TensorFlow's C++ logs and keep runs on the CPU, deterministic; a tiny dataset
+and a tiny untrained run."""
 
 import os
 
@@ -15,3 +16,13 @@ def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     ensure_dataset("synthetic_apple2orange", data_root=root, size=32, n_train=6, n_test=2, seed=0)
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run folder holding only a checkpoint of an untrained CycleGAN (32 px, 4/4 filters, seed 0):
+    enough to test what translating does with files, names and sizes."""
+    from models import CycleGAN
+    run = tmp_path_factory.mktemp("run") / "0001_tiny"
+    CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0).save_checkpoint(run / "weights")
+    return run

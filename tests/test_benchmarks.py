@@ -13,14 +13,18 @@ from benchmarks import bench_train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_train_reports_a_step_translation_flops_and_memory(tmp_path):
-    out = tmp_path / "bench.json"
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--configs", "smoke",
-                          "--iters", "2", "--warmup", "1", "--json-out", str(out)],
+def run_benchmark(tmp_path, script, *args):
+    """Run benchmarks/<script> with `args` and --json-out; once it succeeded, (what it printed, the JSON)."""
+    out = tmp_path / f"{Path(script).stem}.json"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args, "--json-out", str(out)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "| smoke |" in run.stdout  # the table
-    report = json.loads(out.read_text())
+    return run.stdout, json.loads(out.read_text())
+
+
+def test_bench_train_reports_a_step_translation_flops_and_memory(tmp_path):
+    printed, report = run_benchmark(tmp_path, "bench_train.py", "--configs", "smoke", "--iters", "2", "--warmup", "1")
+    assert "| smoke |" in printed  # the table
     assert report["meta"]["matmul_peak_gflops"] > 0 and report["meta"]["backend"]
     (result,) = report["ours"]["smoke"]
     assert len(result["step_s"]) == 2 and min(result["step_s"]) > 0
@@ -89,11 +93,8 @@ def test_gpu_check_tiny_runs_the_whole_script_on_the_cpu(tmp_path):
 
 
 def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):
-    out = tmp_path / "full_resolution.json"
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_full_resolution.py"), "--sizes", "48",
-                          "--models", "demo", "--repeats", "1", "--json-out", str(out)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "| demo | 48 x 48 |" in run.stdout and "load average before" in run.stdout
-    (row,) = json.loads(out.read_text())["rows"]
+    printed, report = run_benchmark(tmp_path, "bench_full_resolution.py", "--sizes", "48", "--models", "demo",
+                                    "--repeats", "1")
+    assert "| demo | 48 x 48 |" in printed and "load average before" in printed
+    (row,) = report["rows"]
     assert row["seconds"] > 0 and row["peak_rss_mib"] > row["image_mib"] >= 0

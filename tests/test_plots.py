@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 
 from utils import plots, report
-from utils import run_folder as layout
 from utils.training_settings import TrainingSettings
 
 

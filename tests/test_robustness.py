@@ -167,13 +167,6 @@ def test_a_checkpoint_holds_a_manifest_of_sizes_and_hashes(two_checkpoints):
 
 
 # ----------------------------------------------------------------- 4. translate never replaces the originals
-@pytest.fixture(scope="module")
-def model_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("translate") / "0001_tiny"
-    CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4).save_checkpoint(run / "weights")
-    return run
-
-
 @pytest.fixture
 def photos(tmp_path):
     folder = tmp_path / "photos"
@@ -189,24 +182,24 @@ def _snapshot(folder):
 
 
 @pytest.mark.parametrize("output", [".", "sub/folder"])
-def test_translate_refuses_the_input_folder_or_one_inside_it(model_run, photos, output):
+def test_translate_refuses_the_input_folder_or_one_inside_it(tiny_run, photos, output):
     from utils.translate import translate_folder
     before = _snapshot(photos)
     with pytest.raises(ValueError, match="the translations would replace or mix with the originals"):
-        translate_folder(model_run, "AtoB", photos, photos / output, progress=False)
+        translate_folder(tiny_run, "AtoB", photos, photos / output, progress=False)
     assert _snapshot(photos) == before
 
 
-def test_translate_gives_each_input_its_own_output_and_never_overwrites_without_asking(model_run, photos, tmp_path):
+def test_translate_gives_each_input_its_own_output_and_never_overwrites_without_asking(tiny_run, photos, tmp_path):
     from utils.translate import translate_folder
     out = tmp_path / "out"
-    written, _ = translate_folder(model_run, "AtoB", photos, out, progress=False)
+    written, _ = translate_folder(tiny_run, "AtoB", photos, out, progress=False)
     assert len(written) == 5 and len({p.name.casefold() for p in written}) == 5   # dup.jpg and dup.png both kept
     first = _snapshot(out)
     with pytest.raises(FileExistsError, match=r"exist already: pass --overwrite"):
-        translate_folder(model_run, "AtoB", photos, out, progress=False)
+        translate_folder(tiny_run, "AtoB", photos, out, progress=False)
     assert _snapshot(out) == first
-    assert len(translate_folder(model_run, "BtoA", photos, out, progress=False, overwrite=True)[0]) == 5
+    assert len(translate_folder(tiny_run, "BtoA", photos, out, progress=False, overwrite=True)[0]) == 5
 
 
 # ----------------------------------------------------------------- 5. zip bombs and links
@@ -278,7 +271,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails w
 import numpy as np
 from models import CycleGAN
 from utils import plots
-from utils.disk_space import DiskFullError
+from models.disk_space import DiskFullError
 
 folder, limit = Path(sys.argv[1]), int(sys.argv[2])
 gan = CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, buffer_max_length=2)
@@ -430,8 +423,8 @@ def test_two_variants_sharing_a_folder_are_refused():
 
 
 # ----------------------------------------------------------------- 9. one line, or the traceback with --debug
-def test_user_errors_are_one_line_and_debug_shows_the_traceback(model_run, photos):
-    args = [REPO / "translate.py", model_run, "--direction", "AtoB", "--input", photos, "--output", photos]
+def test_user_errors_are_one_line_and_debug_shows_the_traceback(tiny_run, photos):
+    args = [REPO / "translate.py", tiny_run, "--direction", "AtoB", "--input", photos, "--output", photos]
     plain = run_script(*args)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     [line] = error_lines(plain.stderr)

@@ -5,18 +5,7 @@ import pytest
 from PIL import Image
 
 import translate as translate_script
-from models import CycleGAN
 from utils.translate import fit_to_model, restore, translate_folder
-
-TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0)
-
-
-@pytest.fixture(scope="module")
-def run_folder(tmp_path_factory):
-    """A run folder with only a checkpoint (untrained weights are enough to test sizes)."""
-    run = tmp_path_factory.mktemp("run") / "0001_tiny"
-    CycleGAN(**TINY).save_checkpoint(run / "weights")
-    return run
 
 
 @pytest.fixture
@@ -33,8 +22,8 @@ def input_folder(tmp_path):
     return folder
 
 
-def test_every_image_keeps_its_size_and_bad_files_are_skipped(run_folder, input_folder, tmp_path, capsys):
-    written, skipped = translate_folder(run_folder, "AtoB", input_folder, tmp_path / "out")
+def test_every_image_keeps_its_size_and_bad_files_are_skipped(tiny_run, input_folder, tmp_path, capsys):
+    written, skipped = translate_folder(tiny_run, "AtoB", input_folder, tmp_path / "out")
     sizes = {p.name: Image.open(p).size for p in written}
     assert sizes == {"odd.png": (53, 37), "gray.png": (20, 64), "photo.png": (200, 300), "photo_png.png": (5, 5)}
     assert all(Image.open(p).mode == "RGB" for p in written)
@@ -42,17 +31,17 @@ def test_every_image_keeps_its_size_and_bad_files_are_skipped(run_folder, input_
     assert "broken.png" in capsys.readouterr().out
 
 
-def test_default_output_folder_is_inside_the_run(run_folder, input_folder):
-    written, _ = translate_folder(run_folder / "weights" / "ckpt-00000000", "BtoA", input_folder, progress=False)
-    assert written[0].parent == run_folder / "translated" / "BtoA_inputs"
+def test_default_output_folder_is_inside_the_run(tiny_run, input_folder):
+    written, _ = translate_folder(tiny_run / "weights" / "ckpt-00000000", "BtoA", input_folder, progress=False)
+    assert written[0].parent == tiny_run / "translated" / "BtoA_inputs"
 
 
-def test_command_line(run_folder, input_folder, tmp_path):
-    translate_script.main([str(run_folder), "--direction", "BtoA", "--input", str(input_folder),
+def test_command_line(tiny_run, input_folder, tmp_path):
+    translate_script.main([str(tiny_run), "--direction", "BtoA", "--input", str(input_folder),
                            "--output", str(tmp_path / "cli"), "--no-progress"])
     assert len(list((tmp_path / "cli").glob("*.png"))) == 4
     with pytest.raises(SystemExit):
-        translate_script.main([str(run_folder), "--direction", "AtoA", "--input", str(input_folder)])
+        translate_script.main([str(tiny_run), "--direction", "AtoA", "--input", str(input_folder)])
 
 
 @pytest.mark.parametrize("shape", [(37, 53, 3), (64, 20, 3), (1, 90, 3), (128, 128, 3)])

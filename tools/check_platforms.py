@@ -6,7 +6,7 @@ index:
 - `uv pip compile --python-platform P --python-version V --only-binary :all:` resolves the whole tree
   for the target: the markers of every dependency are evaluated for P and V, and only wheels built
   for P count.
-- The issue's pip command, `pip install --dry-run --ignore-installed --only-binary=:all: --target DIR
+- pip's own dry run, `pip install --dry-run --ignore-installed --only-binary=:all: --target DIR
   --python-version V --implementation cp --platform TAG [--platform TAG ...]`, with every tag the
   platform accepts (`--use-feature=fast-deps`: reads each wheel's metadata with range requests
   instead of downloading TensorFlow whole). pip evaluates environment markers for the machine it

@@ -22,22 +22,23 @@ from its latest checkpoint (`train(..., resume=True)`).
 
 import csv
 import dataclasses
+import io
 import json
-import os
 import re
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from models.config import CycleGANConfig
-from utils import evaluation
+from models.files import write_atomic, write_json
+from utils import evaluation, plots
 from utils import run_folder as layout
+from utils.directions import domains
 from utils.run_lock import RunLock
 
-# The full loss as in the issue (lambda_id 5 = the official 0.5 x lambda_reconstr), then one change each.
+# The full loss with the official code's weights (lambda_id 5 = its 0.5 x lambda_reconstr), then one change each.
 FULL_LOSS = {"lambda_validation": 1.0, "lambda_reconstr": 10.0, "lambda_id": 5.0}
 DEFAULT_VARIANTS = {
     "full": {},
@@ -112,12 +113,6 @@ def slug(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "variant"
 
 
-def _write_json(path, data):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)  # atomic: a killed run never leaves half a marker
-
-
 def example_indices(n_test, n_examples):
     """Evenly spaced, fixed test images for the figure."""
     return sorted({int(i) for i in np.linspace(0, n_test - 1, min(n_examples, n_test))})
@@ -177,7 +172,7 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
     test_set = evaluation.load_test_set(dataset, img_res, data_root)
     examples_file = folder / "results" / "examples.json"  # fixed at the start, like the grids' images
     if not examples_file.is_file():
-        _write_json(examples_file, example_indices(len(test_set["names"]), n_examples))
+        write_json(examples_file, example_indices(len(test_set["names"]), n_examples))
     examples = json.loads(examples_file.read_text())
     for variant, config in configs.items():
         marker = folder / "results" / f"{slug(variant)}.json"
@@ -195,15 +190,15 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
         seconds = time.perf_counter() - start
         gan = load_run(run)
         translate = evaluation.gan_translator(gan)
-        pictures = {d: translate(test_set[d[0]][examples], d) for d in evaluation.DIRECTIONS}  # d[0]: source
+        pictures = {d: translate(test_set[domains(d)[0]][examples], d) for d in evaluation.DIRECTIONS}
         np.savez(folder / "results" / f"{slug(variant)}.npz", **pictures)
-        _write_json(marker, {"variant": variant, "config": config.to_dict(), "step": int(gan.step),
-                             "train_seconds": round(seconds, 1), "resumed": resume,
-                             "metrics": evaluation.evaluate_translator(translate, test_set)})
+        write_json(marker, {"variant": variant, "config": config.to_dict(), "step": int(gan.step),
+                            "train_seconds": round(seconds, 1), "resumed": resume,
+                            "metrics": evaluation.evaluate_translator(translate, test_set)})
 
     baselines_file = folder / "results" / "baselines.json"
     if not baselines_file.is_file():
-        _write_json(baselines_file, evaluation.evaluate_baselines(dataset, img_res, data_root, test_set))
+        write_json(baselines_file, evaluation.evaluate_baselines(dataset, img_res, data_root, test_set))
     write_report(folder, test_set, examples)
 
 
@@ -216,7 +211,7 @@ def _check_settings(folder, settings):
             raise ValueError(f"{folder} holds an ablation with other settings ({', '.join(differ)} differ): "
                              "resume it with the same settings or choose another name")
     else:
-        _write_json(path, settings)
+        write_json(path, settings)
 
 
 # ----------------------------------------------------------------- reports
@@ -269,18 +264,19 @@ def write_report(folder, test_set, examples):
     folder = Path(folder)
     rows = load_results(folder)
     flat = table_rows(rows)
-    with open(folder / "table.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
-        writer.writeheader()
-        writer.writerows(flat)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(flat[0]))
+    writer.writeheader()
+    writer.writerows(flat)
+    write_atomic(folder / "table.csv", table.getvalue())
     settings = json.loads((folder / SETTINGS_FILE).read_text())
     note = (f"{settings['dataset']}, {settings['base_config']['input_dim'][0]} px, {settings['max_steps']} steps "
             f"of batch {settings['batch_size']}, seed {settings['base_config']['seed']}; "
             "↓ lower is better, ↑ higher; *italic* rows are baselines; L1 on [0, 1], hue error in degrees.\n\n")
-    (folder / "table.md").write_text(note + markdown_table(rows))
+    write_atomic(folder / "table.md", note + markdown_table(rows))
     pictures = {v: np.load(folder / "results" / f"{slug(v)}.npz") for v in rows if rows[v]["kind"] == "variant"}
-    translation_figure(test_set, examples, pictures).savefig(folder / "translations.png", dpi=80)
-    metrics_figure(rows).savefig(folder / "metrics.png", dpi=80)
+    plots.save_ablation_translations(test_set, examples, pictures, folder / "translations.png", dpi=80)
+    plots.save_ablation_metrics(rows, KEY_METRICS, evaluation.LOWER_IS_BETTER, folder / "metrics.png", dpi=80)
 
 
 def export_results(folder, target, data_root="data", n_examples=2, dpi=80):
@@ -299,54 +295,16 @@ def export_results(folder, target, data_root="data", n_examples=2, dpi=80):
     for variant in (v for v in rows if rows[v]["kind"] == "variant"):
         with np.load(folder / "results" / f"{slug(variant)}.npz") as saved:
             pictures[variant] = {d: saved[d][:n_examples] for d in evaluation.DIRECTIONS}
-    translation_figure(test_set, examples, pictures).savefig(target / "translations.png", dpi=dpi)
+    plots.save_ablation_translations(test_set, examples, pictures, target / "translations.png", dpi=dpi)
     for name in ("table.md", "table.csv", "metrics.png"):
-        (target / name).write_bytes((folder / name).read_bytes())
+        write_atomic(target / name, (folder / name).read_bytes())
     return target
 
 
-def translation_figure(test_set, examples, pictures):
-    """Rows: input, one per variant, ground truth; columns: the example images A -> B, then B -> A."""
-    labels = ["input", *pictures, "ground truth"]
-    columns = [(d, i) for d in evaluation.DIRECTIONS for i in range(len(examples))]
-    fig = Figure(figsize=(1.2 * len(columns) + 1.6, 1.2 * len(labels) + 0.4))  # 1.6 in: the row labels
-    axes = fig.subplots(len(labels), len(columns), squeeze=False)
-    for c, (direction, i) in enumerate(columns):
-        source, target = (("A", "B") if direction == "AtoB" else ("B", "A"))
-        images = [test_set[source][examples[i]], *(p[direction][i] for p in pictures.values()),
-                  test_set[target][examples[i]]]
-        for r, image in enumerate(images):
-            ax = axes[r, c]
-            ax.imshow(np.clip(image, 0, 1), interpolation="nearest")  # crisp pixels, small PNG
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
-        axes[0, c].set_title(f"{direction[0]} → {direction[-1]}", fontsize=8)
-    fig.subplots_adjust(left=1.6 / fig.get_figwidth(), right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.05)
-    return fig
-
-
-def metrics_figure(rows, metrics=KEY_METRICS):
-    """Bar chart: one panel per metric, a pair of bars (A -> B, B -> A) per variant and baseline."""
-    names = list(rows)
-    fig = Figure(figsize=(3.2 * len(metrics), 3.6))
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    x = np.arange(len(names))
-    for ax, metric in zip(axes, metrics):
-        for offset, direction in ((-0.2, "AtoB"), (0.2, "BtoA")):
-            ax.bar(x + offset, [rows[n]["metrics"][direction][metric] for n in names], width=0.4,
-                   label=f"{direction[0]} → {direction[-1]}")
-        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
-        ax.set_title(f"{metric} ({'lower' if evaluation.LOWER_IS_BETTER[metric] else 'higher'} is better)",
-                     fontsize=9)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def check_claims(rows):
-    """The issue's claims, where the rows to test them exist: [(claim, holds, measured)]."""
+    """What the ablation should show, where the rows to test it exist: the full loss beats every baseline on
+    paired L1, no identity loss changes the background more (book figure 5-9), no cycle loss cycles back
+    worse (paper Table 4). Returns [(claim, holds, measured)]."""
     claims = []
     full = rows.get("full")
     if full is None:

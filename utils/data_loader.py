@@ -215,8 +215,11 @@ class DataLoader:
             orders.append(np.concatenate(passes)[:length])
         return orders[0], orders[1]
 
-    def _make_batch(self, epoch, batch_index, batch_size, orders):
-        """The jittered batch number `batch_index` of `epoch`: (imgs_A, imgs_B)."""
+    def make_batch(self, epoch, batch_index, batch_size, orders):
+        """The jittered batch number `batch_index` of `epoch` (orders: `epoch_order(epoch)`): (imgs_A, imgs_B).
+
+        load_batch calls it in its background thread; benchmarks/bench_loader.py in the step, as the book does.
+        """
         start = batch_index * batch_size
         stop = min(start + batch_size, len(orders[0]))
         batch = []
@@ -248,7 +251,7 @@ class DataLoader:
         def produce():
             try:
                 for index in range(start_batch, n_batches):
-                    if not _put(batches, ("batch", self._make_batch(epoch, index, batch_size, orders)), stop):
+                    if not _put(batches, ("batch", self.make_batch(epoch, index, batch_size, orders)), stop):
                         return  # the consumer closed the generator
             except BaseException as error:  # handed to the consumer, raised there with its traceback
                 _put(batches, ("error", error), stop)

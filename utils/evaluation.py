@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from skimage import color, exposure, metrics, transform
 
-DIRECTIONS = ("AtoB", "BtoA")
+from utils.directions import DIRECTIONS, domains, reverse
+
 METRICS = ("paired_l1", "fruit_l1", "psnr", "ssim", "background_change", "hue_error", "cycle_error")
 # For the tables: whether a lower value is better.
 LOWER_IS_BETTER = {"paired_l1": True, "fruit_l1": True, "psnr": False, "ssim": False, "background_change": True,
@@ -155,10 +156,6 @@ def translation_metrics(inputs, translations, targets, masks, reconstructions):
 
 
 # ----------------------------------------------------------------- translators
-def _other(direction):
-    return "BtoA" if direction == "AtoB" else "AtoB"
-
-
 def identity_translator(images, direction):
     """The do-nothing baseline: every image stays as it is."""
     return np.asarray(images, np.float64)
@@ -236,9 +233,9 @@ def evaluate_translator(translate, test_set):
     """
     results = {}
     for direction in DIRECTIONS:
-        source, target = (test_set["A"], test_set["B"]) if direction == "AtoB" else (test_set["B"], test_set["A"])
+        source, target = (test_set[domain] for domain in domains(direction))
         translations = translate(source, direction)
-        reconstructions = translate(translations, _other(direction))
+        reconstructions = translate(translations, reverse(direction))
         results[direction] = translation_metrics(source, translations, target, test_set["mask"], reconstructions)
     return results
 

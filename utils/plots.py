@@ -1,4 +1,5 @@
-"""Pictures of a run: the book's reconstruction grid, loss curves, and an animation of the grids.
+"""Pictures of a run: the book's reconstruction grid, loss curves, an animation of the grids, and the
+loss-weight ablation's figures (utils/ablation.py).
 
 Every function draws on a `matplotlib.figure.Figure` made directly, not through `pyplot`: such a
 figure is never registered with pyplot's figure manager, so a training run that saves thousands of
@@ -14,6 +15,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
+
+from models.files import write_atomic
+from utils.directions import DIRECTIONS, domains
+from utils.images import to_model_range
 
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
 # Panels of the loss plot: title -> the two losses of `CycleGAN.train_step` it shows.
@@ -94,24 +99,17 @@ def save_reconstruction_grid(gan, imgs_A, imgs_B, path, title=None):
 
 
 def _save(fig, path, dpi=None):
-    """Save as PNG through a temporary file, so a killed run never leaves half a picture.
+    """Save as PNG, atomically (models/files.py), so a killed run never leaves half a picture.
 
     path None returns the PNG's bytes instead (for `IPython.display.Image` in a notebook).
     """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
     if path is None:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, dpi=dpi, format="png")
         return buffer.getvalue()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)   # a full disk must not keep half a picture
-        raise
-    return path
+    return write_atomic(path, buffer.getvalue())
 
 
 def smooth(values, weight=None):
@@ -175,18 +173,10 @@ def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_fram
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     frames = [np.asarray(Image.fromarray(_fit(frame, height, width)).resize(size, Image.LANCZOS)) for frame in frames]
     durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms] if len(frames) > 1 else last_frame_ms
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     # encoded in memory, then written in one go: a failed write (a full disk) is one clean OSError,
     # where imageio's file writer retries its flush at garbage collection and prints a traceback
     gif = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=durations, loop=0)
-    try:
-        tmp.write_bytes(gif)
-        tmp.replace(path)   # a page reloading mid-write never sees half a GIF
-    except BaseException:
-        tmp.unlink(missing_ok=True)   # a full disk must not keep half a GIF
-        raise
-    return path
+    return write_atomic(path, gif)   # a page reloading mid-write never sees half a GIF
 
 
 def _fit(frame, height, width):
@@ -216,12 +206,61 @@ def save_pool_picture(gan, imgs_B, path, n=6):
 
 def save_image_pairs(inputs, outputs, path, titles=("input", "translated"), title=None):
     """Side by side: each input image (uint8 or [-1, 1]) beside its translation, one pair per row."""
-    rows = [[_to_model_range(a), _to_model_range(b)] for a, b in zip(inputs, outputs)]
+    rows = [[_in_model_range(a), _in_model_range(b)] for a, b in zip(inputs, outputs)]
     return image_table(rows, path, column_titles=titles, title=title, cell_inches=2.0)
 
 
-def _to_model_range(image):
+def _in_model_range(image):
+    """uint8 pixels scaled to [-1, 1] (utils/images.py), floats as they are; a (h, w) image gets its channel."""
     image = np.asarray(image)
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 127.5 - 1.0
+    image = to_model_range(image) if image.dtype == np.uint8 else image
     return image[..., None] if image.ndim == 2 else image
+
+
+# ----------------------------------------------------------------- the ablation's figures (utils/ablation.py)
+def save_ablation_translations(test_set, examples, pictures, path, dpi=80):
+    """Rows: input, one per variant, ground truth; columns: the example images A -> B, then B -> A.
+
+    test_set: the paired test set (utils/evaluation.load_test_set), images in [0, 1]; examples: the
+    indices of its images shown; pictures: {variant: {direction: its translations of those images}}.
+    Saved as a PNG at `path` (returned; path None returns the PNG's bytes).
+    """
+    labels = ["input", *pictures, "ground truth"]
+    columns = [(d, i) for d in DIRECTIONS for i in range(len(examples))]
+    fig = Figure(figsize=(1.2 * len(columns) + 1.6, 1.2 * len(labels) + 0.4))  # 1.6 in: the row labels
+    axes = fig.subplots(len(labels), len(columns), squeeze=False)
+    for c, (direction, i) in enumerate(columns):
+        source, target = domains(direction)
+        images = [test_set[source][examples[i]], *(p[direction][i] for p in pictures.values()),
+                  test_set[target][examples[i]]]
+        for r, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(np.clip(image, 0, 1), interpolation="nearest")  # crisp pixels, small PNG
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
+        axes[0, c].set_title(f"{source} → {target}", fontsize=8)
+    fig.subplots_adjust(left=1.6 / fig.get_figwidth(), right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.05)
+    return _save(fig, path, dpi=dpi)
+
+
+def save_ablation_metrics(rows, metrics, lower_is_better, path, dpi=80):
+    """Bar chart: one panel per metric, a pair of bars (A -> B, B -> A) per variant and baseline.
+
+    rows: utils/ablation.load_results; lower_is_better: {metric: bool} (utils/evaluation.LOWER_IS_BETTER).
+    Saved as a PNG at `path` (returned; path None returns the PNG's bytes).
+    """
+    names = list(rows)
+    fig = Figure(figsize=(3.2 * len(metrics), 3.6))
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    x = np.arange(len(names))
+    for ax, metric in zip(axes, metrics):
+        for offset, direction in zip((-0.2, 0.2), DIRECTIONS):
+            ax.bar(x + offset, [rows[n]["metrics"][direction][metric] for n in names], width=0.4,
+                   label=" → ".join(domains(direction)))
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{metric} ({'lower' if lower_is_better[metric] else 'higher'} is better)", fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path, dpi=dpi)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from models.config import CycleGANConfig
+from models.files import write_atomic
 from utils import run_folder as layout
 from utils.run_logs import COLUMNS, LOSS_COLUMNS
 from utils.training_settings import TrainingSettings
@@ -67,7 +68,7 @@ def write_index(run_folder, status=None):
             f"<title>{html.escape(run.name)}</title><style>{STYLE}</style></head>\n<body>\n"
             + "\n".join(parts) + "\n</body></html>\n")
     path = run / layout.INDEX
-    layout.write_atomic(path, page)
+    write_atomic(path, page)
     return path
 
 

@@ -15,10 +15,11 @@
 import datetime
 import importlib
 import json
-import os
 import platform
 import re
 from pathlib import Path
+
+from models.disk_space import remove_quietly
 
 CONFIG = "config.json"
 INDEX = "index.html"
@@ -73,26 +74,9 @@ def read_run_config(run_folder):
     return json.loads(path.read_text())
 
 
-def write_atomic(path, text):
-    """Write a text file so that a reader (or a crash) never sees half of it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)   # a full disk must not keep the half-written file
-        raise
-
-
-def write_json(path, data):
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
 def remove_temporary_files(run_folder):
     """Delete what interrupted atomic writes left in a run folder (`.name.tmp*`, `*.tmp.npz`,
     `weights/.tmp-ckpt-*`). Only the run's owner (utils/run_lock.py) calls this, so none is in use."""
-    from utils.disk_space import remove_quietly
     run_folder = Path(run_folder)
     for folder in (run_folder, run_folder / IMAGES, run_folder / LOGS, run_folder / WEIGHTS):
         for pattern in (".*.tmp*", "*.tmp.npz", ".tmp-*"):

@@ -9,49 +9,49 @@ texture over it. Every pixel changes between the two, so the mask is white every
 import numpy as np
 from PIL import Image
 
-from utils.synthetic_scenes import _box_distance, _coverage, _ellipse_distance, _grid, _hsv, _over, \
-    _smooth_noise, _to_uint8
+from utils.synthetic_drawing import box_distance, coverage, ellipse_distance, grid, hsv, over, smooth_noise, \
+    unit_to_uint8
 
 
 def _landscape_params(rng, size):
     """Every random choice of one landscape (both renderings use the same)."""
     sky = rng.choice(["day", "day", "dusk", "overcast"])
     if sky == "day":
-        top, low = _hsv(rng.uniform(200, 225), rng.uniform(0.45, 0.75), rng.uniform(0.7, 0.95)), \
-            _hsv(rng.uniform(190, 215), rng.uniform(0.1, 0.3), rng.uniform(0.88, 1.0))
+        top, low = hsv(rng.uniform(200, 225), rng.uniform(0.45, 0.75), rng.uniform(0.7, 0.95)), \
+            hsv(rng.uniform(190, 215), rng.uniform(0.1, 0.3), rng.uniform(0.88, 1.0))
     elif sky == "dusk":
-        top, low = _hsv(rng.uniform(230, 270), rng.uniform(0.35, 0.6), rng.uniform(0.4, 0.65)), \
-            _hsv(rng.uniform(10, 40), rng.uniform(0.5, 0.8), rng.uniform(0.9, 1.0))
+        top, low = hsv(rng.uniform(230, 270), rng.uniform(0.35, 0.6), rng.uniform(0.4, 0.65)), \
+            hsv(rng.uniform(10, 40), rng.uniform(0.5, 0.8), rng.uniform(0.9, 1.0))
     else:
-        top, low = _hsv(rng.uniform(200, 230), rng.uniform(0.03, 0.12), rng.uniform(0.55, 0.75)), \
-            _hsv(rng.uniform(200, 230), rng.uniform(0.02, 0.1), rng.uniform(0.78, 0.92))
+        top, low = hsv(rng.uniform(200, 230), rng.uniform(0.03, 0.12), rng.uniform(0.55, 0.75)), \
+            hsv(rng.uniform(200, 230), rng.uniform(0.02, 0.1), rng.uniform(0.78, 0.92))
     horizon = size * rng.uniform(0.38, 0.6)
     params = {"sky_top": top, "sky_low": low, "horizon": horizon,
               "sun": (rng.uniform(0.05, 0.9) * horizon, rng.uniform(0, size), size * rng.uniform(0.035, 0.07))
               if rng.random() < 0.6 else None,
-              "sun_colour": _hsv(rng.uniform(35, 55), rng.uniform(0.1, 0.4), 1.0) if sky != "dusk"
-              else _hsv(rng.uniform(15, 35), rng.uniform(0.5, 0.8), 1.0),
+              "sun_colour": hsv(rng.uniform(35, 55), rng.uniform(0.1, 0.4), 1.0) if sky != "dusk"
+              else hsv(rng.uniform(15, 35), rng.uniform(0.5, 0.8), 1.0),
               "clouds": [(rng.uniform(0.05, 0.8) * horizon, rng.uniform(0, size), size * rng.uniform(0.03, 0.07),
                           size * rng.uniform(0.1, 0.25), rng.uniform(0.5, 0.9)) for _ in range(rng.integers(0, 5))],
               "water": size * rng.uniform(0.72, 0.86) if rng.random() < 0.55 else None,
               "hills": [], "trees": [],
               "grain": rng.standard_normal((size, size, 3)),
               "stroke_noise": rng.standard_normal((2, size, size)), "stroke_angle": rng.uniform(-0.5, 0.5),
-              "stroke_texture": _smooth_noise(rng, size, size / 3), "palette_size": int(rng.integers(10, 18))}
+              "stroke_texture": smooth_noise(rng, size, size / 3), "palette_size": int(rng.integers(10, 18))}
     n_hills = rng.integers(2, 4)
     for k in range(n_hills):
         near = (k + 1) / n_hills  # 0 far .. 1 near
         base = horizon + (size - horizon) * (0.1 + 0.45 * near) - size * 0.1
         waves = [(size * rng.uniform(0.02, 0.09), rng.uniform(0.5, 3) * 2 * np.pi / size, rng.uniform(0, 2 * np.pi))
                  for _ in range(3)]
-        colour = _hsv(rng.uniform(70, 140) if rng.random() < 0.8 else rng.uniform(25, 45),
+        colour = hsv(rng.uniform(70, 140) if rng.random() < 0.8 else rng.uniform(25, 45),
                       rng.uniform(0.35, 0.75), rng.uniform(0.3, 0.65))
         colour = colour * near + low * (1 - near) * 0.8 + colour * (1 - near) * 0.2  # aerial perspective
         params["hills"].append((base, waves, colour))
     for _ in range(rng.integers(0, 7) if rng.random() < 0.75 else 0):
         height = size * rng.uniform(0.08, 0.2)
         params["trees"].append((rng.uniform(0, size), height, rng.random() < 0.5,
-                                _hsv(rng.uniform(90, 150), rng.uniform(0.4, 0.8), rng.uniform(0.15, 0.4))))
+                                hsv(rng.uniform(90, 150), rng.uniform(0.4, 0.8), rng.uniform(0.15, 0.4))))
     return params
 
 
@@ -68,31 +68,31 @@ def _landscape_scene(p, y, x, size):
         sy, sx, radius = p["sun"]
         distance = np.hypot(y - sy, x - sx)
         image = image + 0.35 * np.exp(-(distance / (3 * radius)) ** 2)[..., None] * p["sun_colour"]
-        image = _over(image, p["sun_colour"], _coverage(distance - radius))
+        image = over(image, p["sun_colour"], coverage(distance - radius))
     for cy, cx, ry, rx, brightness in p["clouds"]:
         soft = np.clip(1 - np.hypot((y - cy) / ry, (x - cx) / rx), 0, 1) ** 0.7
-        image = _over(image, np.full(3, brightness), soft * 0.9)
+        image = over(image, np.full(3, brightness), soft * 0.9)
     for hill in p["hills"]:
         top = _hill_top(hill, x)
         shade = (0.85 + 0.3 * np.clip((y - top) / (0.3 * size), 0, 1))[..., None]
-        image = _over(image, hill[2] * shade, _coverage(top - y))
+        image = over(image, hill[2] * shade, coverage(top - y))
     near_hill = p["hills"][-1]
     for tx, height, conifer, colour in p["trees"]:
         ground = _hill_top(near_hill, np.array(tx)) + 0.02 * size
-        trunk = _box_distance(y, x, ground - 0.4 * height, tx - 0.03 * height, ground, tx + 0.03 * height)
-        image = _over(image, np.array([0.3, 0.2, 0.12]), _coverage(trunk))
+        trunk = box_distance(y, x, ground - 0.4 * height, tx - 0.03 * height, ground, tx + 0.03 * height)
+        image = over(image, np.array([0.3, 0.2, 0.12]), coverage(trunk))
         if conifer:  # a triangle: inside when below both sloping sides and above the base
             slope = np.maximum(np.abs(x - tx) * 3.0 - (y - (ground - height)), (y - (ground - 0.3 * height)))
-            crown = _coverage(slope / 3.2)
+            crown = coverage(slope / 3.2)
         else:
-            crown = _coverage(_ellipse_distance(y, x, ground - 0.65 * height, tx, 0.38 * height, 0.3 * height))
-        image = _over(image, colour * (0.9 + 0.25 * ((tx - x) / height))[..., None], crown)
+            crown = coverage(ellipse_distance(y, x, ground - 0.65 * height, tx, 0.38 * height, 0.3 * height))
+        image = over(image, colour * (0.9 + 0.25 * ((tx - x) / height))[..., None], crown)
     if p["water"] is not None:
         level = p["water"]
         depth = np.clip((y - level) / (size - level + 1e-6), 0, 1)[..., None]
         water = (p["sky_low"] * 0.6 + np.array([0.05, 0.2, 0.35])) * (1 - 0.35 * depth)
         water = water * (1 + 0.06 * np.sin(y * 1.7 + 2 * np.sin(x * 0.15)))[..., None]  # ripples
-        image = _over(image, water, _coverage(level - y))
+        image = over(image, water, coverage(level - y))
     return np.clip(image, 0, 1)
 
 
@@ -113,7 +113,7 @@ def _paint(scene, p, y, x, size):
     sample_x = np.clip(np.rint(x - 0.5 + shift * strokes[1]), 0, size - 1).astype(int)
     painted = scene[sample_y, sample_x]
     # A small palette, the way a painter mixes a few colours (median cut, no dithering).
-    quantised = Image.fromarray(_to_uint8(painted)).quantize(p["palette_size"], Image.Quantize.MEDIANCUT,
+    quantised = Image.fromarray(unit_to_uint8(painted)).quantize(p["palette_size"], Image.Quantize.MEDIANCUT,
                                                              dither=Image.Dither.NONE)
     painted = np.asarray(quantised.convert("RGB"), np.float64) / 255
     saturated = painted.mean(axis=-1, keepdims=True) + 1.25 * (painted - painted.mean(axis=-1, keepdims=True))
@@ -128,12 +128,12 @@ def landscape(rng, size, domains=("A", "B")):
     The mask is white everywhere: the style changes every pixel.
     """
     p = _landscape_params(rng, size)
-    y, x = _grid(size)
+    y, x = grid(size)
     scene = _landscape_scene(p, y, x, size)
     out = {}
     if "A" in domains:
-        out["A"] = _to_uint8(scene + 0.018 * p["grain"])  # fine sensor grain
+        out["A"] = unit_to_uint8(scene + 0.018 * p["grain"])  # fine sensor grain
     if "B" in domains:
-        out["B"] = _to_uint8(_paint(scene, p, y, x, size))
+        out["B"] = unit_to_uint8(_paint(scene, p, y, x, size))
     out["mask"] = np.full((size, size), 255, np.uint8)
     return out

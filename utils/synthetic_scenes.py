@@ -8,70 +8,15 @@ Each renderer takes a numpy Generator and an image size and draws ONE scene in b
 All random choices are drawn first, then both domains are drawn from them, so A and B show the same
 scene. In the still life only the fruit differs: the background (wall, table, cloth pattern,
 clutter, shadows) is computed once and the fruit is composited over it, so A and B are equal
-outside the fruit mask up to the anti-aliased edge. Shapes are signed distances in pixels turned
-into coverage (`_coverage`), which anti-aliases every edge. Images are float (h, w, 3) in [0, 1]
-until `_to_uint8`; masks are uint8 0 / 255.
+outside the fruit mask up to the anti-aliased edge. Shapes are drawn with the primitives of
+utils/synthetic_drawing.py (signed distances turned into anti-aliased coverage); images are float
+(h, w, 3) in [0, 1] until `unit_to_uint8`; masks are uint8 0 / 255.
 """
 
-import colorsys
-
 import numpy as np
-from PIL import Image
 
-
-# ----------------------------------------------------------------------------- helpers
-def _grid(size):
-    """Pixel-centre coordinates (y, x), each (size, size), in pixels."""
-    return np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
-
-
-def _hsv(hue_degrees, saturation, value):
-    return np.array(colorsys.hsv_to_rgb((hue_degrees % 360) / 360, saturation, value))
-
-
-def _coverage(distance):
-    """Signed distance in pixels (negative inside) -> anti-aliased coverage in [0, 1]."""
-    return np.clip(0.5 - distance, 0.0, 1.0)
-
-
-def _over(image, colour, alpha):
-    """Composite `colour` ((3,) or (h, w, 3)) over `image` with coverage alpha (h, w)."""
-    alpha = alpha[..., None]
-    return image * (1 - alpha) + colour * alpha
-
-
-def _smooth_noise(rng, size, cells):
-    """Smooth random field (size, size) with about `cells` blobs across, std about 1."""
-    cells = max(2, int(cells))
-    field = Image.fromarray(rng.standard_normal((cells, cells)).astype(np.float32), mode="F")
-    return np.asarray(field.resize((size, size), Image.BICUBIC), np.float64)
-
-
-def _ellipse_distance(y, x, cy, cx, ry, rx, angle=0.0):
-    """Approximate signed distance in pixels to a rotated ellipse (exact for circles)."""
-    cos, sin = np.cos(angle), np.sin(angle)
-    u, v = (x - cx) * cos + (y - cy) * sin, -(x - cx) * sin + (y - cy) * cos
-    return (np.hypot(u / rx, v / ry) - 1.0) * min(rx, ry)
-
-
-def _box_distance(y, x, top, left, bottom, right):
-    """Signed distance in pixels to an axis-aligned rectangle."""
-    dy = np.maximum(top - y, y - bottom)
-    dx = np.maximum(left - x, x - right)
-    outside = np.hypot(np.maximum(dx, 0), np.maximum(dy, 0))
-    return outside + np.minimum(np.maximum(dx, dy), 0)
-
-
-def _segment_distance(y, x, p0, p1, half_width):
-    """Signed distance to a capsule from p0 to p1 (points (y, x)) of the given half width."""
-    (y0, x0), (y1, x1) = p0, p1
-    length2 = (y1 - y0) ** 2 + (x1 - x0) ** 2
-    t = np.clip(((y - y0) * (y1 - y0) + (x - x0) * (x1 - x0)) / length2, 0, 1)
-    return np.hypot(y - (y0 + t * (y1 - y0)), x - (x0 + t * (x1 - x0))) - half_width
-
-
-def _to_uint8(image):
-    return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+from utils.synthetic_drawing import box_distance, coverage, ellipse_distance, grid, hsv, over, \
+    segment_distance, smooth_noise, unit_to_uint8
 
 
 # ----------------------------------------------------------------------------- still life
@@ -81,13 +26,13 @@ def _still_life_params(rng, size):
     table_hue = rng.uniform(0, 40) if rng.random() < 0.35 else rng.uniform(0, 360)  # some reddish / orange
     params = {
         "horizon": horizon,
-        "wall": _hsv(rng.uniform(0, 360), rng.uniform(0.05, 0.35), rng.uniform(0.5, 0.92)),
-        "table": _hsv(table_hue, rng.uniform(0.15, 0.65), rng.uniform(0.35, 0.85)),
-        "table2": _hsv(rng.uniform(0, 360), rng.uniform(0.1, 0.5), rng.uniform(0.4, 0.95)),
+        "wall": hsv(rng.uniform(0, 360), rng.uniform(0.05, 0.35), rng.uniform(0.5, 0.92)),
+        "table": hsv(table_hue, rng.uniform(0.15, 0.65), rng.uniform(0.35, 0.85)),
+        "table2": hsv(rng.uniform(0, 360), rng.uniform(0.1, 0.5), rng.uniform(0.4, 0.95)),
         "pattern": rng.choice(["plain", "plain", "stripes", "checks"]),
         "pattern_period": size / rng.uniform(5, 12), "pattern_angle": rng.uniform(0, np.pi),
         "light": np.array([rng.uniform(-0.75, -0.2), rng.uniform(-0.8, -0.4), 1.0]),
-        "wall_noise": _smooth_noise(rng, size, 4), "table_noise": _smooth_noise(rng, size, 6),
+        "wall_noise": smooth_noise(rng, size, 4), "table_noise": smooth_noise(rng, size, 6),
         "peel_noise": rng.standard_normal((size, size)),
         "clutter": [], "fruits": [],
     }
@@ -100,7 +45,7 @@ def _still_life_params(rng, size):
             rng.uniform(horizon, size)
         if kind == "frame":
             cy = rng.uniform(0.1, 0.8) * horizon
-        colour = _hsv(rng.uniform(0, 360), rng.uniform(0.1, 0.7), rng.uniform(0.3, 0.95))
+        colour = hsv(rng.uniform(0, 360), rng.uniform(0.1, 0.7), rng.uniform(0.3, 0.95))
         params["clutter"].append((kind, cy, cx, height / 2, width / 2, colour))
     for _ in range(rng.integers(1, 4)):
         radius = size * rng.uniform(0.11, 0.2)
@@ -108,14 +53,14 @@ def _still_life_params(rng, size):
             "cy": rng.uniform(horizon + 0.1 * radius, size - 0.9 * radius),
             "cx": rng.uniform(radius, size - radius), "r": radius,
             # apple (domain A)
-            "apple_red": _hsv(rng.uniform(-12, 3), rng.uniform(0.72, 0.92), rng.uniform(0.55, 0.8)),
-            "apple_green": _hsv(rng.uniform(65, 90), rng.uniform(0.55, 0.8), rng.uniform(0.65, 0.85)),
+            "apple_red": hsv(rng.uniform(-12, 3), rng.uniform(0.72, 0.92), rng.uniform(0.55, 0.8)),
+            "apple_green": hsv(rng.uniform(65, 90), rng.uniform(0.55, 0.8), rng.uniform(0.65, 0.85)),
             "green_share": rng.uniform(0.3, 0.8) if rng.random() < 0.35 else 0.0,
             "green_angle": rng.uniform(0, 2 * np.pi), "streak_phase": rng.uniform(0, 2 * np.pi),
             "dip": rng.uniform(0.08, 0.16), "stem_tilt": rng.uniform(-0.25, 0.25),
             "leaf_angle": rng.uniform(-2.6, -0.5), "leaf": rng.random() < 0.75,
             # orange (domain B)
-            "orange": _hsv(rng.uniform(26, 36), rng.uniform(0.85, 0.97), rng.uniform(0.88, 1.0)),
+            "orange": hsv(rng.uniform(26, 36), rng.uniform(0.85, 0.97), rng.uniform(0.88, 1.0)),
             "aspect": rng.uniform(0.93, 1.05), "navel": rng.uniform(-0.35, 0.35, size=2),
         })
     params["fruits"].sort(key=lambda fruit: fruit["cy"])  # back to front
@@ -136,20 +81,20 @@ def _still_life_background(p, y, x, size):
         share = np.clip(stripes * 3 + 0.5, 0, 1)[..., None]  # soft-edged stripes
         table = table * (1 - share) + p["table2"] * (0.8 + 0.3 * depth) * share
     image = np.where((y < horizon)[..., None], wall, table)
-    image = _over(image, p["wall"] * 0.55, _coverage(np.abs(y - horizon) - 0.6))  # table edge line
+    image = over(image, p["wall"] * 0.55, coverage(np.abs(y - horizon) - 0.6))  # table edge line
     for kind, cy, cx, ry, rx, colour in p["clutter"]:
         if kind in ("box", "frame"):
-            distance = _box_distance(y, x, cy - ry, cx - rx, cy + ry, cx + rx)
+            distance = box_distance(y, x, cy - ry, cx - rx, cy + ry, cx + rx)
             shade = colour * (0.85 + 0.15 * (x - cx) / rx)[..., None]
-            image = _over(image, shade, _coverage(distance))
+            image = over(image, shade, coverage(distance))
             if kind == "frame":  # a picture: a darker inner panel
-                inner = _box_distance(y, x, cy - 0.7 * ry, cx - 0.7 * rx, cy + 0.7 * ry, cx + 0.7 * rx)
-                image = _over(image, colour * 0.5 + 0.25, _coverage(inner))
+                inner = box_distance(y, x, cy - 0.7 * ry, cx - 0.7 * rx, cy + 0.7 * ry, cx + 0.7 * rx)
+                image = over(image, colour * 0.5 + 0.25, coverage(inner))
         elif kind == "plate":
-            image = _over(image, np.array([0.9, 0.9, 0.88]), _coverage(_ellipse_distance(y, x, cy, cx, ry * 0.35, rx)))
+            image = over(image, np.array([0.9, 0.9, 0.88]), coverage(ellipse_distance(y, x, cy, cx, ry * 0.35, rx)))
         else:  # cup: body and a rim
-            image = _over(image, colour, _coverage(_box_distance(y, x, cy - ry, cx - rx * 0.5, cy + ry, cx + rx * 0.5)))
-            image = _over(image, colour * 0.7, _coverage(_ellipse_distance(y, x, cy - ry, cx, ry * 0.15, rx * 0.5)))
+            image = over(image, colour, coverage(box_distance(y, x, cy - ry, cx - rx * 0.5, cy + ry, cx + rx * 0.5)))
+            image = over(image, colour * 0.7, coverage(ellipse_distance(y, x, cy - ry, cx, ry * 0.15, rx * 0.5)))
     for fruit in p["fruits"]:  # soft contact shadows, the same in both domains
         r, light = fruit["r"], p["light"]
         distance = np.hypot((x - fruit["cx"] + light[0] * 0.5 * r) / (1.1 * r), (y - fruit["cy"] - 0.85 * r) / (0.35 * r))
@@ -175,7 +120,7 @@ def _apple(fruit, y, x, light):
     top = np.angle(np.exp(1j * (theta + np.pi / 2)))  # angle from straight up
     bottom = np.angle(np.exp(1j * (theta - np.pi / 2)))
     edge = 1 + 0.05 * np.clip(-v, 0, 1) - fruit["dip"] * np.exp(-(top / 0.35) ** 2) - 0.04 * np.exp(-(bottom / 0.4) ** 2)
-    body = _coverage((np.hypot(u, v) - edge) * r)
+    body = coverage((np.hypot(u, v) - edge) * r)
     green = np.clip((u * np.cos(fruit["green_angle"]) + v * np.sin(fruit["green_angle"]) + 1) / 2, 0, 1)
     green = np.clip((green - (1 - fruit["green_share"])) * 3, 0, 1)[..., None] if fruit["green_share"] else 0.0
     skin = fruit["apple_red"] * (1 - green) + fruit["apple_green"] * green
@@ -184,15 +129,15 @@ def _apple(fruit, y, x, light):
     colour = skin * (diffuse * streaks)[..., None] + specular[..., None]
     stem_base = (fruit["cy"] - r * (1 - fruit["dip"]) * 0.97, fruit["cx"])
     stem_tip = (fruit["cy"] - 1.32 * r, fruit["cx"] + fruit["stem_tilt"] * r)
-    stem = _coverage(_segment_distance(y, x, stem_base, stem_tip, max(0.05 * r, 0.6)))
-    colour = _over(colour, np.array([0.35, 0.22, 0.1]), stem)
+    stem = coverage(segment_distance(y, x, stem_base, stem_tip, max(0.05 * r, 0.6)))
+    colour = over(colour, np.array([0.35, 0.22, 0.1]), stem)
     alpha = np.maximum(body, stem)
     if fruit["leaf"]:
         angle = fruit["leaf_angle"]
         centre = (stem_tip[0] + 0.5 * r * np.sin(angle) * 0.6, stem_tip[1] + 0.5 * r * np.cos(angle) * 0.6)
-        leaf = _coverage(_ellipse_distance(y, x, centre[0], centre[1], 0.13 * r, 0.34 * r, angle))
+        leaf = coverage(ellipse_distance(y, x, centre[0], centre[1], 0.13 * r, 0.34 * r, angle))
         leaf_colour = np.array([0.2, 0.55, 0.15]) * (0.8 + 0.3 * np.clip(-v, 0, 1.5))[..., None]
-        colour, alpha = _over(colour, leaf_colour, leaf), np.maximum(alpha, leaf)
+        colour, alpha = over(colour, leaf_colour, leaf), np.maximum(alpha, leaf)
     return colour, alpha
 
 
@@ -200,11 +145,11 @@ def _orange(fruit, y, x, light, peel_noise):
     """(colour, coverage) of an orange: orange hue, dimpled peel, navel, softer highlight."""
     r = fruit["r"]
     u, v = (x - fruit["cx"]) / r, (y - fruit["cy"]) / (r * fruit["aspect"])
-    body = _coverage((np.hypot(u, v) - 1) * r * min(1.0, fruit["aspect"]))
+    body = coverage((np.hypot(u, v) - 1) * r * min(1.0, fruit["aspect"]))
     diffuse, specular = _sphere_shading(u, v, light, 14, 0.25, bumps=np.clip(0.7 * peel_noise, -1, 1))
     colour = fruit["orange"] * (diffuse * (1 + 0.035 * peel_noise))[..., None] + specular[..., None]
-    navel = _coverage((np.hypot(u - fruit["navel"][0], v - fruit["navel"][1]) - 0.07) * r)
-    colour = _over(colour, fruit["orange"] * 0.45, navel * 0.8)
+    navel = coverage((np.hypot(u - fruit["navel"][0], v - fruit["navel"][1]) - 0.07) * r)
+    colour = over(colour, fruit["orange"] * 0.45, navel * 0.8)
     return colour, body
 
 
@@ -223,7 +168,7 @@ def still_life(rng, size, domains=("A", "B")):
     every pixel an anti-aliased edge touches), so A and B are equal wherever the mask is black.
     """
     p = _still_life_params(rng, size)
-    y, x = _grid(size)
+    y, x = grid(size)
     background = _still_life_background(p, y, x, size)
     peel = p["peel_noise"]
     peel = sum(np.roll(peel, (dy, dx), (0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 3  # dimples ~2 px wide
@@ -235,8 +180,8 @@ def still_life(rng, size, domains=("A", "B")):
         orange = _orange(fruit, y[box], x[box], p["light"], peel[box])
         for domain in domains:
             colour, alpha = apple if domain == "A" else orange
-            out[domain][box] = _over(out[domain][box], colour, alpha)
+            out[domain][box] = over(out[domain][box], colour, alpha)
         mask[box] |= (apple[1] > 0) | (orange[1] > 0)
-    result = {domain: _to_uint8(image) for domain, image in out.items()}
+    result = {domain: unit_to_uint8(image) for domain, image in out.items()}
     result["mask"] = mask.astype(np.uint8) * 255
     return result

@@ -14,7 +14,7 @@ the steps since its last checkpoint. Ctrl-C or SIGTERM saves a checkpoint first,
 What else cannot go wrong silently: every setting is checked before a folder is made; the run
 folder is locked while it trains (utils/run_lock.py), so a second trainer on it is refused; the
 first NaN or inf loss stops the run before anything of that step is saved (utils/loss_guard.py);
-a full disk removes the temporary files and names the last good checkpoint (utils/disk_space.py).
+a full disk removes the temporary files and names the last good checkpoint (models/disk_space.py).
 """
 
 import shutil
@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from models import CycleGAN, CycleGANConfig, checkpoint, devices, executor
+from models.disk_space import DiskFullError, disk_full_error, is_disk_full
+from models.files import write_json
 from utils import run_folder as layout
-from utils.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)
 from utils.run_lock import RunLock
 from utils.training_loop import LOG_INTERVAL, TrainingLoop, match_channels, wants_bar
@@ -127,12 +128,12 @@ def _start_session(model_config, config, run, meta, settings, loader, resume, pr
     """Record the session in config.json, build or restore the model, pick the grid images: a loop to run."""
     meta["training"] = settings.to_dict()
     meta.setdefault("sessions", []).append({"started": layout.now()})
-    layout.write_json(run / layout.CONFIG, meta)
+    write_json(run / layout.CONFIG, meta)
 
     gan = _model_for(model_config, config, run / layout.WEIGHTS, resume)
     print(devices.device_line(gan.n_devices, gan.compute_dtype), flush=True)   # Keras takes a GPU by itself
     meta["sessions"][-1]["start_step"] = gan.step
-    layout.write_json(run / layout.CONFIG, meta)
+    write_json(run / layout.CONFIG, meta)
     grids = _grid_images(loader, run, settings.n_grid_images, config.input_dim[-1])
     return TrainingLoop(gan, loader, run, meta, settings, grids, wants_bar(progress), callbacks or [],
                         int(log_interval or LOG_INTERVAL))

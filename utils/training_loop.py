@@ -20,8 +20,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from models import checkpoint
+from models.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils import plots, report, run_folder as layout
-from utils.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils.loss_guard import NonFiniteLossError, check_losses
 from utils.run_logs import LossLog, TensorBoardLog
 

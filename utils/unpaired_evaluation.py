@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from models.files import write_json
 from utils import judge as judges
+from utils.directions import DIRECTIONS, domains, reverse
 
-# As utils.evaluation.DIRECTIONS; that module (scikit-image) is imported only where a baseline is needed,
-# so that a results page (utils/report.py) can show an evaluation without scikit-image.
-DIRECTIONS = ("AtoB", "BtoA")
+# utils/evaluation.py (scikit-image) is imported only where a baseline is needed, so that a results
+# page (utils/report.py) can show an evaluation without scikit-image.
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_FIGURE = "images/evaluation.png"
@@ -66,10 +67,9 @@ def score_translator(translate, test, scorer):
     """
     results = {}
     for direction in DIRECTIONS:
-        source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
-        back = "BtoA" if direction == "AtoB" else "AtoB"
+        source, target = domains(direction)
         translated = np.clip(np.asarray(translate(test[source], direction), np.float32), 0, 1)
-        cycled = np.clip(np.asarray(translate(translated, back), np.float32), 0, 1)
+        cycled = np.clip(np.asarray(translate(translated, reverse(direction)), np.float32), 0, 1)
         results[direction] = {**judges.judge_rates(scorer.judge, translated, target, scorer.accuracy),
                               **scorer.kids(translated, target),
                               "cycle_error": float(np.mean(np.abs(cycled - test[source])))}
@@ -175,11 +175,9 @@ def save_figure(translators, test, path, n=FIGURE_IMAGES):
     names = list(translators)
     rows, labels = [], []
     for direction in DIRECTIONS:
-        source = "A" if direction == "AtoB" else "B"
-        back = "BtoA" if direction == "AtoB" else "AtoB"
-        images = test[source][:n]
+        images = test[domains(direction)[0]][:n]
         outputs = {name: np.clip(np.asarray(translators[name](images, direction)), 0, 1) for name in names}
-        cycled = np.clip(np.asarray(translators["CycleGAN"](outputs["CycleGAN"], back)), 0, 1)
+        cycled = np.clip(np.asarray(translators["CycleGAN"](outputs["CycleGAN"], reverse(direction))), 0, 1)
         for i in range(len(images)):
             rows.append([images[i] * 2 - 1] + [outputs[name][i] * 2 - 1 for name in names] + [cycled[i] * 2 - 1])
             labels.append(direction)
@@ -192,7 +190,8 @@ def save_failures(translate, test, judge, path, n=4):
     from utils.plots import image_table
 
     rows, labels = [], []
-    for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
+    for direction in DIRECTIONS:
+        source, target = domains(direction)
         out = np.asarray(translate(test[source], direction))
         p_B = judges.predict_p_B(judge, out)
         p_target = p_B if target == "B" else 1 - p_B
@@ -227,7 +226,7 @@ def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log
         raise FileNotFoundError(f"{run} does not say which dataset it was trained on: give --dataset NAME")
     results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit)
     results["checkpoint"] = checkpoint_name
-    layout.write_atomic(run / EVALUATION_JSON, json.dumps(results, indent=2) + "\n")
+    write_json(run / EVALUATION_JSON, results)
     save_figure(translators, test, run / EVALUATION_FIGURE)
     if scorer.accuracy["usable"]:
         save_failures(translators["CycleGAN"], test, scorer.judge, run / FAILURES_FIGURE)
@@ -285,10 +284,10 @@ def real_sample_figures(model, folder):
     size = int(model.config.input_dim[0])
     translate = model_translator(model)
     figures = {}
-    for direction, source in (("AtoB", "A"), ("BtoA", "B")):
-        images = load_images(Path(folder) / f"test{source}", size)
+    for direction in DIRECTIONS:
+        images = load_images(Path(folder) / f"test{domains(direction)[0]}", size)
         out = translate(images, direction)
-        back = translate(out, "BtoA" if direction == "AtoB" else "AtoB")
+        back = translate(out, reverse(direction))
         figures[f"{direction}_change"] = float(np.mean(np.abs(out - images)))
         figures[f"{direction}_cycle"] = float(np.mean(np.abs(back - images)))
         for channel, value in zip("rgb", out.mean(axis=(0, 1, 2))):
