@@ -40,13 +40,6 @@ def file_size_limit():
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def room_for_one_file(path):
-    """Bytes one new file under `path` may take: the free space, or less under a file size limit."""
-    room = free_mb(path) * 1e6
-    limit = file_size_limit()
-    return room if limit is None else min(room, limit)
-
-
 def disk_full_error(error, path, last_checkpoint=None):
     """A DiskFullError for the failed write of `path` (the file the error names, if it names one):
     where, how much is free, what is safe."""
