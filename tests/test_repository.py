@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".json", ".txt", ".cfg", ".ini", ".toml", ".sh", ".yml", ".yaml", ""}
 # An absolute path of a machine: a home or scratch folder, or a Windows drive.
-MACHINE_PATH = re.compile(r"(?<![\w.<])(/home/\w|/root/|/Users/\w|/work/|/tmp/tmp|/private/var/|[A-Z]:\\\\Users)")
+MACHINE_PATH = re.compile(r"(?<![\w.<])(/home/\w|/root/|/Users/\w|/work/|/tmp/\w|/private/var/|[A-Z]:\\\\Users)")
 
 
 def tracked_files():
@@ -52,5 +52,6 @@ def test_the_machine_path_rule_catches_what_it_should():
     assert MACHINE_PATH.search('"repo": "/home/alice/cyclegan"')
     assert MACHINE_PATH.search("saved in /work/main/run/x")
     assert MACHINE_PATH.search(r"C:\\Users\\bob")
+    assert MACHINE_PATH.search('"checkpoints_dir": "/tmp/cyclegan_bench_ckpt_858ahnp8"')
     assert not MACHINE_PATH.search("run/cyclegan/0001_apple2orange and ../shared/bench/x.py")
     assert not MACHINE_PATH.search("<scratch>/pcg and <tmp>/run")
