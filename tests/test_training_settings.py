@@ -20,6 +20,18 @@ def test_defaults_are_the_books_and_every_bad_value_is_named():
         with pytest.raises(ValueError, match=f"{name}={value!r}: must be an integer >= 1"):
             TrainingSettings(**{name: value})
 
+    class NotANumber:   # has a dtype but no integer kind: must not count as an integer
+        dtype = "int64"
+
+        def __lt__(self, other):
+            return False
+
+        def __int__(self):
+            return 4
+
+    with pytest.raises(ValueError, match="batch_size=.*must be an integer >= 1"):
+        TrainingSettings(batch_size=NotANumber())
+
 
 def test_a_stored_run_reads_back_and_a_resume_changes_only_what_it_may():
     stored = json.loads(json.dumps(TrainingSettings(batch_size=2, max_steps=8).to_dict()))

@@ -75,4 +75,4 @@ class TrainingSettings:
 
 
 def _is_integer(value):
-    return isinstance(value, int) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu")
+    return isinstance(value, int) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", None) in ("i", "u"))
