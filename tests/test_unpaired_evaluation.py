@@ -15,7 +15,7 @@ import evaluate as evaluate_script
 from models import CycleGAN
 from utils import judge as judges
 from utils.evaluation import baseline_translators
-from utils.unpaired_evaluation import Scorer, load_images, score_translator
+from utils.unpaired_evaluation import Scorer, judge_rates_by_split, load_images, score_translator
 
 SIZE = 32
 
@@ -142,13 +142,18 @@ def test_inception_features_plumbing_with_random_weights():
     assert np.isfinite(mean) and std >= 0
 
 
-def test_evaluate_py_writes_the_json_the_figure_and_the_page_section(dataset, trained_judge, tmp_path, capsys):
-    run = tmp_path / "0001_blobs"
-    CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=0).save_checkpoint(run / "weights")
-    (run / "config.json").write_text(json.dumps({
+def write_run(folder, dataset):
+    """A run folder with an untrained tiny CycleGAN that records `dataset` (blobs) as its data."""
+    CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=0).save_checkpoint(folder / "weights")
+    (folder / "config.json").write_text(json.dumps({
         "dataset": "blobs", "created": "test", "model": CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4,
                                                                  disc_n_filters=4).config.to_dict(),
         "training": {"data_root": str(dataset)}}))
+    return folder
+
+
+def test_evaluate_py_writes_the_json_the_figure_and_the_page_section(dataset, trained_judge, tmp_path, capsys):
+    run = write_run(tmp_path / "0001_blobs", dataset)
     evaluate_script.main([str(run), "--inception", "off"])
     out = capsys.readouterr().out
     assert "judge's accuracy on the real test images" in out and "colour transfer" in out
@@ -166,3 +171,33 @@ def test_evaluate_py_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
         evaluate_script.main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def swap_red_and_blue(images, direction):
+    return np.asarray(images)[..., ::-1]   # a red blob (A) becomes a blue one (B), and back
+
+
+def test_judge_rates_by_split_scores_training_and_test_photos_with_known_answers(dataset, trained_judge):
+    scores = judge_rates_by_split(swap_red_and_blue, "blobs", dataset, SIZE, log=lambda *a: None)
+    assert list(scores) == ["test", "train"] and scores["train"]["n"] == {"A": 48, "B": 48}
+    judge = trained_judge[0]
+    for split, row in scores.items():
+        real = {d: load_images(dataset / "blobs" / f"{split}{d}", SIZE) for d in ("A", "B")}
+        assert row["judge_accuracy"] == judges.judge_accuracy(judge, real["A"], real["B"])
+        assert row["AtoB"]["judged_target"] >= 0.9 and row["BtoA"]["judged_target"] >= 0.9
+    do_nothing = judge_rates_by_split(lambda images, direction: images, "blobs", dataset, SIZE,
+                                      splits=("train",), limit=10, log=lambda *a: None)
+    assert do_nothing["train"]["n"] == {"A": 10, "B": 10}
+    assert do_nothing["train"]["AtoB"]["judged_target"] <= 0.1 and do_nothing["train"]["BtoA"]["judged_target"] <= 0.1
+
+
+def test_judge_by_split_benchmark_prints_both_splits_and_writes_its_json(dataset, trained_judge, tmp_path, capsys):
+    from benchmarks import judge_by_split
+
+    run = write_run(tmp_path / "0001_blobs", dataset)
+    judge_by_split.main([str(run), "--limit", "8", "--json-out", str(tmp_path / "scores.json")])
+    printed = capsys.readouterr().out
+    assert "| test | 8 / 8 |" in printed and "| train | 8 / 8 |" in printed
+    record = json.loads((tmp_path / "scores.json").read_text())
+    assert record["dataset"] == "blobs" and record["image_size"] == SIZE and record["checkpoint"]
+    assert set(record["splits"]["train"]) == {"n", "judge_accuracy", "AtoB", "BtoA"}

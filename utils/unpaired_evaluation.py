@@ -202,10 +202,10 @@ def save_failures(translate, test, judge, path, n=4):
                        title="the judge's least convinced translations")
 
 
-def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log=print, test_limit=None):
-    """Evaluate a run folder's latest checkpoint (or a model folder such as pretrained/apple2orange_128);
-    write evaluation.json and the figure into it and, for a run, rebuild its index.html (which shows
-    them). Returns the results dict."""
+def load_scored_model(run_folder, dataset=None, data_root=None):
+    """The model of a run folder (its latest checkpoint) or of a model folder such as
+    pretrained/apple2orange_128, with the dataset it is scored on: (model, checkpoint name or None,
+    dataset, data_root). `dataset` and `data_root` default to what the folder records."""
     from utils import run_folder as layout
 
     run = Path(run_folder)
@@ -224,6 +224,36 @@ def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log
         data_root = data_root or meta["training"].get("data_root", "data")
     if not dataset:
         raise FileNotFoundError(f"{run} does not say which dataset it was trained on: give --dataset NAME")
+    return model, checkpoint_name, dataset, data_root
+
+
+def judge_rates_by_split(translate, dataset, data_root, size, splits=("test", "train"), limit=None, log=print):
+    """Is a translator's judged rate a property of the model or of the test photos? For each split,
+    the judge's accuracy on the real photos and the rates of their translations, both directions:
+    {split: {"n": {A, B}, "judge_accuracy": judge_accuracy(...), "AtoB": judge_rates(...), "BtoA": ...}}.
+    `translate` as for `score_translator`; `limit` images per domain and split (seeded subset)."""
+    judge, _, _ = judges.load_or_train_judge(dataset, size, data_root, log=log)
+    out = {}
+    for split in splits:
+        images = {d: load_images(Path(data_root) / dataset / f"{split}{d}", size, limit=limit) for d in ("A", "B")}
+        accuracy = judges.judge_accuracy(judge, images["A"], images["B"])
+        out[split] = {"n": {d: len(images[d]) for d in images}, "judge_accuracy": accuracy}
+        for direction in DIRECTIONS:
+            source, target = domains(direction)
+            translated = np.clip(np.asarray(translate(images[source], direction), np.float32), 0, 1)
+            out[split][direction] = judges.judge_rates(judge, translated, target, accuracy)
+    return out
+
+
+def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log=print, test_limit=None):
+    """Evaluate a run folder's latest checkpoint (or a model folder such as pretrained/apple2orange_128);
+    write evaluation.json and the figure into it and, for a run, rebuild its index.html (which shows
+    them). Returns the results dict."""
+    from utils import run_folder as layout
+
+    run = Path(run_folder)
+    model, checkpoint_name, dataset, data_root = load_scored_model(run, dataset, data_root)
+    meta = json.loads((run / layout.CONFIG).read_text())
     results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit)
     results["checkpoint"] = checkpoint_name
     write_json(run / EVALUATION_JSON, results)
