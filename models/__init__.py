@@ -1,12 +1,17 @@
 """CycleGAN networks and training (Keras 3, `keras.ops` only: runs on TensorFlow, JAX and PyTorch).
 
 The names below are imported on first use (PEP 562), so that the modules without Keras
-(models/config.py, models/files.py, models/disk_space.py) load without it: `utils.download`
-stays quick and a notebook's `quiet()` still runs before TensorFlow prints anything.
+(models/config.py, models/files.py, models/disk_space.py, models/onednn.py) load without it:
+`utils.download` stays quick, a notebook's `quiet()` still runs before TensorFlow prints anything, and
+TensorFlow's CPU kernels are chosen before it loads (models/onednn.py).
 Importing any network or the model registers the custom layers (models/layers.py) with Keras.
 """
 
 import importlib
+
+from models.onednn import prefer_onednn
+
+prefer_onednn()   # before anything loads TensorFlow: its fast CPU kernels on every x86 CPU (models/onednn.py)
 
 # Public name -> the module that defines it.
 _HOMES = {

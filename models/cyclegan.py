@@ -52,8 +52,8 @@ class CycleGAN:
         # Mixed precision: layers compute in float16 or bfloat16 and keep float32 weights; losses are
         # float32. True resolves to the device's fast type (models/devices.py); the config keeps the choice.
         self.compute_dtype = devices.mixed_precision_dtype(self.config.mixed_precision)
-        if self.config.mixed_precision is True:
-            self.config = dataclasses.replace(self.config, mixed_precision=self.compute_dtype)
+        if self.config.mixed_precision is True:   # on a CPU without bfloat16 instructions: float32 (False)
+            self.config = dataclasses.replace(self.config, mixed_precision=self.compute_dtype or False)
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)  # the same seed gives the same initial weights
 

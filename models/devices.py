@@ -8,13 +8,18 @@ the line the training prints at its start and for `CycleGAN(mixed_precision=True
 |------------------------------------------|----------------------------|---------------------------------------|
 | NVIDIA GPU, compute capability >= 8.0    | bfloat16 ('mixed_bfloat16') | tensor cores run bfloat16 (A100, L4, RTX 30xx on); float32's range, no loss scaling |
 | older NVIDIA GPU (T4, V100: 7.x) or a GPU of unknown capability | float16 ('mixed_float16') + loss scaling | bfloat16 is emulated there, float16 runs on tensor cores; its small range needs Keras' LossScaleOptimizer |
-| CPU                                      | bfloat16                   | 1.34x faster on this project's CPU (AVX512_BF16, README); slower on CPUs without it |
+| CPU with bfloat16 instructions (x86 AVX512_BF16 or AMX) | bfloat16 | 1.34x faster on such a CPU (README) |
+| any other CPU (AVX2 only, ARM, unknown)  | float32 (off)              | bfloat16 is emulated there: 8x slower than float32 on a 2-core AVX2 AMD EPYC |
 
 Weights, the generators' tanh, the discriminators' scores and the losses stay float32 in both modes.
 """
 
+from pathlib import Path
+
 import keras
 
+# x86 CPU flags (Linux /proc/cpuinfo) of instructions that run bfloat16 matrix products natively.
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 MIXED_PRECISION = (True, "float16", "bfloat16")   # the values of CycleGANConfig.mixed_precision that turn it on
 
 
@@ -45,11 +50,25 @@ def gpu():
     return None
 
 
-def mixed_precision_dtype(setting, device=None):
+def cpu_runs_bfloat16_fast(cpuinfo="/proc/cpuinfo"):
+    """Whether this CPU has bfloat16 instructions (BFLOAT16_CPU_FLAGS). Without them the bfloat16 kernels
+    are emulated: a book U-Net step took 6.6 s in bfloat16 against 0.8 s in float32 on a 2-core AMD
+    EPYC with AVX2 only (oneDNN on; benchmarks/results/cpu_tensorflow_onednn_avx2.json). A machine without
+    /proc/cpuinfo (macOS, Windows) counts as without: float32 is the safe choice there."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+
+
+def mixed_precision_dtype(setting, device=None, cpu_bfloat16=None):
     """The compute dtype of CycleGANConfig.mixed_precision on `device` (default: this backend's GPU, if any).
 
     setting: False (float32, returns None), 'float16', 'bfloat16', or True: the fast one for the device
-    (table above). device: gpu()'s dict, or None for the CPU.
+    (table above; None, i.e. float32, on a CPU without bfloat16 instructions). device: gpu()'s dict, or
+    None for the CPU. cpu_bfloat16: whether the CPU runs bfloat16 fast (default: `cpu_runs_bfloat16_fast()`).
     """
     if setting is False or setting is None:
         return None
@@ -60,7 +79,7 @@ def mixed_precision_dtype(setting, device=None):
                          "'bfloat16'")
     device = gpu() if device is None else device
     if not device:
-        return "bfloat16"
+        return "bfloat16" if (cpu_runs_bfloat16_fast() if cpu_bfloat16 is None else cpu_bfloat16) else None
     capability = device.get("compute_capability")
     return "bfloat16" if capability and tuple(capability) >= (8, 0) else "float16"
 
@@ -80,3 +99,21 @@ def device_line(n_devices=1, compute_dtype=None, device="find"):
     if compute_dtype:
         line += f", mixed precision {compute_dtype}" + (" with loss scaling" if compute_dtype == "float16" else "")
     return line
+
+
+def precision_warning(requested, compute_dtype, device="find", cpu_bfloat16=None):
+    """A line for the start of training when the precision is not what it seems on this CPU, else None:
+    bfloat16 asked for by name on a CPU that emulates it, or `True` (pick the fast one) resolved to
+    float32 for that reason. requested: CycleGANConfig.mixed_precision as given; compute_dtype: what
+    `mixed_precision_dtype` made of it."""
+    device = gpu() if device == "find" else device
+    if device or requested in (False, None, "float16"):
+        return None
+    if (cpu_runs_bfloat16_fast() if cpu_bfloat16 is None else cpu_bfloat16):
+        return None
+    if compute_dtype == "bfloat16":
+        return ("warning: this CPU has no bfloat16 instructions (AVX512_BF16 or AMX), so bfloat16 is emulated "
+                "and runs several times slower than float32 (8x on a 2-core AVX2 CPU): leave out "
+                "--mixed-precision (mixed_precision=False) to train in float32")
+    return ("mixed precision off: this CPU has no bfloat16 instructions (AVX512_BF16 or AMX), "
+            "float32 is the fast choice here")

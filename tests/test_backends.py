@@ -84,7 +84,7 @@ def test_inference_outputs_have_six_names_and_the_fakes_equal_the_generators():
 
 
 def test_mixed_precision_keeps_float32_weights_outputs_and_losses():
-    gan = CycleGAN(**{**TINY, "mixed_precision": True})
+    gan = CycleGAN(**{**TINY, "mixed_precision": "bfloat16"})
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
     assert gan.g_AB.layers[1].compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in gan.g_AB.weights + gan.d_A.weights)

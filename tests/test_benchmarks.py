@@ -88,7 +88,8 @@ def test_gpu_check_tiny_runs_the_whole_script_on_the_cpu(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["speed_tensorflow_fp32.json", "speed_tensorflow_mixed.json"]
     mixed = json.loads((tmp_path / "speed_tensorflow_mixed.json").read_text())
-    assert mixed["ours"]["smoke"][0]["compute_dtype"] == "bfloat16"   # the CPU's pick
+    from models import devices
+    assert mixed["ours"]["smoke"][0]["compute_dtype"] == devices.mixed_precision_dtype(True)   # the CPU's pick
     assert "| speed_tensorflow_mixed | smoke | cpu |" in run.stdout   # the summary table
 
 

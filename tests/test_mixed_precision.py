@@ -71,14 +71,62 @@ def test_true_picks_bfloat16_only_where_the_gpu_runs_it_fast(capability, expecte
     assert devices.mixed_precision_dtype(False, gpu) is None
 
 
-def test_true_on_the_cpu_is_bfloat16_and_the_config_keeps_the_choice():
+@pytest.mark.parametrize("fast_bfloat16, expected, kept", [(True, "bfloat16", "bfloat16"), (False, None, False)])
+def test_true_on_the_cpu_is_bfloat16_only_with_its_instructions_and_the_config_keeps_the_choice(
+        monkeypatch, fast_bfloat16, expected, kept):
     assert devices.gpu() is None   # the tests hide GPUs (conftest.py)
-    assert devices.mixed_precision_dtype(True) == "bfloat16"
+    monkeypatch.setattr(devices, "cpu_runs_bfloat16_fast", lambda: fast_bfloat16)
+    assert devices.mixed_precision_dtype(True) == expected
     gan = CycleGAN(**TINY, mixed_precision=True)
-    assert gan.config.mixed_precision == "bfloat16" and gan.compute_dtype == "bfloat16"
+    assert gan.config.mixed_precision == kept and gan.compute_dtype == expected
+    assert gan.g_AB.layers[1].compute_dtype == (expected or "float32")
     assert not isinstance(gan.combined_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert devices.mixed_precision_dtype("bfloat16") == "bfloat16"   # asked for by name: always granted
     with pytest.raises(ValueError, match="mixed_precision"):
         CycleGAN(**TINY, mixed_precision="float8")
+
+
+CPUINFO = "processor\t: {n}\nvendor_id\t: SomeVendor\nflags\t\t: fpu sse2 avx2 fma{extra}\n\n"
+
+
+@pytest.mark.parametrize("extra, fast", [("", False), (" avx512f avx512_vnni", False), (" avx512_bf16", True),
+                                         (" amx_bf16 amx_tile", True)])
+def test_the_cpu_runs_bfloat16_fast_only_with_avx512_bf16_or_amx(tmp_path, extra, fast):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO.format(n=0, extra=extra) + CPUINFO.format(n=1, extra=extra))
+    assert devices.cpu_runs_bfloat16_fast(cpuinfo) is fast
+    assert devices.cpu_runs_bfloat16_fast(tmp_path / "absent") is False   # macOS, Windows: float32 is safe
+
+
+def test_training_on_a_cpu_without_bfloat16_says_so():
+    slow_cpu, t4 = dict(device=None, cpu_bfloat16=False), {"name": "Tesla T4", "compute_capability": (7, 5)}
+    warning = devices.precision_warning("bfloat16", "bfloat16", **slow_cpu)
+    assert warning.startswith("warning: this CPU has no bfloat16 instructions") and "--mixed-precision" in warning
+    assert devices.precision_warning(True, None, **slow_cpu).startswith("mixed precision off")
+    assert devices.precision_warning(False, None, **slow_cpu) is None
+    assert devices.precision_warning("float16", "float16", **slow_cpu) is None
+    assert devices.precision_warning("bfloat16", "bfloat16", device=None, cpu_bfloat16=True) is None
+    assert devices.precision_warning("bfloat16", "bfloat16", device=t4, cpu_bfloat16=False) is None   # a GPU
+
+
+def test_train_prints_the_warning_on_a_cpu_without_bfloat16(monkeypatch, tmp_path, capsys):
+    from utils.training import train
+    monkeypatch.setattr(devices, "cpu_runs_bfloat16_fast", lambda: False)
+    train(CycleGAN(**TINY, mixed_precision="bfloat16"), "synthetic_apple2orange", data_root=tmp_path / "data",
+          run_root=tmp_path / "runs", max_steps=1, progress=False)
+    printed = capsys.readouterr().out
+    assert "training on CPU (no GPU found), mixed precision bfloat16" in printed
+    assert "warning: this CPU has no bfloat16 instructions" in printed
+
+
+def test_prefer_onednn_asks_for_onednn_on_x86_only_and_keeps_the_users_choice():
+    from models.onednn import prefer_onednn
+    for machine in ("x86_64", "AMD64"):
+        environ = {}
+        assert prefer_onednn(environ, machine) == "1" and environ == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert prefer_onednn({"TF_ENABLE_ONEDNN_OPTS": "0"}, "x86_64") == "0"
+    environ = {}
+    assert prefer_onednn(environ, "arm64") is None and environ == {}
 
 
 def test_the_device_line_names_the_gpu_or_says_cpu():

@@ -132,6 +132,10 @@ def _start_session(model_config, config, run, meta, settings, loader, resume, pr
 
     gan = _model_for(model_config, config, run / layout.WEIGHTS, resume)
     print(devices.device_line(gan.n_devices, gan.compute_dtype), flush=True)   # Keras takes a GPU by itself
+    requested = getattr(model_config, "mixed_precision", gan.config.mixed_precision)   # a config, or the CycleGAN
+    warning = devices.precision_warning(requested, gan.compute_dtype)
+    if warning:
+        print(warning, flush=True)
     meta["sessions"][-1]["start_step"] = gan.step
     write_json(run / layout.CONFIG, meta)
     grids = _grid_images(loader, run, settings.n_grid_images, config.input_dim[-1])
