@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Photo -> Monet on a GPU in about 7 minutes (benchmarks/gpu_showcase.py says what it trains and writes).
+# For a machine with a CUDA GPU and JAX but no TensorFlow and no network (the device machine that some
+# sessions are lent: DEVELOPERS.md); everything it needs travels in the ignored folder .gpu/ (about 38 MB).
+#
+#   bash benchmarks/gpu_showcase.sh --prepare   # here, with the network and ../shared/datasets/monet2photo:
+#                                               #   .gpu/whl gets the Keras wheel and the two packages the GPU
+#                                               #   machine lacks; .gpu/monet256 all 1,072 + 1,072 training
+#                                               #   images re-encoded as JPEG quality 80 (256 px) and 8 test photos
+#   bash benchmarks/gpu_showcase.sh             # there, .gpu carried: writes $OUT (or run/gpu_showcase)
+#   bash benchmarks/gpu_showcase.sh --tiny      # a 32 px net for 20 s on .gpu/monet256 (any CPU)
+# Environment: PYTHON (default python3), DATASET (default ../shared/datasets/monet2photo, for --prepare),
+# TRAIN_SECONDS (default 420).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+MODE=${1:-run}
+
+if [ "$MODE" = "--prepare" ]; then
+    DATASET=${DATASET:-../shared/datasets/monet2photo}
+    [ -d "$DATASET/trainA" ] || { echo "error: no $DATASET/trainA: set DATASET to the monet2photo folder" >&2; exit 2; }
+    mkdir -p .gpu/whl
+    "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .gpu/whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+    "$PYTHON" - "$DATASET" .gpu/monet256 <<'PY'
+import sys
+from pathlib import Path
+from PIL import Image
+source, target = Path(sys.argv[1]), Path(sys.argv[2])
+for split, limit in (("trainA", None), ("trainB", None), ("testB", 8)):
+    (target / split).mkdir(parents=True, exist_ok=True)
+    paths = sorted(p for p in (source / split).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
+    for path in paths:
+        image = Image.open(path).convert("RGB")
+        if image.size != (256, 256):
+            image = image.resize((256, 256), Image.BICUBIC)
+        image.save(target / split / (path.stem + ".jpg"), quality=80 if split.startswith("train") else 95)
+    print(split, len(paths))
+PY
+    du -sh .gpu/whl .gpu/monet256
+    exit 0
+fi
+
+export KERAS_BACKEND=${KERAS_BACKEND:-jax}
+export PYTHONUNBUFFERED=1
+if [ -d .gpu/whl ] && ! "$PYTHON" -c "import keras" 2>/dev/null; then   # the carried wheels
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "${TMPDIR:-/tmp}/gpu_showcase_site" .gpu/whl/*.whl
+    export PYTHONPATH="${TMPDIR:-/tmp}/gpu_showcase_site"${PYTHONPATH:+:$PYTHONPATH}
+fi
+command -v nvidia-smi >/dev/null && { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true; }
+FLAGS=()
+[ "$MODE" = "--tiny" ] && FLAGS+=(--tiny)
+[ -n "${TRAIN_SECONDS:-}" ] && FLAGS+=(--train-seconds "$TRAIN_SECONDS")
+"$PYTHON" benchmarks/gpu_showcase.py "${FLAGS[@]}" "${@:2}"
