@@ -8,7 +8,8 @@
 #                                               #   machine lacks; .gpu/monet256 all 1,072 + 1,072 training
 #                                               #   images re-encoded as JPEG quality 80 (256 px) and 8 test photos
 #   bash benchmarks/gpu_showcase.sh             # there, .gpu carried: writes $OUT (or run/gpu_showcase)
-#   bash benchmarks/gpu_showcase.sh --tiny      # a 32 px net for 20 s on .gpu/monet256 (any CPU)
+#   bash benchmarks/gpu_showcase.sh --tiny      # a 32 px net for 20 s on .gpu/monet256 (any CPU, Keras' backend)
+#   bash benchmarks/gpu_showcase.sh run --batch-size 4 ...   # more flags of benchmarks/gpu_showcase.py
 # Environment: PYTHON (default python3), DATASET (default ../shared/datasets/monet2photo, for --prepare),
 # TRAIN_SECONDS (default 420).
 set -euo pipefail
@@ -42,7 +43,8 @@ PY
     exit 0
 fi
 
-export KERAS_BACKEND=${KERAS_BACKEND:-jax}
+# The GPU machine has JAX and no TensorFlow: JAX there; --tiny keeps Keras' own default (TensorFlow here).
+[ "$MODE" = "--tiny" ] || export KERAS_BACKEND=${KERAS_BACKEND:-jax}
 export PYTHONUNBUFFERED=1
 if [ -d .gpu/whl ] && ! "$PYTHON" -c "import keras" 2>/dev/null; then   # the carried wheels
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "${TMPDIR:-/tmp}/gpu_showcase_site" .gpu/whl/*.whl

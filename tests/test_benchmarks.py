@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import bench_train
@@ -99,3 +100,70 @@ def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):
     assert "| demo | 48 x 48 |" in printed and "load average before" in printed
     (row,) = report["rows"]
     assert row["seconds"] > 0 and row["peak_rss_mib"] > row["image_mib"] >= 0
+
+
+def _write_images(folder, n, size, seed):
+    from PIL import Image
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)).save(folder / f"{i:03d}.jpg")
+
+
+@pytest.mark.slow
+def test_gpu_showcase_tiny_trains_writes_a_model_folder_that_loads_and_translates(tmp_path):
+    data, out = tmp_path / "monet256", tmp_path / "out"
+    for split, n, seed in (("trainA", 6, 0), ("trainB", 6, 1), ("testB", 2, 2)):
+        _write_images(data / split, n, 40, seed)
+    env = {**os.environ, "PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_showcase.sh"), "--tiny", "--data", str(data),
+                          "--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == ["grid.png", "monet2photo_256/config.json", "monet2photo_256/g_AB.weights.h5",
+                     "monet2photo_256/g_BA.weights.h5", "showcase.json"]   # the device returns <= 8 files
+    assert all((out / f).stat().st_size < 16 * 2 ** 20 for f in files)
+    report = json.loads((out / "showcase.json").read_text())
+    assert report["status"] == "ok" and report["steps"] > 0 and report["losses_last_10_percent"]["g_loss"] > 0
+    schedule = report["schedule"]
+    assert schedule["constant_steps"] > 0 and schedule["decay_steps"] > 0
+    assert report["steps"] <= schedule["constant_steps"] + schedule["decay_steps"]
+    assert 0 < report["seconds_per_step_median"] and 10 < report["train_seconds"] < 20.5   # within the 20 s
+    assert report["data"] == {"monets": 6, "photos": 6, "folder": "monet256", "grid_photos": ["000.jpg", "001.jpg"]}
+
+    from PIL import Image
+    assert Image.open(out / "grid.png").size == (2 * 32, 3 * 32)   # photos, Monets, reconstructions
+    from utils.trained_model import load_generators
+    trained = load_generators(out / "monet2photo_256")
+    assert trained.config.generator_type == "resnet" and trained.config.lambda_id == 5
+    photo = np.random.default_rng(3).uniform(-1, 1, (1, 48, 64, 3)).astype(np.float32)
+    monet = np.asarray(trained.g_BA.predict_on_batch(photo))
+    assert monet.shape == photo.shape and np.all(np.isfinite(monet)) and np.abs(monet).max() <= 1
+
+
+def test_gpu_showcase_schedule_is_constant_for_half_the_time_then_decays_over_the_steps_that_fit():
+    from benchmarks.gpu_showcase import FittedSchedule
+    schedule = FittedSchedule(1.0, seconds=10, start=0, warmup=2)
+    assert schedule.learning_rate(0, 0.0) == 1.0 and schedule.learning_rate(1, 0.9) == 1.0
+    assert schedule.learning_rate(2, 1.0) == 1.0          # warm: the speed is measured from here
+    assert schedule.learning_rate(9, 4.9) == 1.0
+    # the half-time: 8 steps in 4 s since warm-up, 0.5 s a step -> 0.98 x 5 s / 0.5 s = 9 decay steps
+    assert schedule.learning_rate(10, 5.0) == 1.0 and schedule.decay_steps == 9
+    assert schedule.learning_rate(13, 6.5) == pytest.approx(1 - 3 / 9)
+    assert schedule.learning_rate(19, 9.5) is None and schedule.stopped_by == "schedule"
+    late = FittedSchedule(1.0, seconds=10, start=0, warmup=2)
+    for step, now in ((0, 0.0), (2, 1.0), (10, 5.0)):
+        late.learning_rate(step, now)
+    assert late.learning_rate(11, 10.0) is None and late.stopped_by.startswith("deadline")
+
+
+def test_gpu_showcase_crops_are_random_windows_flipped_and_in_model_range():
+    from benchmarks.gpu_showcase import load_size, random_crops
+    assert load_size(256) == 286 and load_size(32) == 36
+    images = np.arange(2 * 6 * 6 * 3, dtype=np.uint8).reshape(2, 6, 6, 3)
+    batch = random_crops(images, 64, 4, np.random.default_rng(0))
+    assert batch.shape == (64, 4, 4, 3) and batch.dtype == np.float32 and -1 <= batch.min() <= batch.max() <= 1
+    pixels = np.rint((batch + 1) * 127.5).astype(int)
+    rows_ascending = (np.diff(pixels[:, 0, :, 0], axis=1) > 0).all(axis=1)
+    assert 0 < rows_ascending.sum() < 64   # some windows flipped left-right, some not
+    assert len({tuple(p[0, 0]) for p in pixels}) > 4   # several positions and images
