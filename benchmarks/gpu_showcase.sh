@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Photo -> Monet on a GPU in about 7 minutes (benchmarks/gpu_showcase.py says what it trains and writes).
 # For a machine with a CUDA GPU and JAX but no TensorFlow and no network (the device machine that some
-# sessions are lent: DEVELOPERS.md); everything it needs travels in the ignored folder .gpu/ (about 38 MB).
+# sessions are lent: DEVELOPERS.md); everything it needs travels in the ignored folder .gpu/ (34 MB).
 #
 #   bash benchmarks/gpu_showcase.sh --prepare   # here, with the network and ../shared/datasets/monet2photo:
 #                                               #   .gpu/whl gets the Keras wheel and the two packages the GPU
 #                                               #   machine lacks; .gpu/monet256 all 1,072 + 1,072 training
-#                                               #   images re-encoded as JPEG quality 80 (256 px) and 8 test photos
+#                                               #   images re-encoded as JPEG quality 75 (256 px) and 8 test photos
 #   bash benchmarks/gpu_showcase.sh             # there, .gpu carried: writes $OUT (or run/gpu_showcase)
 #   bash benchmarks/gpu_showcase.sh --tiny      # a 32 px net for 20 s on .gpu/monet256 (any CPU, Keras' backend)
 #   bash benchmarks/gpu_showcase.sh run --batch-size 4 ...   # more flags of benchmarks/gpu_showcase.py
@@ -36,10 +36,15 @@ for split, limit in (("trainA", None), ("trainB", None), ("testB", 8)):
         image = Image.open(path).convert("RGB")
         if image.size != (256, 256):
             image = image.resize((256, 256), Image.BICUBIC)
-        image.save(target / split / (path.stem + ".jpg"), quality=80 if split.startswith("train") else 95)
+        image.save(target / split / (path.stem + ".jpg"), quality=75 if split.startswith("train") else 95)
     print(split, len(paths))
 PY
     du -sh .gpu/whl .gpu/monet256
+    # The device takes at most 64 MiB: the tracked files travel too (git ls-files), .gpu beside them.
+    tracked=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {print s}')
+    carried=$(du -sb .gpu | cut -f1)
+    echo "travels: $((tracked / 1048576)) MiB tracked + $((carried / 1048576)) MiB .gpu (the device takes 64 MiB)"
+    [ $((tracked + carried)) -lt $((62 * 1048576)) ] || { echo "error: over 62 MiB: lower the JPEG quality above" >&2; exit 1; }
     exit 0
 fi
 

@@ -1,9 +1,12 @@
-"""The shipped apple2orange model loads, translates a real photo at its own size, and still scores as documented.
+"""The shipped real-photo models load, translate a real photo at its own size, and still score as documented.
 
-pretrained/apple2orange_128/metrics.json records, for the 8 real test photos of each domain in
-../shared/datasets/real-sample/apple2orange (fixtures beside the repository), how much the model changes
+Each model's metrics.json records, for the 8 real test photos of each domain in
+../shared/datasets/real-sample/<dataset> (fixtures beside the repository), how much the model changes
 them and how well it cycles back. A silent change in preprocessing (pixel range, channel order, resizing,
 weight loading) moves these figures far more than the tolerance.
+
+    apple2orange_128   the book's U-Net, trained on a CPU (train.py)
+    monet2photo_256    the book's Monet ResNet, trained on a GPU (benchmarks/gpu_showcase.sh)
 """
 
 import json
@@ -15,45 +18,55 @@ from PIL import Image
 
 from utils.unpaired_evaluation import real_sample_figures
 
-SAMPLE = "shared/datasets/real-sample/apple2orange"
-
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "pretrained" / "apple2orange_128"
 TOLERANCE = 0.02   # absolute, on figures in [0, 1]
+# model folder -> (its real-sample folder, the direction from a photo, test folder of that photo, how it was made)
+MODELS = {
+    "apple2orange_128": ("shared/datasets/real-sample/apple2orange", "AtoB", "testA", "train.py --dataset apple2orange"),
+    "monet2photo_256": ("shared/datasets/real-sample/monet2photo", "BtoA", "testB", "benchmarks/gpu_showcase.sh"),
+}
 
 
-@pytest.fixture(scope="module")
-def generators():
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def shipped(request):
     from utils.trained_model import load_generators
-    return load_generators(MODEL)
+    folder = ROOT / "pretrained" / request.param
+    return folder, MODELS[request.param], load_generators(folder)
 
 
-def test_the_shipped_model_is_small_and_says_how_it_was_made():
-    size = sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file())
-    assert size <= 15 * 2 ** 20, f"{MODEL} is {size / 2 ** 20:.1f} MiB, over the 15 MiB budget"
-    meta = json.loads((MODEL / "config.json").read_text())
-    assert "train.py --dataset apple2orange" in meta["made_by"]
-    assert (MODEL / "README.md").is_file() and (MODEL / "metrics.json").is_file()
+def needs_sample(sample):
+    if not (ROOT.parent / sample).is_dir():
+        pytest.skip(f"the real-sample fixtures ../{sample} are not here")
 
 
-@pytest.mark.skipif(not (ROOT.parent / SAMPLE).is_dir(), reason=f"the real-sample fixtures ../{SAMPLE} are not here")
-def test_it_translates_a_real_apple_at_its_own_size(generators, tmp_path):
+def test_the_shipped_model_is_small_and_says_how_it_was_made(shipped):
+    folder, (_, _, _, made_by), _ = shipped
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    assert size <= 15 * 2 ** 20, f"{folder} is {size / 2 ** 20:.1f} MiB, over the 15 MiB budget"
+    meta = json.loads((folder / "config.json").read_text())
+    assert made_by in meta["made_by"]
+    assert (folder / "README.md").is_file() and (folder / "metrics.json").is_file()
+
+
+def test_it_translates_a_real_photo_at_its_own_size(shipped, tmp_path):
     from utils.translate import translate_folder
 
-    source = ROOT.parent / SAMPLE / "testA"
-    photo = sorted(source.iterdir())[0]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    Image.open(photo).convert("RGB").resize((200, 150)).save(folder / "apple.png")
-    written, skipped = translate_folder(MODEL, "AtoB", folder, tmp_path / "out", progress=False)
-    assert not skipped and [p.name for p in written] == ["apple.png"]
+    folder, (sample, direction, test_split, _), _ = shipped
+    needs_sample(sample)
+    photo = sorted((ROOT.parent / sample / test_split).iterdir())[0]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.open(photo).convert("RGB").resize((200, 150)).save(inputs / "photo.png")
+    written, skipped = translate_folder(folder, direction, inputs, tmp_path / "out", progress=False)
+    assert not skipped and [p.name for p in written] == ["photo.png"]
     out = np.asarray(Image.open(written[0]))
     assert out.shape == (150, 200, 3) and out.std() > 5   # a picture, not a flat colour
 
 
-@pytest.mark.skipif(not (ROOT.parent / SAMPLE).is_dir(), reason=f"the real-sample fixtures ../{SAMPLE} are not here")
-def test_it_still_scores_as_documented_on_the_real_sample(generators):
-    documented = json.loads((MODEL / "metrics.json").read_text())["real_sample"]
-    measured = real_sample_figures(generators, ROOT.parent / SAMPLE)
+def test_it_still_scores_as_documented_on_the_real_sample(shipped):
+    folder, (sample, _, _, _), generators = shipped
+    needs_sample(sample)
+    documented = json.loads((folder / "metrics.json").read_text())["real_sample"]
+    measured = real_sample_figures(generators, ROOT.parent / sample)
     for key, value in documented.items():
         assert measured[key] == pytest.approx(value, abs=TOLERANCE), key
