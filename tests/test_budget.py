@@ -50,6 +50,21 @@ def test_auto_with_a_gpu_keeps_the_books_schedule(monkeypatch, capsys):
     assert "with a GPU: the book's schedule, about 192 minutes (3.2 hours) on this machine" in out
 
 
+def test_auto_with_a_gpu_budget_fits_it_and_ends_with_the_decay(monkeypatch, capsys):
+    monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.2)   # about a T4's 256 px ResNet step
+    monkeypatch.setattr(budget, "has_accelerator", lambda: True)
+    config = CycleGANConfig(**TINY)
+    max_steps = budget.plan_steps(config, steps_per_epoch=1072, max_steps="auto", budget_minutes=15,
+                                  gpu_budget_minutes=40)
+    assert max_steps == 10400                    # 2,400 s / (0.2 s x 1.15) = 10,434 steps, rounded down
+    assert (config.epochs, config.decay_epochs) == (5, 4)     # 9 whole epochs: 5 constant, 4 decaying
+    out = capsys.readouterr().out
+    assert 'MAX_STEPS = "auto" with a GPU: 10,400 steps (5 epochs at the full learning rate' in out
+    assert "GPU_BUDGET_MINUTES (now 40)" in out
+    with pytest.raises(ValueError, match="GPU_BUDGET_MINUTES=0"):
+        budget.plan_steps(config, 1072, "auto", gpu_budget_minutes=0)
+
+
 def test_an_ablation_shares_the_budget_between_its_runs(monkeypatch):
     monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.1)
     monkeypatch.setattr(budget, "has_accelerator", lambda: False)

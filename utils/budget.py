@@ -5,10 +5,11 @@ days on a laptop CPU. The notebooks call `plan_steps` before training with MAX_S
 
     max_steps = plan_steps(gan, loader.n_batches(BATCH_SIZE), MAX_STEPS, BUDGET_MINUTES, BATCH_SIZE)
 
-- with a GPU, "auto" keeps the book's full schedule (max_steps None);
 - on a CPU, "auto" trains as many steps as fit in `budget_minutes` on this machine, measured, and
   shrinks the learning-rate schedule to match (half the epochs at the full rate, half decaying to
   0, as the paper's 100 + 100), so that a short run still ends with the decay;
+- with a GPU, "auto" does the same with `gpu_budget_minutes` (05_02: 40 minutes, a Colab T4 session),
+  or keeps the book's full schedule (max_steps None) when that is None;
 - a number or None is kept as given; the estimate is printed either way:
   "... about N minutes on this machine", with how to change it.
 """
@@ -85,13 +86,15 @@ def duration(seconds):
     return text + (f" ({seconds / 3600:.1f} hours)" if minutes >= 120 else "")
 
 
-def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batch_size=1, n_runs=1, n_timed=3):
+def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batch_size=1, n_runs=1, n_timed=3,
+               gpu_budget_minutes=None):
     """Time a few steps, print how long training takes on this machine, and return max_steps for `train`.
 
     model: the CycleGAN about to be trained, or the CycleGANConfig of the runs (see seconds_per_step).
     steps_per_epoch: `loader.n_batches(batch_size)`.
     max_steps: "auto" (see the module docstring), a number of steps, or None (the full schedule).
     budget_minutes: what "auto" aims at on a CPU, all `n_runs` runs together (an ablation's variants).
+    gpu_budget_minutes: the same with a GPU; None keeps the book's schedule there.
     When "auto" shortens the run, the config's epochs and decay_epochs are shrunk to fit it.
     """
     from models import CycleGAN
@@ -100,6 +103,8 @@ def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batc
         raise ValueError(f"MAX_STEPS={max_steps!r}: must be 'auto', a number of steps > 0, or None (the full schedule)")
     if budget_minutes <= 0:
         raise ValueError(f"BUDGET_MINUTES={budget_minutes!r}: must be > 0")
+    if gpu_budget_minutes is not None and not gpu_budget_minutes > 0:
+        raise ValueError(f"GPU_BUDGET_MINUTES={gpu_budget_minutes!r}: must be > 0, or None for the book's schedule")
     step_s = seconds_per_step(model, batch_size, n_timed)
     device = "GPU" if has_accelerator() else "CPU"
     epochs = config.epochs + config.decay_epochs
@@ -108,12 +113,13 @@ def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batc
              f"{step_s:.3g} s a step.",
              f"The book's schedule here, {epochs} epochs x {steps_per_epoch:,} steps = {schedule:,} steps, would take "
              f"{duration(schedule * step_s * OVERHEAD * n_runs)} on this machine."]
-    if max_steps == "auto" and device == "GPU":
+    if max_steps == "auto" and device == "GPU" and gpu_budget_minutes is None:
         max_steps = None
         lines.append(f'MAX_STEPS = "auto" with a GPU: the book\'s schedule, '
                      f"{duration(schedule * step_s * OVERHEAD * n_runs)} on this machine.")
     elif max_steps == "auto":
-        budget = int(budget_minutes * 60 / (step_s * OVERHEAD * n_runs))
+        minutes = budget_minutes if device == "CPU" else gpu_budget_minutes
+        budget = int(minutes * 60 / (step_s * OVERHEAD * n_runs))
         max_steps = max(1, min(schedule, budget // 100 * 100 if budget >= 200 else budget))
         fit = max_steps // steps_per_epoch
         if max_steps < schedule and fit >= 2:   # end with the decay: half the epochs constant, half decaying
@@ -122,15 +128,16 @@ def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batc
         else:
             shape = "the learning rate stays at its start value" if max_steps < schedule else "the full schedule"
         runs = f" for each of {n_runs} runs" if n_runs > 1 else ""
-        lines.append(f'MAX_STEPS = "auto" without a GPU: {max_steps:,} steps{runs} ({shape}), '
+        lines.append(f'MAX_STEPS = "auto" {"without" if device == "CPU" else "with"} a GPU: {max_steps:,} steps{runs} ({shape}), '
                      f"{duration(max_steps * step_s * OVERHEAD * n_runs)} on this machine.")
     else:
         total = schedule if max_steps is None else min(max_steps, schedule)
         runs = f" for each of {n_runs} runs" if n_runs > 1 else ""
         lines.append(f"MAX_STEPS = {max_steps!r}: {total:,} steps{runs}, "
                      f"{duration(total * step_s * OVERHEAD * n_runs)} on this machine.")
+    gpu = "" if gpu_budget_minutes is None else f" and GPU_BUDGET_MINUTES (now {gpu_budget_minutes:g}) with a GPU"
     lines.append(f"To change it, in the Settings cell: MAX_STEPS = a number of steps, None for the book's schedule, "
-                 f'or "auto" with BUDGET_MINUTES (now {budget_minutes:g}) minutes of training on a CPU.')
+                 f'or "auto" with BUDGET_MINUTES (now {budget_minutes:g}) minutes of training on a CPU{gpu}.')
     print("\n".join(lines), flush=True)
     return max_steps if max_steps is None else int(max_steps)
 
