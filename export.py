@@ -32,14 +32,16 @@ def main(argv=None):
     p.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                    help="fix the input's height and width (default: any size; tflite: the training size)")
     p.add_argument("--out", help="file or folder to write (default: <model folder>/export/<g_AB|g_BA>...)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists already")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
     quiet(verbose=args.verbose)
 
     from utils.export import export_generator
     try:
-        out, model = export_generator(args.model, args.direction, args.format, args.out, args.size)
-    except (FileNotFoundError, ImportError, ValueError) as error:
+        out, model = export_generator(args.model, args.direction, args.format, args.out, args.size,
+                                      overwrite=args.overwrite)
+    except (FileExistsError, FileNotFoundError, ImportError, ValueError) as error:
         sys.exit(f"error: {error}")
     size = args.size or (model.config.input_dim[:2] if args.format == "tflite" else None)
     shape = (f"(batch, {size[0]}, {size[1]}, {model.channels})" if size else
