@@ -112,12 +112,14 @@ def main(argv=None):
     try:
         if args.resume:
             ignored = [f"--{flag.replace('_', '-')}" for flag in (*MODEL_FLAGS, "img_size")
-                       if getattr(args, flag) is not None]
+                       if getattr(args, flag) is not None and flag != "learning_rate"]
             if ignored:
-                print(f"note: {' '.join(ignored)} ignored: a resumed run keeps the settings in its config.json")
+                print(f"note: {' '.join(ignored)} ignored: a resumed run keeps the settings in its config.json "
+                      "(only --learning-rate may change, e.g. after the run diverged)")
             from utils.run_folder import read_run_config
             data_root = args.data_root or read_run_config(args.resume)["training"].get("data_root", "data")
-            train(None, None, args.resume, resume=True, data_root=data_root, **common)
+            train(None, None, args.resume, resume=True, data_root=data_root, learning_rate=args.learning_rate,
+                  **common)
         else:
             try:
                 config = model_config(args)

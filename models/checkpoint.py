@@ -13,9 +13,11 @@ It is written into a temporary folder, state.json last, verified against its man
 into place only then; the text file `<directory>/latest` is replaced (also atomically) to name it,
 and only after that are checkpoints beyond the newest `keep` deleted. A run killed or out of disk
 mid-save leaves the previous checkpoints intact (a failed save removes its temporary folder).
-Weights that are not finite (NaN, inf) are neither saved nor loaded. Reading verifies the manifest
-too: a folder of checkpoints resolves to its newest intact one, with a warning that names each
-damaged one skipped and why. Nothing is pickled: `.npz` files are read with allow_pickle=False.
+Weights that are not finite (NaN, inf) or above MAX_WEIGHT are neither saved nor loaded. Reading
+verifies a checkpoint before it is used (`verify`): a real folder named after the step its state.json
+holds, of the run whose config.json it sits under, with every key and the manifest, each file matching
+its SHA-256, and every number in the weights, optimizer states and pools finite. A folder of
+checkpoints resolves to its newest intact one, with a warning that names each one skipped and why. Nothing is pickled: `.npz` files are read with allow_pickle=False.
 """
 
 import errno
@@ -28,6 +30,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 
@@ -38,6 +41,14 @@ from models.files import write_atomic, write_json
 FORMAT = "cyclegan-checkpoint/1"
 NETWORKS = ("g_AB", "g_BA", "d_A", "d_B")
 FILES = (*(f"{net}.weights.h5" for net in NETWORKS), "optimizers.npz", "pools.npz")
+STATE_KEYS = ("format", "config", "epoch", "batch", "step", "learning_rate", "pool_rng", "files", "checksum")
+# Fields that make a run what it is: a checkpoint differing from its run's config.json in one of them
+# belongs to another run. The learning rate may change on resume (train.py --resume --learning-rate).
+RUN_FIELDS = ("input_dim", "generator_type", "gen_n_filters", "disc_n_filters", "n_resnet_blocks", "seed",
+              "lambda_validation", "lambda_reconstr", "lambda_id", "buffer_max_length", "epochs", "decay_epochs")
+# A network weight above this is divergence, not learning: the shipped models' largest is 0.24, and a
+# run with --learning-rate 1e30 passes it in its first step. Such a checkpoint is not saved or used.
+MAX_WEIGHT = 1e4
 _warned = set()   # (checkpoint, reason) pairs already reported, so a resume warns once
 
 
@@ -58,10 +69,19 @@ def _self_checksum(state):
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def verify(path):
-    """Problems of the checkpoint folder `path` ([] when intact), each naming the file and why."""
+def verify(path, run_config=None):
+    """Problems of the checkpoint folder `path` ([] when intact), each naming the file and why.
+
+    Intact means: a real folder (not a link) named after the step its state.json holds, every key and
+    the manifest present, each file matching its size and SHA-256, every number finite, and every
+    network weight within MAX_WEIGHT. run_config: the run's config.json "model" dict; the checkpoint's
+    config must agree with it on RUN_FIELDS (a checkpoint of another run is refused).
+    """
     path = Path(path)
     state_file = path / "state.json"
+    if path.is_symlink():
+        return [f"{path} is a symbolic link (to {os.readlink(path)}): a checkpoint must be a folder of its own "
+                "run; copy the folder if you mean to use it"]
     if not state_file.is_file():
         return [f"{state_file} is missing (the save did not finish)"]
     try:
@@ -70,17 +90,19 @@ def verify(path):
         return [f"{state_file} is unreadable ({error})"]
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         return [f"{state_file} is not a {FORMAT} checkpoint"]
-    if "checksum" in state and state["checksum"] != _self_checksum(state):
+    missing = [key for key in STATE_KEYS if key not in state]
+    if not missing and not (isinstance(state["pool_rng"], dict) and {"A", "B"} <= set(state["pool_rng"])):
+        missing = ["pool_rng/A and pool_rng/B"]
+    if missing:   # "files": written before manifests, or edited; either way nothing can be checked
+        return [f"damaged: {state_file} lacks {missing[0]}"]
+    if state["checksum"] != _self_checksum(state):
         return [f"{state_file} was changed after it was written (checksum mismatch)"]
-    problems = []
-    manifest = state.get("files")
+    problems = _identity_problems(path, state, run_config)
+    manifest = state["files"]
     for name in FILES:
         file = path / name
-        if not file.is_file():
-            problems.append(f"{file} is missing")
-        elif manifest is None:   # a checkpoint from before manifests: only its presence can be checked
-            if file.stat().st_size == 0:
-                problems.append(f"{file} is empty")
+        if file.is_symlink() or not file.is_file():
+            problems.append(f"{file} is missing" if not file.is_symlink() else f"{file} is a symbolic link")
         elif name not in manifest:
             problems.append(f"{file} is not in the manifest of {state_file}")
         elif file.stat().st_size != manifest[name]["bytes"]:
@@ -88,7 +110,55 @@ def verify(path):
                             "(truncated or replaced)")
         elif _sha256(file) != manifest[name]["sha256"]:
             problems.append(f"{file} does not match its SHA-256 in state.json (damaged)")
+        else:
+            problems += values_problems(file)
     return problems
+
+
+def _identity_problems(path, state, run_config):
+    """The checkpoint is the step its folder names, of the run whose config.json is `run_config`."""
+    problems = []
+    if path.name.startswith("ckpt-") and path.name[5:] != f"{state['step']:08d}":
+        problems.append(f"{path / 'state.json'} holds step {state['step']}, not the step of its folder name "
+                        f"{path.name} (renamed or copied from elsewhere)")
+    if run_config is not None:
+        try:
+            ours, theirs = CycleGANConfig.from_dict(run_config), CycleGANConfig.from_dict(state["config"])
+        except (TypeError, ValueError) as error:
+            return problems + [f"{path / 'state.json'} holds an invalid config ({error})"]
+        differ = [f"{name} {getattr(theirs, name)!r} (the run's config.json: {getattr(ours, name)!r})"
+                  for name in RUN_FIELDS if getattr(ours, name) != getattr(theirs, name)]
+        if differ:
+            problems.append(f"{path} was saved by another run: {', '.join(differ)}")
+    return problems
+
+
+def values_problems(file):
+    """Non-finite numbers in a weight file (.h5) or an array file (.npz), or a network weight above
+    MAX_WEIGHT: [] when sane, else one problem naming the file and the array."""
+    file = Path(file)
+    try:
+        if file.suffix == ".npz":
+            with np.load(file, allow_pickle=False) as arrays:
+                named = [(key, arrays[key]) for key in arrays.files]
+        else:
+            named = []
+            with h5py.File(file, "r") as weights:
+                weights.visititems(lambda key, item: named.append((key, item[()]))
+                                   if isinstance(item, h5py.Dataset) else None)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        return [f"{file} is unreadable ({type(error).__name__}: {error})"]
+    for key, value in named:
+        value = np.asarray(value)
+        if value.dtype.kind != "f":
+            continue
+        if not np.all(np.isfinite(value)):
+            return [f"{file} holds NaN or inf in {key}"]
+        is_weight = file.suffix == ".h5" and "optimizer" not in key
+        if is_weight and value.size and np.abs(value).max() > MAX_WEIGHT:
+            return [f"{file} holds a weight of {np.abs(value).max():.3g} in {key}, above {MAX_WEIGHT:g}: "
+                    "saved by a diverging run"]
+    return []
 
 
 def any_saved(directory):
@@ -99,16 +169,35 @@ def any_saved(directory):
 
 
 def newest_saved(directory):
-    """The newest completely written ckpt-* folder of a folder of checkpoints (None before the first)."""
-    found = sorted(Path(directory).glob("ckpt-*/state.json"))
-    return found[-1].parent if found else None
+    """The newest good checkpoint of a folder of checkpoints (verified: finite, sane, its manifest
+    matching), or None: what an error message may call "the last good checkpoint"."""
+    try:
+        return find_intact(directory)[0]
+    except (FileNotFoundError, CheckpointError):
+        return None
+
+
+def run_config_of(path):
+    """The "model" dict of the run's config.json for a run's weights/ folder or one of its ckpt-* folders
+    (None for a folder of checkpoints outside a run)."""
+    path = Path(path)
+    weights = path.parent if path.name.startswith("ckpt-") else path
+    config_file = weights.parent / "config.json"
+    if weights.name != "weights" or not config_file.is_file():
+        return None
+    try:
+        meta = json.loads(config_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return meta.get("model") if isinstance(meta, dict) and "training" in meta else None
 
 
 def find_intact(path):
     """(the checkpoint to use, [(damaged checkpoint, its problems)] skipped on the way).
 
     `path` is a ckpt-* folder (used only if intact) or a folder of them: the one its `latest` file
-    names, then the others newest first, the first intact one wins.
+    names, then the others newest first, the first intact one wins (`verify`, checked against the
+    run's config.json when `path` is inside a run folder).
     """
     path = Path(path)
     if not path.is_dir():
@@ -123,9 +212,10 @@ def find_intact(path):
     if not candidates:
         raise FileNotFoundError(f"no checkpoint in {path}: expected a ckpt-<step> folder with state.json, "
                                 "written by CycleGAN.save_checkpoint")
+    run_config = run_config_of(path)
     skipped = []
     for candidate in candidates:
-        problems = verify(candidate)
+        problems = verify(candidate, run_config)
         if not problems:
             return candidate, skipped
         skipped.append((candidate, problems))
@@ -152,11 +242,15 @@ def read_config(path):
     return CycleGANConfig.from_dict(read_state(path)["config"])
 
 
-def _non_finite(model):
-    """Path of the first weight of `model` holding NaN or inf (None if all are finite)."""
+def weight_problem(model):
+    """What is wrong with the weights of `model`: the first that holds NaN or inf, or is above
+    MAX_WEIGHT in size ("weight <path> is NaN or inf"), or None if all are sane."""
     for variable in model.weights:
-        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
-            return variable.path
+        value = keras.ops.convert_to_numpy(variable)
+        if not np.all(np.isfinite(value)):
+            return f"weight {variable.path} is NaN or inf"
+        if value.size and np.abs(value).max() > MAX_WEIGHT:
+            return f"weight {variable.path} reaches {np.abs(value).max():.3g}, above {MAX_WEIGHT:g}"
     return None
 
 
@@ -165,10 +259,10 @@ def save(gan, directory, keep=3):
     directory.mkdir(parents=True, exist_ok=True)
     gan.build_optimizers()  # a checkpoint taken before the first step has the same variables as later ones
     for net in NETWORKS:
-        bad = _non_finite(getattr(gan, net))
+        bad = weight_problem(getattr(gan, net))
         if bad:
-            raise CheckpointError(f"not saving a checkpoint of step {gan.step}: {net} weight {bad} is NaN or "
-                                     f"inf; the checkpoints in {directory} are kept as they are")
+            raise CheckpointError(f"not saving a checkpoint of step {gan.step}: {net} {bad}; the checkpoints "
+                                  f"in {directory} are kept as they are")
     name = f"ckpt-{gan.step:08d}"
     tmp = directory / f".tmp-{name}-{os.getpid()}-{time.time_ns()}"
     current = tmp
@@ -279,10 +373,10 @@ def load(gan, path):
     for net in NETWORKS:
         file = path / f"{net}.weights.h5"
         _read(file, "Keras weights", lambda: getattr(gan, net).load_weights(file))
-        bad = _non_finite(getattr(gan, net))
+        bad = weight_problem(getattr(gan, net))
         if bad:
-            raise CheckpointError(f"{file} holds non-finite weights (NaN or inf) in {bad}: this checkpoint "
-                                  "cannot be resumed; delete its folder to fall back to an older one")
+            raise CheckpointError(f"{file}: {bad}: this checkpoint cannot be resumed; delete its folder to "
+                                  "fall back to an older one")
     with _read(path / "optimizers.npz", "optimizer states",
                lambda: np.load(path / "optimizers.npz", allow_pickle=False)) as arrays:
         for opt_name, optimizer in gan.optimizers.items():

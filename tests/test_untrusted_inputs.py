@@ -139,3 +139,170 @@ def test_export_refuses_a_target_that_links_to_the_models_own_weights(model_fold
     with pytest.raises(ValueError, match=r"g\.keras is a link to the input .*g_AB\.weights\.h5"):
         export_generator(model_folder, "AtoB", "keras", out, overwrite=True)
     assert (model_folder / "g_AB.weights.h5").read_bytes() == before
+
+
+# ----------------------------------------------------------------- 2. a checkpoint proves what it is
+def reseal(folder, state=None):
+    """Rewrite a checkpoint's manifest and checksum after a test changed its files (or `state`), as an
+    attacker (or a buggy tool) would: only the checks beyond the hashes can then catch the change."""
+    state = state or json.loads((folder / "state.json").read_text())
+    state["files"] = {f: {"bytes": (folder / f).stat().st_size, "sha256": ckpt._sha256(folder / f)} for f in ckpt.FILES}
+    state["checksum"] = ckpt._self_checksum(state)
+    (folder / "state.json").write_text(json.dumps(state))
+
+
+def _tiny_gan(seed=0):
+    return CycleGAN(**{**{k: v for k, v in TINY.items() if k not in ("epochs", "decay_epochs")}, "seed": seed})
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A run folder (config.json + weights/ckpt-00000001, ckpt-00000002) and another run's checkpoint
+    of step 3 (seed 1), both of the tiny model."""
+    root = tmp_path_factory.mktemp("saved")
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(-1, 1, (1, 32, 32, 3)).astype("float32") for _ in range(2)]
+    gan = _tiny_gan()
+    (root / "run").mkdir()
+    (root / "run" / layout.CONFIG).write_text(json.dumps({"dataset": DATASET, "model": gan.config.to_dict(),
+                                                          "training": {}}))
+    for _ in range(2):
+        gan.train_step(*images)
+        gan.save_checkpoint(root / "run" / "weights")
+    other = _tiny_gan(seed=1)
+    for _ in range(3):
+        other.train_step(*images)
+    other.save_checkpoint(root / "other" / "weights")
+    return root
+
+
+@pytest.fixture
+def run(saved_run, tmp_path):
+    shutil.copytree(saved_run, tmp_path / "copy", symlinks=True)
+    return tmp_path / "copy" / "run"
+
+
+def _falls_back_to(run, step, says, capsys):
+    """The run's checkpoints resolve (and resume) to `step`, with one warning containing `says`."""
+    ckpt._warned.clear()
+    assert ckpt.resolve(run / "weights").name == f"ckpt-{step:08d}"
+    warning = capsys.readouterr().err
+    assert "warning: skipping the damaged checkpoint" in warning and says in warning, warning
+    assert CycleGAN.from_checkpoint(run / "weights").step == step
+
+
+@needs_links
+@pytest.mark.parametrize("target", ["another run", "an older step"])
+def test_a_checkpoint_folder_that_is_a_link_is_refused(run, target, capsys):
+    newest = run / "weights" / "ckpt-00000003"
+    newest.symlink_to(run.parent / "other" / "weights" / "ckpt-00000003" if target == "another run"
+                      else run / "weights" / "ckpt-00000001")
+    (run / "weights" / "latest").write_text(newest.name)
+    _falls_back_to(run, 2, "ckpt-00000003 is a symbolic link", capsys)
+
+
+def test_a_checkpoint_whose_step_is_not_its_folders_name_is_refused(run, capsys):
+    shutil.copytree(run / "weights" / "ckpt-00000001", run / "weights" / "ckpt-00000003")
+    (run / "weights" / "latest").write_text("ckpt-00000003")
+    _falls_back_to(run, 2, "holds step 1, not the step of its folder name ckpt-00000003", capsys)
+
+
+def test_a_checkpoint_of_another_run_copied_in_is_refused(run, capsys):
+    shutil.copytree(run.parent / "other" / "weights" / "ckpt-00000003", run / "weights" / "ckpt-00000003")
+    (run / "weights" / "latest").write_text("ckpt-00000003")
+    _falls_back_to(run, 2, "was saved by another run: seed 1 (the run's config.json: 0)", capsys)
+
+
+def test_a_state_without_its_manifest_is_damaged(run, capsys):
+    """An altered weight file plus a state.json without "files" once skipped every hash check."""
+    newest = run / "weights" / "ckpt-00000002"
+    state = json.loads((newest / "state.json").read_text())
+    del state["files"]
+    state["checksum"] = ckpt._self_checksum(state)
+    (newest / "state.json").write_text(json.dumps(state))
+    _falls_back_to(run, 1, f"damaged: {newest / 'state.json'} lacks files", capsys)
+
+
+def test_a_state_missing_a_key_is_damaged_and_falls_back(run, capsys):
+    newest = run / "weights" / "ckpt-00000002"
+    state = json.loads((newest / "state.json").read_text())
+    del state["pool_rng"]
+    reseal(newest, state)
+    _falls_back_to(run, 1, f"damaged: {newest / 'state.json'} lacks pool_rng", capsys)
+
+
+def test_a_resume_that_fails_appends_nothing_to_config_json(data_root, tmp_path):
+    from utils.training import train
+    run = train(TINY, DATASET, data_root=data_root, run_root=tmp_path, max_steps=2, checkpoint_interval=1,
+                progress=False)
+    for folder in (run / "weights").glob("ckpt-*"):
+        state = json.loads((folder / "state.json").read_text())
+        del state["step"]
+        reseal(folder, state)
+    before = (run / layout.CONFIG).read_bytes()
+    with pytest.raises(ckpt.CheckpointError, match="lacks step"):
+        train(None, None, run, data_root=data_root, resume=True, max_steps=4, progress=False)
+    assert (run / layout.CONFIG).read_bytes() == before
+    assert not (run / ".lock").exists()
+
+
+# ----------------------------------------------------------------- 4. non-finite training state is damage
+def _set_h5_value(path, value):
+    import h5py
+    with h5py.File(path, "r+") as weights:
+        names = []
+        weights.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        floats = [n for n in names if weights[n].dtype.kind == "f" and weights[n].size > 1 and "optimizer" not in n]
+        weights[floats[0]][(0,) * weights[floats[0]].ndim] = value
+
+
+def _set_npz_value(path, key_filter, value):
+    with np.load(path, allow_pickle=False) as arrays:
+        contents = {key: arrays[key] for key in arrays.files}
+    key = next(k for k, v in contents.items() if key_filter(k) and v.dtype.kind == "f" and v.size)
+    contents[key] = contents[key].copy()
+    contents[key].flat[0] = value
+    np.savez(path, **contents)
+
+
+@pytest.mark.parametrize("file, damage, says", [
+    ("g_AB.weights.h5", lambda p: _set_h5_value(p, np.nan), "g_AB.weights.h5 holds NaN or inf"),
+    ("d_B.weights.h5", lambda p: _set_h5_value(p, 1e30), "holds a weight of 1e+30"),
+    ("optimizers.npz", lambda p: _set_npz_value(p, lambda k: not k.endswith("/paths"), np.nan),
+     "optimizers.npz holds NaN or inf"),
+    ("pools.npz", lambda p: _set_npz_value(p, lambda k: True, np.inf), "pools.npz holds NaN or inf"),
+])
+def test_non_finite_or_huge_state_is_damage_and_falls_back(run, capsys, file, damage, says):
+    newest = run / "weights" / "ckpt-00000002"
+    damage(newest / file)
+    reseal(newest)   # the manifest recomputed: only the values give it away
+    _falls_back_to(run, 1, says, capsys)
+
+
+def test_a_diverging_run_never_saves_a_huge_checkpoint_and_resumes_with_a_new_learning_rate(data_root, tmp_path):
+    """--learning-rate 1e30: the first step's weights are around 1e30 while the losses may stay finite."""
+    from utils.loss_guard import NonFiniteLossError
+    from utils.training import train
+    with pytest.raises(NonFiniteLossError, match=r"training diverged at step \d+: .*(g_AB|g_BA|d_A|d_B|pool)"
+                                                 r".*last good checkpoint is .*ckpt-00000000"):
+        train({**TINY, "learning_rate": 1e30}, DATASET, data_root=data_root, run_root=tmp_path, max_steps=6,
+              checkpoint_interval=2, sample_interval=100, progress=False)
+    run = tmp_path / f"0001_{DATASET}"
+    assert [p.name for p in (run / "weights").glob("ckpt-*")] == ["ckpt-00000000"]
+    assert ckpt.verify(run / "weights" / "ckpt-00000000") == []
+    train(None, None, run, data_root=data_root, resume=True, max_steps=2, checkpoint_interval=2,
+          learning_rate=2e-4, progress=False)
+    meta = json.loads((run / layout.CONFIG).read_text())
+    assert meta["model"]["learning_rate"] == 2e-4 and meta["sessions"][-1]["learning_rate"] == 2e-4
+    assert json.loads((run / "weights" / "ckpt-00000002" / "state.json").read_text())["config"]["learning_rate"] == 2e-4
+
+
+def test_the_divergence_message_names_the_pool_when_the_pool_is_the_cause():
+    from utils.loss_guard import NonFiniteLossError, check_losses
+    gan = _tiny_gan()
+    gan.pool_A.set_state(np.full((1, 32, 32, 3), np.inf, np.float32), gan.pool_A.get_state()[1])
+    with pytest.raises(NonFiniteLossError, match="cause: the image pool pool_A holds NaN or inf"):
+        check_losses(5, {"g_loss": float("nan")}, gan=gan)
+    gan.pool_A.set_state([], gan.pool_A.get_state()[1])
+    with pytest.raises(NonFiniteLossError, match="the weights and pools are finite: the losses overflowed"):
+        check_losses(5, {"g_loss": float("nan")}, gan=gan)
