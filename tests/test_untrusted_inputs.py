@@ -306,3 +306,82 @@ def test_the_divergence_message_names_the_pool_when_the_pool_is_the_cause():
     gan.pool_A.set_state([], gan.pool_A.get_state()[1])
     with pytest.raises(NonFiniteLossError, match="the weights and pools are finite: the losses overflowed"):
         check_losses(5, {"g_loss": float("nan")}, gan=gan)
+
+
+# ----------------------------------------------------------------- 3. every loader checks what it loads
+def _model_copy(model_folder, tmp_path, damage=None, reseal_manifest=True):
+    """A copy of the model folder with `damage(g_AB file)` done, its manifest recomputed if asked."""
+    folder = tmp_path / "model"
+    shutil.copytree(model_folder, folder)
+    if damage:
+        damage(folder / "g_AB.weights.h5")
+    if reseal_manifest:
+        meta = json.loads((folder / "config.json").read_text())
+        meta["files"] = {name: {"bytes": (folder / name).stat().st_size, "sha256": ckpt._sha256(folder / name)}
+                         for name in ("g_AB.weights.h5", "g_BA.weights.h5")}
+        (folder / "config.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_a_model_folder_carries_a_manifest_and_the_shipped_ones_check_out(model_folder):
+    from utils.trained_model import check_model_folder
+    meta = json.loads((model_folder / "config.json").read_text())
+    assert set(meta["files"]) == {"g_AB.weights.h5", "g_BA.weights.h5"}
+    for shipped in ("apple2orange_128", "synthetic_apple2orange_64"):
+        folder = REPO / "pretrained" / shipped
+        check_model_folder(folder, json.loads((folder / "config.json").read_text()))   # raises if not
+
+
+def test_a_model_folder_with_one_nan_weight_is_refused_by_translate_export_and_evaluate(model_folder, photos,
+                                                                                          tmp_path):
+    folder = _model_copy(model_folder, tmp_path, lambda p: _set_h5_value(p, np.nan))   # hashes recomputed
+    file = folder / "g_AB.weights.h5"
+    for script, args in (("translate.py", ["--direction", "AtoB", "--input", photos, "--output", tmp_path / "out"]),
+                         ("export.py", ["--direction", "AtoB", "--format", "keras", "--out", tmp_path / "g.keras"]),
+                         ("evaluate.py", ["--dataset", DATASET, "--data-root", tmp_path / "data"])):
+        done = run_script(REPO / script, folder, *args)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, (script, done.stderr[-2000:])
+        [line] = error_lines(done.stderr)
+        assert f"{file} holds NaN or inf" in line, (script, line)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "g.keras").exists()
+
+
+def test_a_model_folder_with_altered_bytes_fails_its_hash(model_folder, tmp_path):
+    from utils.trained_model import load_generators
+
+    def garble(path):   # 4 KB of random bytes in the middle: h5py may still open it
+        data = bytearray(path.read_bytes())
+        middle = len(data) // 2
+        data[middle:middle + 4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+        path.write_bytes(bytes(data))
+
+    folder = _model_copy(model_folder, tmp_path, garble, reseal_manifest=False)
+    with pytest.raises(ValueError, match=r"g_AB\.weights\.h5 does not match its size and SHA-256"):
+        load_generators(folder)
+
+
+def test_a_model_folder_without_a_manifest_is_refused_with_the_command_that_adds_one(model_folder, tmp_path):
+    from utils.trained_model import ModelFileError, add_manifest, load_generators
+    folder = _model_copy(model_folder, tmp_path)
+    meta = json.loads((folder / "config.json").read_text())
+    del meta["files"]
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=f"has no manifest .*--add-manifest {folder}"):
+        load_generators(folder)
+    weights = (folder / "g_AB.weights.h5").read_bytes()
+    add_manifest(folder)
+    assert (folder / "g_AB.weights.h5").read_bytes() == weights
+    assert load_generators(folder).g_AB is not None
+
+
+def test_a_translation_that_is_not_finite_is_an_error_for_that_image_not_a_black_png(model_folder, photos,
+                                                                                     tmp_path, capsys):
+    from utils.trained_model import load_generators
+    from utils.translate import translate_folder
+    model = load_generators(model_folder)
+    kernel = model.g_AB.weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))   # as a model built in memory might be
+    written, skipped = translate_folder(model, "AtoB", photos, tmp_path / "out", progress=False)
+    assert written == [] and [p.name for p, _ in skipped] == ["a.png", "b.png"]
+    assert "returned NaN or inf for this image" in capsys.readouterr().out
+    assert not list((tmp_path / "out").glob("*.png"))

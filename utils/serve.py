@@ -29,7 +29,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from utils.full_resolution import translate_at_own_size
+from utils.full_resolution import NonFiniteOutputError, translate_at_own_size
 from utils.images import ImageReadError, read_rgb
 from utils.trained_model import load_generators
 
@@ -201,7 +201,10 @@ class PageHandler(BaseHTTPRequestHandler):
             except ImageReadError as error:
                 return self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                                     f"{filename} is not an image this page can read: {error.reason}.")
-        rows = translator.translate(photo)
+        try:
+            rows = translator.translate(photo)
+        except NonFiniteOutputError as error:
+            return self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR, f"{filename}: {error}.")
         h, w = photo.shape[:2]
         note = (f"Translated at {w} x {h} px." if max(h, w) <= translator.max_side else
                 f"{w} x {h} px is above {translator.max_side} px: translated a scaled-down copy, scaled back up.")
