@@ -385,3 +385,102 @@ def test_a_translation_that_is_not_finite_is_an_error_for_that_image_not_a_black
     assert written == [] and [p.name for p, _ in skipped] == ["a.png", "b.png"]
     assert "returned NaN or inf for this image" in capsys.readouterr().out
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+# ----------------------------------------------------------------- 5. bounded work per input
+def strip_png(width, height=1, pixels=True):
+    """A valid grayscale PNG of width x height (zeros), a few KB however wide; pixels=False: header only."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    rows = zlib.compress(b"\x00" * ((width + 1) * height), 9) if pixels else b""
+    return b"\x89PNG\r\n\x1a\n" + header + (chunk(b"IDAT", rows) if pixels else b"") + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("width, height, says", [(89_000_000, 1, "a side of 89,000,000 px is more than the limit"),
+                                                 (30_001, 1_000, "a side of 30,001 px is more than the limit"),
+                                                 (20_000, 100, "200 times longer than wide")])
+def test_an_image_is_refused_by_its_sides_before_it_is_decoded(tmp_path, width, height, says):
+    from utils.images import ImageReadError, check_header
+    path = tmp_path / "strip.png"
+    path.write_bytes(strip_png(width, height, pixels=False))   # under Pillow's pixel limit
+    with pytest.raises(ImageReadError, match=says):
+        check_header(path)
+
+
+def test_one_strip_image_is_one_message_and_the_rest_of_the_folder_is_translated(tiny_run, photos, tmp_path,
+                                                                                   capsys):
+    from utils.translate import translate_folder
+    (photos / "strip.png").write_bytes(strip_png(89_000_000))   # 86 KB, 89 megapixels, one row
+    written, skipped = translate_folder(tiny_run, "AtoB", photos, tmp_path / "out", progress=False)
+    assert sorted(p.name for p in written) == ["a.png", "b.png"]
+    assert [p.name for p, _ in skipped] == ["strip.png"]
+    assert "strip.png" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def page(tiny_run):
+    import threading
+
+    from utils.serve import make_server
+    server = make_server([tiny_run], port=0, max_bytes=200_000, max_side=64, verbose=False, idle_timeout=2)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _raw_request(port, head, body=b"", wait=20):
+    """Send raw bytes, keep the socket open, return what the server answers within `wait` seconds."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as connection:
+        connection.sendall(head + body)
+        answer = b""
+        try:
+            while chunk := connection.recv(65536):
+                answer += chunk
+                if b"</html>" in answer:
+                    break
+        except TimeoutError:
+            pass
+        return answer.decode("latin-1")
+
+
+@pytest.mark.parametrize("length", ["-1", None])
+def test_the_page_refuses_a_negative_or_missing_length_with_400_without_reading(page, length):
+    head = (b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            + (f"Content-Length: {length}\r\n".encode() if length else b"") + b"\r\n")
+    answer = _raw_request(page, head, b"x" * 100_000)   # the stream goes on: an endless read would hang
+    assert answer.startswith("HTTP/1.0 400") and "did not say its size" in answer
+
+
+def test_the_page_refuses_a_form_of_many_parts_before_parsing_it(page):
+    part = b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ny\r\n"
+    body = part * 3_000 + b"--b--\r\n"
+    head = (f"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    answer = _raw_request(page, head, body)
+    assert answer.startswith("HTTP/1.0 400") and "3,000 form parts" in answer
+
+
+def test_the_page_refuses_a_strip_image_by_its_header(page):
+    data = strip_png(39_999_000)
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"strip.png\"\r\n\r\n" + data
+            + b"\r\n--b--\r\n")
+    head = (f"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    answer = _raw_request(page, head, body)
+    assert answer.startswith("HTTP/1.0 415") and "a side of 39,999,000 px is more than the limit" in answer
+
+
+def test_the_page_drops_an_idle_connection(page):
+    import socket
+    import time
+    with socket.create_connection(("127.0.0.1", page), timeout=20) as connection:
+        start = time.time()
+        assert connection.recv(1) == b""   # closed by the server, after its idle_timeout of 2 s
+        assert time.time() - start < 15

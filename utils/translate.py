@@ -118,7 +118,8 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
                        f"translated at {w}x{h} and scaled back up (not tiled: see utils/full_resolution.py)")
         try:
             out = translate_image(model, image, direction, fit=fit, max_side=max_side)
-        except NonFiniteOutputError as error:   # one image's failure; the rest of the folder goes on
+        except (NonFiniteOutputError, MemoryError) as error:   # one image's failure; the rest of the folder goes on
+            error = error if str(error) else "out of memory translating it (try a smaller --max-side)"
             skipped.append((path, str(error)))
             tqdm.write(f"skipped {path}: {error}")
             continue
