@@ -27,8 +27,10 @@ def write_atomic(path, data):
             f.flush()
             os.fsync(f.fileno())   # the bytes are on the disk before the name points to them
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         remove_quietly(tmp)
+        if isinstance(error, OSError) and error.filename == str(tmp):
+            error.filename = str(path)   # messages name the file being replaced, not the removed temporary one
         raise
     _sync_folder(path.parent)
     return path

@@ -484,3 +484,111 @@ def test_the_page_drops_an_idle_connection(page):
         start = time.time()
         assert connection.recv(1) == b""   # closed by the server, after its idle_timeout of 2 s
         assert time.time() - start < 15
+
+
+# ----------------------------------------------------------------- 6. the smaller ones
+def _zip_download(tmp_path, members=None, raw=None):
+    """download_dataset of horse2zebra from a local 'server' holding `members` as a zip (or `raw` bytes)."""
+    import zipfile
+
+    from utils.download import download_dataset
+    served = tmp_path / "served"
+    served.mkdir(exist_ok=True)
+    if raw is not None:
+        (served / "horse2zebra.zip").write_bytes(raw)
+    else:
+        with zipfile.ZipFile(served / "horse2zebra.zip", "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+    return download_dataset("horse2zebra", tmp_path / "data", base_url=served.as_uri())
+
+
+def test_a_zip_of_100000_empty_members_is_refused_before_extracting(tmp_path):
+    from utils.download import DownloadError
+    members = {f"horse2zebra/{split}/0.png": b"x" for split in ("trainA", "trainB", "testA", "testB")}
+    members.update({f"horse2zebra/trainA/{i}.txt": b"" for i in range(100_000)})
+    with pytest.raises(DownloadError, match=r"holds 100,004 members, more than 50,000"):
+        _zip_download(tmp_path, members)
+    assert not list((tmp_path / "data").iterdir())
+
+
+@pytest.mark.parametrize("members, raw, says", [
+    (None, b"<!DOCTYPE html><html><body>Moved</body></html>", "is a web page, not a zip archive"),
+    ({"horse2zebra/trainA": b"a file", "horse2zebra/trainA/0.png": b"x"}, None,
+     "'horse2zebra/trainA' is both a file and a folder"),
+])
+def test_a_web_page_or_a_file_folder_clash_is_not_called_a_truncated_download(tmp_path, members, raw, says):
+    from utils.download import DownloadError
+    with pytest.raises(DownloadError, match=says) as error:
+        _zip_download(tmp_path, members, raw)
+    assert "truncated" not in str(error.value)
+
+
+def test_a_disk_full_message_names_a_path_that_exists(tmp_path):
+    import errno
+
+    from models.disk_space import disk_full_error
+    failed = tmp_path / "weights" / "ckpt-00000003" / "optimizers.npz"   # never written
+    (tmp_path / "weights").mkdir()
+    message = str(disk_full_error(OSError(errno.ENOSPC, "No space left on device"), failed))
+    named = Path(message.split("disk full at ")[1].split(" (writing")[0].split(":")[0])
+    assert named.exists() and named == tmp_path / "weights"
+    assert "(writing ckpt-00000003/optimizers.npz)" in message
+
+
+SIGTERM_AT_START = r"""
+import os, signal, sys, time
+import train
+from utils import training
+original = training._model_for
+def slow_model_for(*args, **kwargs):   # SIGTERM arrives after the lock is taken, before the first step
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    return original(*args, **kwargs)
+training._model_for = slow_model_for
+sys.argv = ["train.py", *sys.argv[1:]]
+from utils.cli import run_main
+run_main(train.main)
+"""
+
+
+def test_sigterm_between_the_lock_and_the_first_step_leaves_no_folder_and_says_so(data_root, tmp_path):
+    done = run_script("-c", SIGTERM_AT_START, "--dataset", DATASET, "--data-root", data_root, "--run-root",
+                      tmp_path / "runs", "--img-size", "32", "--gen-filters", "4", "--disc-filters", "4",
+                      "--max-steps", "2", "--no-progress")
+    assert done.returncode == 130, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
+    assert "Stopped before the first step: the new run folder" in done.stderr and "was removed" in done.stderr
+    assert not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("script, flags, says", [
+    ("train.py", ["--img-size", "1000000000"], "at most 4096 px a side"),
+    ("train.py", ["--gen-filters", "1000000000"], "gen_n_filters=1000000000: must be an integer from 1 to 1024"),
+    ("ablate.py", ["--img-size", "1000000000"], "at most 4096 px a side"),
+    ("ablate.py", ["--gen-filters", "1000000000"], "gen_n_filters=1000000000: must be an integer from 1 to 1024"),
+    ("train.py", ["--log-interval", "0"], "--log-interval: must be an integer >= 1, got 0"),
+    ("train.py", ["--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
+    ("ablate.py", ["--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
+    ("serve.py", ["--port", "-1"], "--port: must be from 0 (any free port) to 65535, got -1"),
+    ("serve.py", ["--port", "65536"], "--port: must be from 0 (any free port) to 65535, got 65536"),
+    ("serve.py", ["--max-upload-mb", "inf"], "--max-upload-mb: must be a finite number, got 'inf'"),
+    ("export.py", ["--direction", "AtoB", "--format", "pickle"], "--format: invalid choice: 'pickle'"),
+    ("-m utils.synthetic", ["synthetic_apple2orange", "--size", "-5"], "--size: must be an integer >= 1, got -5"),
+    ("-m utils.synthetic", ["synthetic_apple2orange", "--n-train", "0"], "--n-train: must be an integer >= 1, got 0"),
+    ("-m utils.synthetic", ["synthetic_apple2orange", "--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
+])
+def test_an_absurd_value_is_one_line_and_exit_2(tmp_path, script, flags, says):
+    where = {"train.py": ["--dataset", DATASET, "--data-root", tmp_path / "data", "--run-root", tmp_path / "runs",
+                          "--max-steps", "1"],   # should a value pass, the run stays short
+             "ablate.py": ["--dataset", DATASET, "--data-root", tmp_path / "data", "--out-root", tmp_path / "runs",
+                           "--steps", "2"],
+             "serve.py": [tmp_path / "no_model"], "export.py": [tmp_path / "no_model"],
+             "-m utils.synthetic": ["--data-root", tmp_path / "data"]}[script]
+    command = script.split() if script.startswith("-m") else [REPO / script]
+    done = run_script(*command, *where, *flags)
+    assert done.returncode == 2, (done.stdout[-1000:], done.stderr[-2000:])
+    assert "Traceback" not in done.stderr and "usage:" not in done.stderr
+    [line] = error_lines(done.stderr)
+    assert says in line, line
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()

@@ -17,8 +17,12 @@ first NaN or inf loss stops the run before anything of that step is saved (utils
 a full disk removes the temporary files and names the last good checkpoint (models/disk_space.py).
 """
 
+import contextlib
 import dataclasses
 import shutil
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -86,11 +90,15 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     run = Path(run_folder) if run_folder is not None else new_run_folder(run_root, dataset)
     lock, loop = RunLock(run), None
     try:
-        lock.acquire()   # one trainer per run folder: a second one stops here, naming the first
-        meta = meta or _new_run(run, dataset, config)
-        loop = _start_session(model_config, config, run, meta, settings, loader, resume, progress, callbacks,
-                              log_interval, learning_rate if resume else None)
+        with _sigterm_as_interrupt():   # until the loop's own handler: SIGTERM stops like Ctrl-C
+            lock.acquire()   # one trainer per run folder: a second one stops here, naming the first
+            meta = meta or _new_run(run, dataset, config)
+            loop = _start_session(model_config, config, run, meta, settings, loader, resume, progress, callbacks,
+                                  log_interval, learning_rate if resume else None)
     except BaseException as error:
+        if isinstance(error, KeyboardInterrupt):
+            what = f"the new run folder {run} was removed" if created else f"nothing trained; resume {run} again"
+            print(f"\nStopped before the first step: {what}.", file=sys.stderr, flush=True)
         if created:   # a folder this call made and that never trained: leave no orphan behind
             lock.release()
             shutil.rmtree(run, ignore_errors=True)
@@ -106,6 +114,24 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     finally:
         lock.release()
     return run
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt while a run starts (lock taken, model built), so that it is
+    cleaned up like Ctrl-C; the training loop then installs its own handler (utils/training_loop.py)."""
+    if threading.current_thread() is not threading.main_thread():   # signals reach the main thread only
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _resumes(mode, resume, run_folder):
