@@ -111,7 +111,7 @@ class CycleGANConfig:
         for name in ("gen_n_filters", "disc_n_filters", "n_resnet_blocks"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= MAX_WIDTH:
-                raise ValueError(f"{name}={value!r}: must be an integer from 1 to {MAX_WIDTH} (paper: 64 filters, "
+                raise ValueError(f"{name}={value!r}: must be a positive integer, at most {MAX_WIDTH} (paper: 64 filters, "
                                  "9 blocks).")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ValueError(f"seed={self.seed!r}: must be an integer from 0 to 2**32 - 1.")
