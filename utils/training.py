@@ -19,6 +19,7 @@ a full disk removes the temporary files and names the last good checkpoint (mode
 
 import contextlib
 import dataclasses
+import io
 import shutil
 import signal
 import sys
@@ -29,7 +30,7 @@ import numpy as np
 
 from models import CycleGAN, CycleGANConfig, checkpoint, devices, executor
 from models.disk_space import DiskFullError, disk_full_error, is_disk_full
-from models.files import write_json
+from models.files import write_atomic, write_json
 from utils import run_folder as layout
 from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)
 from utils.run_lock import RunLock
@@ -250,6 +251,7 @@ def _grid_images(loader, run, n, channels):
         else:  # a dataset without a test split: the first training batch instead
             images[domain] = next(iter(loader.load_data(domain, batch_size=n, is_testing=False)))
         images[domain] = match_channels(images[domain], channels)
-    np.savez(path.with_suffix(".tmp.npz"), **images)
-    path.with_suffix(".tmp.npz").replace(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **images)
+    write_atomic(path, buffer.getvalue())
     return images["A"], images["B"]
