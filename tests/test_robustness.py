@@ -97,8 +97,8 @@ def test_weights_with_nan_are_neither_saved_nor_loaded(two_checkpoints, tmp_path
         weights[floats[0]][...] = np.nan
     state = json.loads((newest / "state.json").read_text())
     state["files"]["g_BA.weights.h5"] = {"bytes": (newest / "g_BA.weights.h5").stat().st_size,
-                                         "sha256": ckpt._sha256(newest / "g_BA.weights.h5")}
-    state["checksum"] = ckpt._self_checksum(state)
+                                         "sha256": ckpt.sha256_of(newest / "g_BA.weights.h5")}
+    state["checksum"] = ckpt.state_checksum(state)
     (newest / "state.json").write_text(json.dumps(state))
     with pytest.raises(ckpt.CheckpointError, match=r"g_BA\.weights\.h5 holds NaN or inf"):
         CycleGAN.from_checkpoint(newest)

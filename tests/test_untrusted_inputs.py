@@ -146,8 +146,8 @@ def reseal(folder, state=None):
     """Rewrite a checkpoint's manifest and checksum after a test changed its files (or `state`), as an
     attacker (or a buggy tool) would: only the checks beyond the hashes can then catch the change."""
     state = state or json.loads((folder / "state.json").read_text())
-    state["files"] = {f: {"bytes": (folder / f).stat().st_size, "sha256": ckpt._sha256(folder / f)} for f in ckpt.FILES}
-    state["checksum"] = ckpt._self_checksum(state)
+    state["files"] = {f: {"bytes": (folder / f).stat().st_size, "sha256": ckpt.sha256_of(folder / f)} for f in ckpt.FILES}
+    state["checksum"] = ckpt.state_checksum(state)
     (folder / "state.json").write_text(json.dumps(state))
 
 
@@ -218,7 +218,7 @@ def test_a_state_without_its_manifest_is_damaged(run, capsys):
     newest = run / "weights" / "ckpt-00000002"
     state = json.loads((newest / "state.json").read_text())
     del state["files"]
-    state["checksum"] = ckpt._self_checksum(state)
+    state["checksum"] = ckpt.state_checksum(state)
     (newest / "state.json").write_text(json.dumps(state))
     _falls_back_to(run, 1, f"damaged: {newest / 'state.json'} lacks files", capsys)
 
@@ -317,7 +317,7 @@ def _model_copy(model_folder, tmp_path, damage=None, reseal_manifest=True):
         damage(folder / "g_AB.weights.h5")
     if reseal_manifest:
         meta = json.loads((folder / "config.json").read_text())
-        meta["files"] = {name: {"bytes": (folder / name).stat().st_size, "sha256": ckpt._sha256(folder / name)}
+        meta["files"] = {name: {"bytes": (folder / name).stat().st_size, "sha256": ckpt.sha256_of(folder / name)}
                          for name in ("g_AB.weights.h5", "g_BA.weights.h5")}
         (folder / "config.json").write_text(json.dumps(meta))
     return folder

@@ -5,7 +5,7 @@ Once a loss is NaN or inf the weights are (or soon will be) too, and every later
 rotate a good one away. `check_losses` runs on every step's losses (already Python floats, so it
 costs nothing); the training loop stops before it logs the row or saves a checkpoint, so the
 checkpoints on disk are the last good state. `check_weights` runs before each checkpoint: a weight
-above models/checkpoint.MAX_WEIGHT (a learning rate far too high) stops the run the same way, even
+above models/checkpoint_checks.MAX_WEIGHT (a learning rate far too high) stops the run the same way, even
 while the losses are still finite. The message names the cause it finds (`diagnose`): an image pool
 holding NaN or inf, a network's weights, or only the losses.
 """
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from models import checkpoint
+from models.checkpoint_checks import NETWORKS, weight_problem
 from utils.cli import UserError
 
 
@@ -28,8 +28,8 @@ def diagnose(gan):
         images, _ = getattr(gan, pool).get_state()
         if images.size and not np.all(np.isfinite(images)):
             return f"the image pool {pool} holds NaN or inf"
-    for net in checkpoint.NETWORKS:
-        problem = checkpoint.weight_problem(getattr(gan, net))
+    for net in NETWORKS:
+        problem = weight_problem(getattr(gan, net))
         if problem:
             return f"{net} {problem}"
     return None

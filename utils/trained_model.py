@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from models import checkpoint
-from models.checkpoint import CheckpointError
+from models.checkpoint_checks import CheckpointError, sha256_of, values_problems, weight_problem
 from models.config import CycleGANConfig
 from models.files import write_json
 from models.generators import build_resnet_generator, build_unet_generator
@@ -56,7 +56,7 @@ class ModelFileError(CheckpointError):
 def manifest(folder):
     """{file name: {"bytes", "sha256"}} of a model folder's weight files, as written now."""
     folder = Path(folder)
-    return {name: {"bytes": (folder / name).stat().st_size, "sha256": checkpoint._sha256(folder / name)}
+    return {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_of(folder / name)}
             for name in WEIGHT_FILES.values()}
 
 
@@ -75,10 +75,10 @@ def check_model_folder(folder, meta):
             raise ModelFileError(f"{file} is {'a symbolic link' if file.is_symlink() else 'missing'}: model "
                                  f"folder {folder} is incomplete")
         expected = listed.get(name) or {}
-        if file.stat().st_size != expected.get("bytes") or checkpoint._sha256(file) != expected.get("sha256"):
+        if file.stat().st_size != expected.get("bytes") or sha256_of(file) != expected.get("sha256"):
             raise ModelFileError(f"{file} does not match its size and SHA-256 in {folder / CONFIG} (damaged or "
                                  "replaced): copy the model folder again")
-        problems = checkpoint.values_problems(file)
+        problems = values_problems(file)
         if problems:
             raise ModelFileError(f"{problems[0]}: this model cannot be used")
 
@@ -181,7 +181,7 @@ def load_generators(source):
     for net, path in files.items():
         generators[net] = build_any_size_generator(config, net)
         generators[net].load_weights(path)  # a float16 file is cast to the float32 variables
-        problem = checkpoint.weight_problem(generators[net])   # a float32 value beyond float16's range -> inf
+        problem = weight_problem(generators[net])   # a float32 value beyond float16's range -> inf
         if problem:
             raise ModelFileError(f"{path}: {problem}: this model cannot be used")
     return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], str(source))
@@ -199,7 +199,7 @@ def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=N
     """
     trained = load_generators(source)
     for net in WEIGHT_FILES:
-        problem = checkpoint.weight_problem(getattr(trained, net))
+        problem = weight_problem(getattr(trained, net))
         if problem:
             raise ModelFileError(f"not writing {out}: {net} {problem}")
     out = Path(out)
