@@ -15,9 +15,9 @@ A model folder is what `save_model_folder` writes and what `pretrained/` ships: 
     g_AB.weights.h5   A -> B generator (Keras weight file; float32, or float16 to halve the size)
     g_BA.weights.h5   B -> A generator
 
-Every load checks what it loads, as a checkpoint's is (models/checkpoint.py): the weight files of a
+Every load checks what it loads, as a checkpoint's is (models/checkpoint_checks.py): the weight files of a
 model folder must match the manifest in its config.json ("files": size and SHA-256 of each), and the
-weights of any source must be finite and within models/checkpoint.MAX_WEIGHT; otherwise one
+weights of any source must be finite and within MAX_WEIGHT (1e4); otherwise one
 `ModelFileError` names the file. A folder written before manifests is refused with the command that
 adds one (`python -m utils.trained_model --add-manifest FOLDER`, after checking the files are yours).
 
