@@ -11,6 +11,7 @@ TFLite fixes the height and width (--size, default the training size); the other
 """
 
 import sys
+from pathlib import Path
 
 from utils.cli import ArgumentParser, positive_int
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
@@ -35,6 +36,8 @@ def main(argv=None):
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists already")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    if not Path(args.model).exists():   # before TensorFlow's import (seconds)
+        p.error(f"no such model: {args.model} (a run folder, a ckpt-* folder or a model folder)")
     quiet(verbose=args.verbose)
 
     from utils.export import export_generator

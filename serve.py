@@ -10,6 +10,7 @@ The page listens on 127.0.0.1 (this computer only) unless --host says otherwise;
 """
 
 import sys
+from pathlib import Path
 
 from utils.cli import ArgumentParser, port_number, positive_float, positive_int
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
@@ -26,6 +27,9 @@ def main(argv=None):
                    "scaled-down copy (default 512: answers in seconds on a laptop CPU)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    missing = [model for model in args.models if not Path(model).exists()]
+    if missing:   # before TensorFlow's import (seconds)
+        p.error(f"no such model: {missing[0]} (a run folder, a ckpt-* folder, a model folder or an ablation folder)")
     quiet(verbose=args.verbose)
 
     from utils.serve import make_server

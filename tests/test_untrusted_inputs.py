@@ -592,3 +592,24 @@ def test_an_absurd_value_is_one_line_and_exit_2(tmp_path, script, flags, says):
     [line] = error_lines(done.stderr)
     assert says in line, line
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("script, args, says", [
+    ("translate.py", ["{model}", "--direction", "AtoB", "--input", "{missing}"], "--input {missing}: no such folder"),
+    ("translate.py", ["{model}", "--direction", "AtoB", "--input", "{model}", "--max-side", "-1"], "--max-side -1"),
+    ("export.py", ["{missing}", "--direction", "AtoB", "--format", "keras"], "no such model: {missing}"),
+    ("serve.py", ["{model}", "{missing}"], "no such model: {missing}"),
+    ("serve.py", ["{model}", "--port", "65536"], "--port: must be from 0"),
+])
+def test_refusals_that_need_no_model_come_before_tensorflow_is_imported(tmp_path, script, args, says):
+    fake = tmp_path / "fake" / "tensorflow"   # importing it fails loudly: the refusal must come first
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
+    (tmp_path / "model").mkdir()
+    names = {"model": tmp_path / "model", "missing": tmp_path / "missing"}
+    env = {**ENV, "PYTHONPATH": f"{fake.parent}{os.pathsep}{REPO}"}
+    done = subprocess.run([sys.executable, REPO / script, *(a.format(**names) for a in args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "tensorflow was imported" not in done.stderr, done.stderr[-2000:]
+    [line] = error_lines(done.stderr)
+    assert says.format(**names) in line
