@@ -11,7 +11,7 @@ from its checkpoint.
 
 import sys
 
-from utils.cli import ArgumentParser, finite_float, positive_int, run_main
+from utils.cli import ArgumentParser, finite_float, non_negative_int, positive_int, run_main
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
@@ -38,7 +38,7 @@ def parse_args(argv=None):
                         help="epochs at the constant learning rate (paper 100); the decay follows")
     parser.add_argument("--decay-epochs", type=int, default=100,
                         help="epochs of linear decay to 0 (paper 100); --steps may end training earlier")
-    parser.add_argument("--seed", type=int, default=0, help="the same seed for every variant")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="the same seed for every variant")
     parser.add_argument("--checkpoint-interval", type=positive_int, default=None,
                         help="steps between checkpoints: the most a killed variant loses (train's default 1000)")
     parser.add_argument("--sample-interval", type=positive_int, default=None, help="steps between grids (train's default 500)")

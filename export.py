@@ -10,9 +10,10 @@ returns the same shape in [-1, 1]. SavedModel and TFLite files load without this
 TFLite fixes the height and width (--size, default the training size); the others take any size.
 """
 
-import argparse
 import sys
+from pathlib import Path
 
+from utils.cli import ArgumentParser, positive_int
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 USAGE = {
@@ -24,22 +25,26 @@ USAGE = {
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Export one trained CycleGAN generator with Keras' own exporters.")
+    p = ArgumentParser(description="Export one trained CycleGAN generator with Keras' own exporters.")
     p.add_argument("model", help="a run folder, a checkpoint folder ckpt-* or a model folder (e.g. pretrained/...)")
     p.add_argument("--direction", required=True, choices=("AtoB", "BtoA"), help="AtoB: g_AB, BtoA: g_BA")
     p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"),
                    help="onnx needs tf2onnx and onnx installed (optional)")
-    p.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                    help="fix the input's height and width (default: any size; tflite: the training size)")
     p.add_argument("--out", help="file or folder to write (default: <model folder>/export/<g_AB|g_BA>...)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists already")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    if not Path(args.model).exists():   # before TensorFlow's import (seconds)
+        p.error(f"no such model: {args.model} (a run folder, a ckpt-* folder or a model folder)")
     quiet(verbose=args.verbose)
 
     from utils.export import export_generator
     try:
-        out, model = export_generator(args.model, args.direction, args.format, args.out, args.size)
-    except (FileNotFoundError, ImportError, ValueError) as error:
+        out, model = export_generator(args.model, args.direction, args.format, args.out, args.size,
+                                      overwrite=args.overwrite)
+    except (FileExistsError, FileNotFoundError, ImportError, ValueError) as error:
         sys.exit(f"error: {error}")
     size = args.size or (model.config.input_dim[:2] if args.format == "tflite" else None)
     shape = (f"(batch, {size[0]}, {size[1]}, {model.channels})" if size else

@@ -9,26 +9,28 @@ The page listens on 127.0.0.1 (this computer only) unless --host says otherwise;
 --max-upload-mb or that are not images are refused with a message (utils/serve.py). Ctrl-C stops it.
 """
 
-import argparse
 import sys
+from pathlib import Path
 
+from utils.cli import ArgumentParser, port_number, positive_float, positive_int
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Serve a local page that translates an uploaded photo with trained CycleGANs.")
+    p = ArgumentParser(description="Serve a local page that translates an uploaded photo with trained CycleGANs.")
     p.add_argument("models", nargs="+", help="run folders, checkpoints, model folders (pretrained/...) or ablation folders")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only; "
                    "0.0.0.0 lets anyone on the network upload)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=float, default=10, help="refuse larger uploads (default 10)")
-    p.add_argument("--max-side", type=int, default=512, help="translate photos whose longer side is above this as a "
+    p.add_argument("--port", type=port_number, default=8000, help="0 to 65535 (0: any free port; default 8000)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=10, help="refuse larger uploads (default 10)")
+    p.add_argument("--max-side", type=positive_int, default=512, help="translate photos whose longer side is above this as a "
                    "scaled-down copy (default 512: answers in seconds on a laptop CPU)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    missing = [model for model in args.models if not Path(model).exists()]
+    if missing:   # before TensorFlow's import (seconds)
+        p.error(f"no such model: {missing[0]} (a run folder, a ckpt-* folder, a model folder or an ablation folder)")
     quiet(verbose=args.verbose)
-    if args.max_side < 1 or args.max_upload_mb <= 0:
-        p.error("--max-side and --max-upload-mb must be positive")
 
     from utils.serve import make_server
     try:

@@ -15,7 +15,7 @@ import sys
 
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
-from utils.cli import ArgumentParser, finite_float, positive_int, run_main  # noqa: E402
+from utils.cli import ArgumentParser, finite_float, non_negative_int, positive_int, run_main  # noqa: E402
 
 # The Quickstart demo: small enough for a 2-core CPU in 3 to 5 minutes (3-3.5 idle, 5 when the machine
 # is shared), big enough that the grids show apples turning orange. 64 px U-Net, 16/16 filters; README.
@@ -49,10 +49,11 @@ def parse_args(argv=None):
     model.add_argument("--lambda-validation", type=finite_float, help="weight of the adversarial losses (default 1)")
     model.add_argument("--lambda-reconstr", type=finite_float, help="weight of the cycle losses (default 10)")
     model.add_argument("--lambda-id", type=finite_float, help="absolute weight of the identity losses (default 2)")
-    model.add_argument("--learning-rate", type=finite_float, help="Adam learning rate (default 0.0002)")
+    model.add_argument("--learning-rate", type=finite_float, help="Adam learning rate (default 0.0002); with "
+                       "--resume, a new rate for the rest of the run, recorded in its config.json")
     model.add_argument("--epochs", type=int, help="epochs at the constant learning rate (default 100)")
     model.add_argument("--decay-epochs", type=int, help="epochs of linear decay to 0 (default 100)")
-    model.add_argument("--seed", type=int, help="seeds weights, data order and image pool (default 0)")
+    model.add_argument("--seed", type=non_negative_int, help="seeds weights, data order and image pool (default 0)")
     speed = p.add_argument_group("speed (docs/speed.md, docs/backends_and_devices.md)")
     speed.add_argument("--data-parallel", action="store_true", default=None,
                        help="split each batch across this machine's devices, or with TF_CONFIG a cluster's "
@@ -76,7 +77,7 @@ def parse_args(argv=None):
     run.add_argument("--run-root", default="run/cyclegan", help="where run folders are made (default run/cyclegan)")
     run.add_argument("--no-progress", action="store_true", help="a line every --log-interval steps instead of a "
                      "progress bar (the default when the output is not a terminal, e.g. a log file)")
-    run.add_argument("--log-interval", type=int, help="steps between those lines (default 100)")
+    run.add_argument("--log-interval", type=positive_int, help="steps between those lines (default 100)")
     run.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
     if args.demo and not args.resume:  # the demo's settings, unless a flag sets them
@@ -112,12 +113,14 @@ def main(argv=None):
     try:
         if args.resume:
             ignored = [f"--{flag.replace('_', '-')}" for flag in (*MODEL_FLAGS, "img_size")
-                       if getattr(args, flag) is not None]
+                       if getattr(args, flag) is not None and flag != "learning_rate"]
             if ignored:
-                print(f"note: {' '.join(ignored)} ignored: a resumed run keeps the settings in its config.json")
+                print(f"note: {' '.join(ignored)} ignored: a resumed run keeps the settings in its config.json "
+                      "(only --learning-rate may change, e.g. after the run diverged)")
             from utils.run_folder import read_run_config
             data_root = args.data_root or read_run_config(args.resume)["training"].get("data_root", "data")
-            train(None, None, args.resume, resume=True, data_root=data_root, **common)
+            train(None, None, args.resume, resume=True, data_root=data_root, learning_rate=args.learning_rate,
+                  **common)
         else:
             try:
                 config = model_config(args)

@@ -14,6 +14,7 @@ folder may not be the input folder (or inside it), and existing files are kept u
 """
 
 import sys
+from pathlib import Path
 
 from utils.cli import ArgumentParser, run_main
 from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
@@ -34,9 +35,13 @@ def main(argv=None):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
-    quiet(verbose=args.verbose)
-    if args.max_side < 0:
+    if args.max_side < 0:   # the checks that need no model come before TensorFlow's import (seconds)
         p.error(f"--max-side {args.max_side}: must be 0 (no limit) or a positive number of pixels")
+    if not Path(args.model).exists():
+        p.error(f"no such model: {args.model} (a run folder, a ckpt-* folder or a model folder)")
+    if not Path(args.input).is_dir():
+        p.error(f"--input {args.input}: no such folder")
+    quiet(verbose=args.verbose)
 
     from utils.translate import translate_folder
     try:

@@ -13,13 +13,14 @@ It is written into a temporary folder, state.json last, verified against its man
 into place only then; the text file `<directory>/latest` is replaced (also atomically) to name it,
 and only after that are checkpoints beyond the newest `keep` deleted. A run killed or out of disk
 mid-save leaves the previous checkpoints intact (a failed save removes its temporary folder).
-Weights that are not finite (NaN, inf) are neither saved nor loaded. Reading verifies the manifest
-too: a folder of checkpoints resolves to its newest intact one, with a warning that names each
-damaged one skipped and why. Nothing is pickled: `.npz` files are read with allow_pickle=False.
+Weights that are not finite (NaN, inf) or above MAX_WEIGHT are neither saved nor loaded. Reading
+verifies a checkpoint before it is used (models/checkpoint_checks.py: a real folder named after its
+step, of its own run, every key and file present and matching its SHA-256, every number finite); a
+folder of checkpoints resolves to its newest intact one, with a warning that names each one skipped
+and why. Nothing is pickled: `.npz` files are read with allow_pickle=False.
 """
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -31,64 +32,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from models.checkpoint_checks import (FILES, FORMAT, NETWORKS, CheckpointError, sha256_of, state_checksum,  # noqa: F401
+                                      verify, weight_problem)
 from models.config import CycleGANConfig
 from models.disk_space import disk_full_error, file_size_limit, free_mb, is_disk_full
 from models.files import write_atomic, write_json
 
-FORMAT = "cyclegan-checkpoint/1"
-NETWORKS = ("g_AB", "g_BA", "d_A", "d_B")
-FILES = (*(f"{net}.weights.h5" for net in NETWORKS), "optimizers.npz", "pools.npz")
 _warned = set()   # (checkpoint, reason) pairs already reported, so a resume warns once
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: damaged, incomplete or holding non-finite weights."""
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _self_checksum(state):
-    body = {k: v for k, v in state.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def verify(path):
-    """Problems of the checkpoint folder `path` ([] when intact), each naming the file and why."""
-    path = Path(path)
-    state_file = path / "state.json"
-    if not state_file.is_file():
-        return [f"{state_file} is missing (the save did not finish)"]
-    try:
-        state = json.loads(state_file.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        return [f"{state_file} is unreadable ({error})"]
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        return [f"{state_file} is not a {FORMAT} checkpoint"]
-    if "checksum" in state and state["checksum"] != _self_checksum(state):
-        return [f"{state_file} was changed after it was written (checksum mismatch)"]
-    problems = []
-    manifest = state.get("files")
-    for name in FILES:
-        file = path / name
-        if not file.is_file():
-            problems.append(f"{file} is missing")
-        elif manifest is None:   # a checkpoint from before manifests: only its presence can be checked
-            if file.stat().st_size == 0:
-                problems.append(f"{file} is empty")
-        elif name not in manifest:
-            problems.append(f"{file} is not in the manifest of {state_file}")
-        elif file.stat().st_size != manifest[name]["bytes"]:
-            problems.append(f"{file} has {file.stat().st_size} bytes, {manifest[name]['bytes']} were written "
-                            "(truncated or replaced)")
-        elif _sha256(file) != manifest[name]["sha256"]:
-            problems.append(f"{file} does not match its SHA-256 in state.json (damaged)")
-    return problems
 
 
 def any_saved(directory):
@@ -99,16 +49,35 @@ def any_saved(directory):
 
 
 def newest_saved(directory):
-    """The newest completely written ckpt-* folder of a folder of checkpoints (None before the first)."""
-    found = sorted(Path(directory).glob("ckpt-*/state.json"))
-    return found[-1].parent if found else None
+    """The newest good checkpoint of a folder of checkpoints (verified: finite, sane, its manifest
+    matching), or None: what an error message may call "the last good checkpoint"."""
+    try:
+        return find_intact(directory)[0]
+    except (FileNotFoundError, CheckpointError):
+        return None
+
+
+def run_config_of(path):
+    """The "model" dict of the run's config.json for a run's weights/ folder or one of its ckpt-* folders
+    (None for a folder of checkpoints outside a run)."""
+    path = Path(path)
+    weights = path.parent if path.name.startswith("ckpt-") else path
+    config_file = weights.parent / "config.json"
+    if weights.name != "weights" or not config_file.is_file():
+        return None
+    try:
+        meta = json.loads(config_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return meta.get("model") if isinstance(meta, dict) and "training" in meta else None
 
 
 def find_intact(path):
     """(the checkpoint to use, [(damaged checkpoint, its problems)] skipped on the way).
 
     `path` is a ckpt-* folder (used only if intact) or a folder of them: the one its `latest` file
-    names, then the others newest first, the first intact one wins.
+    names, then the others newest first, the first intact one wins (`verify`, checked against the
+    run's config.json when `path` is inside a run folder).
     """
     path = Path(path)
     if not path.is_dir():
@@ -123,9 +92,10 @@ def find_intact(path):
     if not candidates:
         raise FileNotFoundError(f"no checkpoint in {path}: expected a ckpt-<step> folder with state.json, "
                                 "written by CycleGAN.save_checkpoint")
+    run_config = run_config_of(path)
     skipped = []
     for candidate in candidates:
-        problems = verify(candidate)
+        problems = verify(candidate, run_config)
         if not problems:
             return candidate, skipped
         skipped.append((candidate, problems))
@@ -152,23 +122,15 @@ def read_config(path):
     return CycleGANConfig.from_dict(read_state(path)["config"])
 
 
-def _non_finite(model):
-    """Path of the first weight of `model` holding NaN or inf (None if all are finite)."""
-    for variable in model.weights:
-        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
-            return variable.path
-    return None
-
-
 def save(gan, directory, keep=3):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     gan.build_optimizers()  # a checkpoint taken before the first step has the same variables as later ones
     for net in NETWORKS:
-        bad = _non_finite(getattr(gan, net))
+        bad = weight_problem(getattr(gan, net))
         if bad:
-            raise CheckpointError(f"not saving a checkpoint of step {gan.step}: {net} weight {bad} is NaN or "
-                                     f"inf; the checkpoints in {directory} are kept as they are")
+            raise CheckpointError(f"not saving a checkpoint of step {gan.step}: {net} {bad}; the checkpoints "
+                                  f"in {directory} are kept as they are")
     name = f"ckpt-{gan.step:08d}"
     tmp = directory / f".tmp-{name}-{os.getpid()}-{time.time_ns()}"
     current = tmp
@@ -192,8 +154,8 @@ def save(gan, directory, keep=3):
         state = {"format": FORMAT, "config": gan.config.to_dict(), "epoch": gan.epoch, "batch": gan.batch,
                  "step": gan.step, "learning_rate": gan.learning_rate, "pool_rng": {"A": rng_A, "B": rng_B},
                  "keras_version": keras.__version__, "backend": keras.backend.backend(),
-                 "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in FILES}}
-        state["checksum"] = _self_checksum(state)
+                 "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": sha256_of(tmp / f)} for f in FILES}}
+        state["checksum"] = state_checksum(state)
         current = tmp / "state.json"
         write_json(current, state)   # last: its manifest covers the rest
         problems = verify(tmp)   # read back what the disk holds before it replaces anything
@@ -279,10 +241,10 @@ def load(gan, path):
     for net in NETWORKS:
         file = path / f"{net}.weights.h5"
         _read(file, "Keras weights", lambda: getattr(gan, net).load_weights(file))
-        bad = _non_finite(getattr(gan, net))
+        bad = weight_problem(getattr(gan, net))
         if bad:
-            raise CheckpointError(f"{file} holds non-finite weights (NaN or inf) in {bad}: this checkpoint "
-                                  "cannot be resumed; delete its folder to fall back to an older one")
+            raise CheckpointError(f"{file}: {bad}: this checkpoint cannot be resumed; delete its folder to "
+                                  "fall back to an older one")
     with _read(path / "optimizers.npz", "optimizer states",
                lambda: np.load(path / "optimizers.npz", allow_pickle=False)) as arrays:
         for opt_name, optimizer in gan.optimizers.items():

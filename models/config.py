@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 GENERATOR_TYPES = ("unet", "resnet")
 # Fields that fix the networks' shapes: a checkpoint only loads into a model that agrees on these.
+# Upper bounds that keep an absurd value (--img-size 1000000000) a message instead of an out-of-memory
+# traceback: a side of 4096 px and 1024 filters (or blocks) are far beyond anything trained here.
+MAX_IMAGE_SIZE = 4096
+MAX_WIDTH = 1024
 ARCHITECTURE_FIELDS = ("input_dim", "generator_type", "gen_n_filters", "disc_n_filters", "n_resnet_blocks")
 
 
@@ -89,6 +93,9 @@ class CycleGANConfig:
             raise ValueError(
                 f"input_dim={self.input_dim}: the {self.generator_type} generator downsamples by {factor}, so height "
                 f"and width must be multiples of {factor} (e.g. {max(factor, height // factor * factor)}).")
+        if max(height, width) > MAX_IMAGE_SIZE:
+            raise ValueError(f"input_dim={self.input_dim}: at most {MAX_IMAGE_SIZE} px a side (the paper trains at 256); "
+                             "train smaller and translate at full size with translate.py.")
         if min(height, width) < 32:
             raise ValueError(f"input_dim={self.input_dim}: images must be at least 32x32 for the 70x70 PatchGAN "
                              "discriminator to produce a patch map.")
@@ -103,8 +110,11 @@ class CycleGANConfig:
             raise ValueError(f"learning_rate={self.learning_rate}: must be > 0 (paper: 0.0002).")
         for name in ("gen_n_filters", "disc_n_filters", "n_resnet_blocks"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}: must be a positive integer.")
+            if not isinstance(value, int) or not 1 <= value <= MAX_WIDTH:
+                raise ValueError(f"{name}={value!r}: must be a positive integer, at most {MAX_WIDTH} (paper: 64 filters, "
+                                 "9 blocks).")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed={self.seed!r}: must be an integer from 0 to 2**32 - 1.")
         if not isinstance(self.buffer_max_length, int) or self.buffer_max_length < 0:
             raise ValueError(f"buffer_max_length={self.buffer_max_length!r}: must be an integer >= 0 (paper: 50).")
         for name in ("beta_1", "beta_2"):

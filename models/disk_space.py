@@ -44,11 +44,15 @@ def disk_full_error(error, path, last_checkpoint=None):
     """A DiskFullError for the failed write of `path` (the file the error names, if it names one):
     where, how much is free, what is safe."""
     path = Path(path if path is not None else error.filename)
+    where = path   # a file that failed to be written does not exist: name the folder it was to go in
+    while not where.exists() and where.parent != where:
+        where = where.parent
+    writing = f" (writing {path.relative_to(where)})" if where != path else ""
     safe = (f"the last good checkpoint is {last_checkpoint}" if last_checkpoint
             else "no checkpoint was saved yet")
     limit = file_size_limit()
     limit_note = f" (and a file size limit of {limit / 1e6:.3g} MB, ulimit -f)" if limit is not None else ""
-    return DiskFullError(f"disk full at {path}: {free_mb(path):.0f} MB free{limit_note}, {safe}. "
+    return DiskFullError(f"disk full at {where}{writing}: {free_mb(where):.0f} MB free{limit_note}, {safe}. "
                          "Free some space (old runs, old checkpoints) and resume")
 
 

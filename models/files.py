@@ -3,7 +3,8 @@
 `write_atomic` writes into a temporary file beside the target (`.<name>.tmp-<pid>`, the pattern
 utils/run_folder.remove_temporary_files cleans up), flushes it to the disk (`os.fsync`), renames it
 over the target (`os.replace`, atomic on POSIX and Windows) and then syncs the folder, so that the
-rename itself survives a power cut. Until the rename the old file is untouched; on any failure the
+rename itself survives a power cut. The temporary file is created new (`O_EXCL`, never through a
+symbolic link), and the rename replaces a link at the target rather than writing into what it points to. Until the rename the old file is untouched; on any failure the
 temporary file is removed, so a full disk does not stay full of half files (models/disk_space.py).
 """
 
@@ -18,14 +19,18 @@ def write_atomic(path, data):
     """Replace the file `path` by `data` (str, written as UTF-8, or bytes) in one step; returns the path."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_quietly(tmp)   # a leftover (or a link planted there) is removed, never written through
     try:
-        with open(tmp, "wb") as f:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        with os.fdopen(os.open(tmp, flags, 0o644), "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())   # the bytes are on the disk before the name points to them
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         remove_quietly(tmp)
+        if isinstance(error, OSError) and error.filename == str(tmp):
+            error.filename = str(path)   # messages name the file being replaced, not the removed temporary one
         raise
     _sync_folder(path.parent)
     return path

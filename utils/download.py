@@ -4,8 +4,9 @@
 
 The archives are the CycleGAN authors' zip files, <base_url>/<name>.zip. A download never leaves
 a half dataset behind: the zip goes to a temporary file, is checked (complete length, zip CRCs,
-no member that would land outside the target, no symbolic link, no "zip bomb": declared sizes
-within MAX_RATIO of the compressed ones and within the free disk space), is extracted into a
+no member that would land outside the target, no symbolic link, no name that is both a file and a
+folder, at most MAX_MEMBERS members, no "zip bomb": declared sizes within MAX_RATIO of the compressed
+ones and within the free disk space), is extracted into a
 temporary folder (never more bytes than a member declares), and only then is that folder renamed
 to data/<name>. A dataset already complete is not downloaded again.
 """
@@ -37,6 +38,8 @@ CHUNK = 1 << 20
 # that declares more than MAX_RATIO times its compressed size, or a member above 1 MB that does,
 # is refused before a byte is extracted, and so is one that would not fit in the free disk space.
 MAX_RATIO = 20
+# The largest official archive holds about 9,000 images; 100,000 empty members once made 100,005 files.
+MAX_MEMBERS = 50_000
 DISK_MARGIN_MB = 100   # left free after extracting
 
 
@@ -126,13 +129,11 @@ def _extract(archive, unpacked, url, name, data_root):
             extract_bounded(zip_file, unpacked, url)
     except OSError as error:
         if not is_disk_full(error):
-            raise DownloadError(f"{url} is not a complete zip archive (truncated download?): {error}\n"
-                                f"{manual_steps(name, data_root, url)}") from None
-        raise DownloadError(f"disk full while extracting {url} into {unpacked}: {free_mb(unpacked):.0f} MB free; "
+            raise DownloadError(f"cannot extract {url}: {error}\n{manual_steps(name, data_root, url)}") from None
+        raise DownloadError(f"disk full while extracting {url} into {data_root}: {free_mb(data_root):.0f} MB free; "
                             f"{data_root} is left as it was") from None
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as error:
-        raise DownloadError(f"{url} is not a complete zip archive (truncated download?): {error}\n"
-                            f"{manual_steps(name, data_root, url)}") from None
+        raise DownloadError(f"{url} {_not_a_zip(archive)}: {error}\n{manual_steps(name, data_root, url)}") from None
     # The official archives hold one folder, <name>/trainA ...; accept the splits at the top too.
     for candidate in [unpacked / name, unpacked, *sorted(p for p in unpacked.iterdir() if p.is_dir())]:
         if any((candidate / split).is_dir() for split in SPLITS):
@@ -140,11 +141,33 @@ def _extract(archive, unpacked, url, name, data_root):
     raise DownloadError(f"{url} holds none of the folders {', '.join(SPLITS)}\n{manual_steps(name, data_root, url)}")
 
 
+def _not_a_zip(archive):
+    """Why a file that zipfile refuses is not a zip: a web page, something else, or a cut-off zip."""
+    with open(archive, "rb") as f:
+        start = f.read(512)
+    if start.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        return "is a web page, not a zip archive (the server answered with a page: has the address moved?)"
+    if not start.startswith(b"PK"):
+        return f"is not a zip archive (it starts with {start[:16]!r})"
+    return "is not a complete zip archive (truncated download?)"
+
+
 def check_members(zip_file, unpacked, url, archive_bytes):
-    """Refuse an unsafe archive before extracting: zip slip, symbolic links, zip bombs, no room."""
+    """Refuse an unsafe archive before extracting: too many members, zip slip, symbolic links, a name
+    that is both a file and a folder, zip bombs, no room."""
     root = Path(unpacked).resolve()
+    members = zip_file.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise DownloadError(f"refusing to extract {url}: it holds {len(members):,} members, more than "
+                            f"{MAX_MEMBERS:,} (a dataset holds a few thousand images)")
+    files = {info.filename.rstrip("/") for info in members if not info.is_dir()}
+    folders = {str(parent) for info in members for parent in Path(info.filename).parents if str(parent) != "."}
+    folders |= {info.filename.rstrip("/") for info in members if info.is_dir()}
+    clash = sorted(files & folders)
+    if clash:
+        raise DownloadError(f"refusing to extract {url}: {clash[0]!r} is both a file and a folder in it")
     declared = 0
-    for info in zip_file.infolist():
+    for info in members:
         destination = (root / info.filename).resolve()
         if destination != root and root not in destination.parents:
             raise DownloadError(f"refusing to extract {url}: the member {info.filename!r} would be written "

@@ -15,12 +15,21 @@
 The exported network is the generator built for any size (utils/trained_model.py): input float32
 (batch, height, width, channels) in [-1, 1], height and width multiples of 16 (U-Net) or 4
 (ResNet), or the fixed `size`; output the same shape in [-1, 1]. `(pixels / 127.5) - 1` in, `(y + 1) * 127.5` out.
+
+The export is written beside its target under a temporary name and renamed over it once complete, so a
+failed export leaves no half file and a symbolic link at the target is replaced, never written through;
+an existing target is replaced only with overwrite=True (`--overwrite`), and never one that is (or links
+to) a file of the model itself.
 """
 
+import os
+import shutil
 from pathlib import Path
 
 import keras
 
+from models.disk_space import remove_quietly
+from utils.output_files import refuse_existing, refuse_inputs
 from utils.trained_model import load_generators
 
 FORMATS = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
@@ -36,11 +45,11 @@ def default_path(source, direction, fmt):
     return base / "export" / f"{name}{'_savedmodel' if fmt == 'savedmodel' else ''}{FORMATS[fmt]}"
 
 
-def export_generator(source, direction, fmt, out=None, size=None):
+def export_generator(source, direction, fmt, out=None, size=None, overwrite=False):
     """Export g_AB ('AtoB') or g_BA ('BtoA') of `source` (anything `load_generators` takes) as `fmt`.
 
     size: (height, width) to fix the input to (any batch); None leaves them free, except for tflite,
-    which then takes the training size.
+    which then takes the training size. overwrite: replace an existing `out`.
 
     Returns (path written, TrainedGenerators). ValueError for an unknown format; ImportError
     naming the package to install for onnx.
@@ -73,9 +82,25 @@ def export_generator(source, direction, fmt, out=None, size=None):
             raise ValueError(f"size={height}x{width}: height and width must be positive multiples of "
                              f"{model.size_multiple} for the {model.config.generator_type} generator")
         signature = [keras.InputSpec(shape=(None, height, width, model.channels), dtype="float32")]
+    refuse_existing([out], overwrite)
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        refuse_inputs([out], [p for p in Path(source).rglob("*") if p.is_file()])
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "keras":
-        generator.save(out)
-    else:
-        generator.export(str(out), format=KERAS_FORMAT[fmt], verbose=False, input_signature=signature)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")   # Keras wants the suffix
+    remove_quietly(tmp)
+    try:
+        if fmt == "keras":
+            generator.save(tmp)
+        else:
+            generator.export(str(tmp), format=KERAS_FORMAT[fmt], verbose=False, input_signature=signature)
+        if out.is_symlink():   # the link itself goes, not what it points to
+            out.unlink()
+        elif out.is_dir():   # a SavedModel folder: moved aside, then removed
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
     return out, model

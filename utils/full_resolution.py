@@ -56,10 +56,21 @@ def _resize(image, hw):
     return np.asarray(pil.resize((hw[1], hw[0]), Image.BICUBIC)).reshape(hw[0], hw[1], channels)
 
 
+class NonFiniteOutputError(ValueError):
+    """The generator returned NaN or inf: saved as a PNG it would be a black image, so nothing is saved."""
+
+
 def run_generator(generator, x):
-    """A (batch, H, W, c) float32 batch through a Keras generator, as numpy (eager: no retrace per size)."""
+    """A (batch, H, W, c) float32 batch through a Keras generator, as numpy (eager: no retrace per size).
+
+    Raises NonFiniteOutputError if the output holds NaN or inf (to_uint8 would turn it into black).
+    """
     import keras
-    return keras.ops.convert_to_numpy(generator(x, training=False))
+    y = keras.ops.convert_to_numpy(generator(x, training=False))
+    if not np.all(np.isfinite(y)):
+        raise NonFiniteOutputError(f"{generator.name} returned NaN or inf for this image (its weights or the "
+                                   "image are not sane): nothing written")
+    return y
 
 
 def translate_at_own_size(generator, image, multiple, max_side=DEFAULT_MAX_SIDE):

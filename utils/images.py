@@ -23,6 +23,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 # Refuse images with more pixels than this (Pillow's own default limit, 89.5 megapixels): a tiny
 # file can declare 100,000 x 100,000 pixels and take 30 GB to decode (a "decompression bomb").
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# The pixel count alone lets through an 86 KB PNG of 89,000,000 x 1 pixels, whose scaling takes gigabytes.
+# So the header's sides are checked too: no side above MAX_IMAGE_SIDE (a 150-megapixel phone photo is
+# about 14,000 px wide) and no more than MAX_ASPECT times longer than wide (a panorama is about 10:1).
+MAX_IMAGE_SIDE = 30_000
+MAX_ASPECT = 50
 
 
 EXIF_ORIENTATION = 0x0112
@@ -45,7 +50,8 @@ def read_rgb(path, max_pixels=None):
     stored sideways comes out upright.
 
     Raises ImageReadError (a ValueError) naming the file when it is missing, empty, not an image,
-    truncated or corrupt, or has more than `max_pixels` pixels (default MAX_IMAGE_PIXELS).
+    truncated or corrupt, has more than `max_pixels` pixels (default MAX_IMAGE_PIXELS), a side above
+    MAX_IMAGE_SIDE or an aspect ratio above MAX_ASPECT: the sizes are read from the header, before decoding.
     """
     return _open(path, max_pixels, decode=True)
 
@@ -75,6 +81,7 @@ def _open(path, max_pixels, decode):
                 if width * height > max_pixels:
                     raise ImageReadError(path, f"{width}x{height} = {width * height:,} pixels is more than "
                                                f"the limit of {max_pixels:,} (a decompression bomb?)")
+                _check_shape(path, width, height)
                 if not decode:
                     return width, height
                 image.load()
@@ -91,6 +98,16 @@ def _open(path, max_pixels, decode):
         # Pillow reports truncated or corrupt data as OSError ("image file is truncated"), broken
         # PNG chunks as SyntaxError, and odd headers as ValueError / struct errors.
         raise ImageReadError(path, f"truncated or corrupt image data ({type(error).__name__}: {error})") from None
+
+
+def _check_shape(path, width, height):
+    """ImageReadError if a side is above MAX_IMAGE_SIDE or the aspect ratio above MAX_ASPECT."""
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise ImageReadError(path, f"{width}x{height}: a side of {max(width, height):,} px is more than the limit "
+                                   f"of {MAX_IMAGE_SIDE:,} px; scale it down first")
+    if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+        raise ImageReadError(path, f"{width}x{height}: {max(width, height) / max(1, min(width, height)):,.0f} times "
+                                   f"longer than wide, more than the limit of {MAX_ASPECT}:1; crop it first")
 
 
 def _to_rgb_array(image):

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.files import write_json
+
 # Bump when the judge's architecture or training changes: cached judges of another version are retrained.
 JUDGE_VERSION = 1
 # A judge is usable when its balanced accuracy on the real test images reaches this.
@@ -174,12 +176,13 @@ def load_or_train_judge(dataset, size, data_root="data", train_images=None, seed
     judge, features = train_judge(train_images["A"], train_images["B"], size, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     temporary = folder / ".judge.tmp.weights.h5"
+    temporary.unlink(missing_ok=True)   # a link planted there is removed, never written through
     judge.save_weights(temporary)
     temporary.replace(weights)
     info = {"dataset": dataset, "size": size, "seed": seed, "version": JUDGE_VERSION, "fingerprint": fingerprint,
             "n_train": {"A": len(train_images["A"]), "B": len(train_images["B"])},
             "keras": keras.__version__}
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    write_json(info_path, info)
     return judge, features, info
 
 

@@ -5,10 +5,18 @@ both became `dup.png`. Three rules, checked before the first image is written:
 
 1. the output folder is neither the input folder nor inside it (`check_output_folder`);
 2. every input gets its own output name, also on case-insensitive disks (`output_names`);
-3. an existing file is only replaced with overwrite=True (`--overwrite`) (`refuse_existing`).
+3. an existing file is only replaced with overwrite=True (`--overwrite`) (`refuse_existing`);
+4. no output is an input under another name: a target that is a symbolic link to an input file is
+   refused (`refuse_inputs`), and each file is written beside its target and renamed over it
+   (`save_png`), so a link at the target is replaced, never written through.
 """
 
+import io
 from pathlib import Path
+
+from PIL import Image
+
+from models.files import write_atomic
 
 
 def check_output_folder(input_dir, output_dir):
@@ -45,3 +53,20 @@ def refuse_existing(targets, overwrite=False):
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise FileExistsError(f"{existing[0]}{more} exist already: pass --overwrite (overwrite=True) to replace "
                               "them, or choose another --output")
+
+
+def refuse_inputs(targets, inputs):
+    """ValueError naming the first of `targets` that resolves (through links) to one of `inputs`."""
+    originals = {Path(p).resolve(): p for p in inputs}
+    for target in targets:
+        if Path(target).resolve() in originals:
+            raise ValueError(f"output file {target} is a link to the input {originals[Path(target).resolve()]}: "
+                             "writing it would replace the original. Remove the link or choose another --output")
+
+
+def save_png(image, target):
+    """Write uint8 (h, w) or (h, w, 3) `image` as the PNG `target`: encoded in memory, then written to a
+    temporary file beside it and renamed over it (models/files.write_atomic)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return write_atomic(target, buffer.getvalue())

@@ -8,6 +8,8 @@ a word. `RunLock(folder)` holds `<folder>/.lock` while a run (or an ablation) wo
 
 The lock is an exclusive `fcntl.flock` on that file, so the kernel releases it when its process
 dies, even by SIGKILL; the file holds the holder's PID, host and command for the error message.
+It is opened without following a symbolic link (`O_NOFOLLOW`) and must be a regular file: a `.lock`
+that links elsewhere would otherwise have the file it points to truncated and rewritten.
 A lock file left by a dead process is taken over with a message naming that process. Where flock
 does not exist (Windows), the PID in the file decides: a live PID on this host holds the lock.
 """
@@ -15,6 +17,7 @@ does not exist (Windows), the PID in the file decides: a live PID on this host h
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -45,8 +48,9 @@ def _pid_alive(pid):
 
 def read_holder(folder):
     """The lock file's {pid, host, started, command}, or None."""
+    path = Path(folder) / LOCK_FILE
     try:
-        return json.loads((Path(folder) / LOCK_FILE).read_text())
+        return None if path.is_symlink() else json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
@@ -69,7 +73,7 @@ class RunLock:
     def acquire(self):
         self.folder.mkdir(parents=True, exist_ok=True)
         for _ in range(10):   # retried only if the file was replaced while we opened it
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 if self._try_lock(fd) and os.path.exists(self.path) and \
                         os.fstat(fd).st_ino == os.stat(self.path).st_ino:
@@ -80,6 +84,21 @@ class RunLock:
                 raise
             os.close(fd)
         raise RunLockedError(f"could not lock {self.path}: it keeps changing")
+
+    def _open(self):
+        """The lock file's descriptor; UserError if it is a symbolic link or not a regular file."""
+        refusal = (f"{self.path} is not a regular file (a symbolic link, a folder or a device): the lock "
+                   f"would write into what it points to. Delete {self.path} (only the link) and try again")
+        if os.path.islink(self.path):
+            raise UserError(refusal)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as error:   # ELOOP: a link made after the check above; EISDIR: a folder
+            raise UserError(refusal) from error
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UserError(refusal)
+        return fd
 
     def _try_lock(self, fd):
         holder = read_holder(self.folder)

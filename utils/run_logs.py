@@ -12,11 +12,12 @@ every Keras backend; without tensorboard installed the run simply has no event f
 
 import csv
 import io
-import os
 import time
 from pathlib import Path
 
 import numpy as np
+
+from models.files import write_atomic
 
 # Columns of losses.csv: where the step is, then the losses of `CycleGAN.train_step` by name.
 POSITION_COLUMNS = ("step", "epoch", "batch", "learning_rate", "wall_time", "elapsed_s")
@@ -40,12 +41,11 @@ class LossLog:
         if keep_until_step is not None:
             rows = [row for row in rows if row["step"] <= keep_until_step]
         # Rewrite (atomically) rather than append: the old file may end in half a line.
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(_formatted(row) for row in rows)
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(_formatted(row) for row in rows)
+        write_atomic(self.path, text.getvalue())   # never through a link: the appends below go to this file
         self.history = {name: [row[name] for row in rows] for name in COLUMNS}
         self._file = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)

@@ -12,13 +12,18 @@ each at the photo's own size (utils/full_resolution.py, capped at `max_side`).
 Built on the standard library's `http.server` (Gradio, the usual tool for demo pages, did not install
 beside the pinned stack: gradio 6.31.0 requires a pillow older than the pinned 13.0.0). It binds
 127.0.0.1 unless told otherwise, refuses uploads over `max_bytes` and files that are not images,
-each with a message on the page, and never writes an upload anywhere but a temporary file.
+each with a message on the page, and never writes an upload anywhere but a temporary file. The work
+per request is bounded: a missing or negative Content-Length is refused (400) before anything is
+read, no more than the limit is read into memory, a form of more than MAX_FORM_PARTS parts is refused
+before it is parsed, an image is checked by its header (pixels, sides, aspect ratio: utils/images.py)
+before it is decoded, and a connection idle for `idle_timeout` seconds is dropped.
 """
 
 import base64
 import html
 import io
 import json
+import re
 import tempfile
 import threading
 from email.parser import BytesParser
@@ -29,7 +34,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from utils.full_resolution import translate_at_own_size
+from utils.full_resolution import NonFiniteOutputError, translate_at_own_size
 from utils.images import ImageReadError, read_rgb
 from utils.trained_model import load_generators
 
@@ -37,6 +42,8 @@ MAX_UPLOAD_BYTES = 10 * 2**20   # 10 MiB: a phone photo
 MAX_PIXELS = 40_000_000         # refused before decoding (decompression bombs)
 DEFAULT_MAX_SIDE = 512          # the page answers in seconds on a laptop CPU
 DRAIN_LIMIT = 64 * 2**20        # an oversize upload is read and discarded up to this, then the connection closes
+MAX_FORM_PARTS = 10             # the form has one field; 120,000 parts once kept the parser busy 132 s
+IDLE_TIMEOUT_S = 30             # a connection that sends nothing for this long is closed (it holds a thread)
 COLUMNS = (("AtoB", "A &rarr; B (g_AB)"), ("AtoB,BtoA", "A &rarr; B &rarr; A (cycled back)"),
            ("BtoA", "B &rarr; A (g_BA)"), ("BtoA,AtoB", "B &rarr; A &rarr; B (cycled back)"))
 
@@ -133,6 +140,12 @@ def render_page(translator, message=None, error=False, photo=None, rows=None, fi
     return "".join(parts)
 
 
+def _form_parts(content_type, body):
+    """How many parts the multipart body holds, counted by its boundary (None: no boundary given)."""
+    found = re.search(r'boundary="?([^";]+)"?', content_type)
+    return body.count(b"--" + found.group(1).encode("latin-1")) - 1 if found else None
+
+
 def _upload(content_type, body):
     """(file name, bytes) of the form field 'photo' in a multipart/form-data body; (None, None) if absent."""
     message = BytesParser(policy=email_policy).parsebytes(
@@ -149,6 +162,10 @@ class PageHandler(BaseHTTPRequestHandler):
     """GET / shows the form; POST /translate answers with the translations or a message."""
 
     server_version = "CycleGANPage/1"
+
+    def setup(self):   # the socket's timeout: an idle connection is dropped instead of holding its thread
+        self.timeout = self.server.idle_timeout
+        super().setup()
 
     def log_message(self, format, *args):   # one short line per request, not the default's stderr noise
         if self.server.verbose:
@@ -180,7 +197,10 @@ class PageHandler(BaseHTTPRequestHandler):
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
-            return self._refuse(HTTPStatus.LENGTH_REQUIRED, "The upload did not say its size; use the form.", True)
+            length = -1
+        if length < 0:   # read nothing: a stream of unknown length could be endless
+            return self._refuse(HTTPStatus.BAD_REQUEST, "The upload did not say its size (Content-Length); "
+                                "use the form.", close=True)
         if length > translator.max_bytes:
             drain = length <= DRAIN_LIMIT   # read it away, so the browser gets the answer instead of a reset
             left = length if drain else 0
@@ -190,7 +210,11 @@ class PageHandler(BaseHTTPRequestHandler):
             return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                 f"The upload is {_size_text(length)}: over the limit of "
                                 f"{translator.max_bytes_text}. Choose a smaller photo.", close=not drain)
-        filename, data = _upload(self.headers.get("Content-Type", ""), self.rfile.read(length))
+        content_type, body = self.headers.get("Content-Type", ""), self.rfile.read(length)
+        parts = _form_parts(content_type, body)
+        if parts is not None and parts > MAX_FORM_PARTS:
+            return self._refuse(HTTPStatus.BAD_REQUEST, f"The upload has {parts:,} form parts; the form sends one.")
+        filename, data = _upload(content_type, body)
         if not data:
             return self._refuse(HTTPStatus.BAD_REQUEST, "No photo in the upload: choose an image file first.")
         with tempfile.NamedTemporaryFile(suffix=Path(filename).suffix[:10]) as tmp:
@@ -201,7 +225,10 @@ class PageHandler(BaseHTTPRequestHandler):
             except ImageReadError as error:
                 return self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                                     f"{filename} is not an image this page can read: {error.reason}.")
-        rows = translator.translate(photo)
+        try:
+            rows = translator.translate(photo)
+        except NonFiniteOutputError as error:
+            return self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR, f"{filename}: {error}.")
         h, w = photo.shape[:2]
         note = (f"Translated at {w} x {h} px." if max(h, w) <= translator.max_side else
                 f"{w} x {h} px is above {translator.max_side} px: translated a scaled-down copy, scaled back up.")
@@ -209,9 +236,10 @@ class PageHandler(BaseHTTPRequestHandler):
 
 
 def make_server(sources, host="127.0.0.1", port=8000, max_bytes=MAX_UPLOAD_BYTES, max_side=DEFAULT_MAX_SIDE,
-                verbose=True):
-    """A ThreadingHTTPServer serving the page for `sources` (port 0: any free port, see server_address)."""
+                verbose=True, idle_timeout=IDLE_TIMEOUT_S):
+    """A ThreadingHTTPServer serving the page for `sources` (port 0: any free port, see server_address);
+    idle_timeout: seconds a connection may send nothing before it is closed."""
     translator = Translator(sources, max_side, max_bytes)
     server = ThreadingHTTPServer((host, port), PageHandler)
-    server.translator, server.verbose = translator, verbose
+    server.translator, server.verbose, server.idle_timeout = translator, verbose, idle_timeout
     return server

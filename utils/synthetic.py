@@ -31,12 +31,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from utils.cli import ArgumentParser, non_negative_int, positive_int
 from utils.synthetic_landscape import landscape
 from utils.synthetic_scenes import still_life
 
 SYNTHETIC_DATASETS = ("synthetic_apple2orange", "synthetic_photo2painting")
 GENERATOR_VERSION = 2  # bump when the pictures change, so ensure_dataset regenerates old copies
 DEFAULTS = {"size": 128, "n_train": 300, "n_test": 24, "seed": 0}
+MAX_IMAGE_SIZE = 4096   # the largest side models/config.py accepts
 _RENDERERS = {"synthetic_apple2orange": (still_life, "apple", "orange"),
               "synthetic_photo2painting": (landscape, "photo", "painting")}
 _SPLIT_IDS = {"trainA": 0, "trainB": 1, "test": 2}  # separate random streams: train A and B unpaired
@@ -195,16 +197,20 @@ def main(argv=None):
         ensure_dataset(args.name, args.data_root)
         print(contact_sheet(args.name, args.data_root, args.output, args.n, args.tile))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m utils.synthetic", description=__doc__.split("\n\n")[0],
-                                     epilog="Also: python -m utils.synthetic contact-sheet <name> -o sheet.png")
+    parser = ArgumentParser(prog="python -m utils.synthetic", description=__doc__.split("\n\n")[0],
+                            epilog="Also: python -m utils.synthetic contact-sheet <name> -o sheet.png")
     parser.add_argument("name", choices=SYNTHETIC_DATASETS)
-    parser.add_argument("--size", type=int, default=DEFAULTS["size"], help="image side in pixels")
-    parser.add_argument("--n-train", type=int, default=DEFAULTS["n_train"], help="images in each of trainA, trainB")
-    parser.add_argument("--n-test", type=int, default=DEFAULTS["n_test"], help="paired test scenes")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--size", type=positive_int, default=DEFAULTS["size"],
+                        help=f"image side in pixels, 32 to {MAX_IMAGE_SIZE}")
+    parser.add_argument("--n-train", type=positive_int, default=DEFAULTS["n_train"],
+                        help="images in each of trainA, trainB")
+    parser.add_argument("--n-test", type=positive_int, default=DEFAULTS["n_test"], help="paired test scenes")
+    parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS["seed"])
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--force", action="store_true", help="generate again even if a matching copy exists")
     args = parser.parse_args(argv)
+    if not 32 <= args.size <= MAX_IMAGE_SIZE:
+        parser.error(f"--size: must be from 32 to {MAX_IMAGE_SIZE} pixels, got {args.size}")
     path = ensure_dataset(args.name, args.data_root, size=args.size, n_train=args.n_train, n_test=args.n_test,
                           seed=args.seed, force=args.force)
     info = read_info(path)

@@ -10,9 +10,16 @@ g_AB and g_BA. `load_generators` reads them from any of:
 
 A model folder is what `save_model_folder` writes and what `pretrained/` ships: any folder with
 
-    config.json       {"format": "cyclegan-generators/1", "model": <CycleGANConfig>, "dataset": ..., "made_by": ...}
+    config.json       {"format": "cyclegan-generators/1", "model": <CycleGANConfig>, "dataset": ..., "made_by": ...,
+                       "files": {"g_AB.weights.h5": {"bytes": ..., "sha256": ...}, ...}}
     g_AB.weights.h5   A -> B generator (Keras weight file; float32, or float16 to halve the size)
     g_BA.weights.h5   B -> A generator
+
+Every load checks what it loads, as a checkpoint's is (models/checkpoint_checks.py): the weight files of a
+model folder must match the manifest in its config.json ("files": size and SHA-256 of each), and the
+weights of any source must be finite and within MAX_WEIGHT (1e4); otherwise one
+`ModelFileError` names the file. A folder written before manifests is refused with the command that
+adds one (`python -m utils.trained_model --add-manifest FOLDER`, after checking the files are yours).
 
 Both generators are fully convolutional, so they are rebuilt with input shape (None, None, c) and
 the trained weights: the same network, now for any height and width that is a multiple of
@@ -29,7 +36,9 @@ import keras
 import numpy as np
 
 from models import checkpoint
+from models.checkpoint_checks import CheckpointError, sha256_of, values_problems, weight_problem
 from models.config import CycleGANConfig
+from models.files import write_json
 from models.generators import build_resnet_generator, build_unet_generator
 
 FORMAT = "cyclegan-generators/1"
@@ -38,6 +47,52 @@ WEIGHT_FILES = {"g_AB": "g_AB.weights.h5", "g_BA": "g_BA.weights.h5"}
 DIRECTIONS = {"AtoB": "g_AB", "BtoA": "g_BA"}
 # Height and width must be multiples of this: the U-Net halves them 4 times, the ResNet twice.
 SIZE_MULTIPLE = {"unet": 16, "resnet": 4}
+
+
+class ModelFileError(CheckpointError):
+    """A model folder's weight file that is damaged, replaced, unlisted or holds NaN, inf or huge weights."""
+
+
+def manifest(folder):
+    """{file name: {"bytes", "sha256"}} of a model folder's weight files, as written now."""
+    folder = Path(folder)
+    return {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_of(folder / name)}
+            for name in WEIGHT_FILES.values()}
+
+
+def check_model_folder(folder, meta):
+    """ModelFileError naming the first weight file of a model folder that fails its manifest or holds
+    NaN, inf or a weight above MAX_WEIGHT."""
+    folder = Path(folder)
+    listed = meta.get("files")
+    if not isinstance(listed, dict):
+        raise ModelFileError(f"{folder / CONFIG} has no manifest of its weight files (\"files\": their sizes and "
+                             f"SHA-256), so they cannot be checked. If the files are yours, add one with: "
+                             f"python -m utils.trained_model --add-manifest {folder}")
+    for name in WEIGHT_FILES.values():
+        file = folder / name
+        if file.is_symlink() or not file.is_file():
+            raise ModelFileError(f"{file} is {'a symbolic link' if file.is_symlink() else 'missing'}: model "
+                                 f"folder {folder} is incomplete")
+        expected = listed.get(name) or {}
+        if file.stat().st_size != expected.get("bytes") or sha256_of(file) != expected.get("sha256"):
+            raise ModelFileError(f"{file} does not match its size and SHA-256 in {folder / CONFIG} (damaged or "
+                                 "replaced): copy the model folder again")
+        problems = values_problems(file)
+        if problems:
+            raise ModelFileError(f"{problems[0]}: this model cannot be used")
+
+
+def add_manifest(folder):
+    """Write the manifest of a model folder's weight files into its config.json (the files are not
+    touched); refuses files that hold NaN, inf or huge weights. Returns the config.json path."""
+    folder = Path(folder)
+    meta = json.loads((folder / CONFIG).read_text())
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{folder / CONFIG} is not a model folder's config ({FORMAT})")
+    meta["files"] = manifest(folder)
+    check_model_folder(folder, meta)
+    return write_json(folder / CONFIG, meta)
 
 
 @dataclass
@@ -94,6 +149,7 @@ def _weight_files(source):
             missing = [str(p) for p in files.values() if not p.is_file()]
             if missing:
                 raise FileNotFoundError(f"model folder {source} lacks {', '.join(missing)}")
+            check_model_folder(source, meta)
             return CycleGANConfig.from_dict(meta["model"]), files
     weights = source / "weights" if (source / "weights").is_dir() else source
     try:
@@ -125,6 +181,9 @@ def load_generators(source):
     for net, path in files.items():
         generators[net] = build_any_size_generator(config, net)
         generators[net].load_weights(path)  # a float16 file is cast to the float32 variables
+        problem = weight_problem(generators[net])   # a float32 value beyond float16's range -> inf
+        if problem:
+            raise ModelFileError(f"{path}: {problem}: this model cannot be used")
     return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], str(source))
 
 
@@ -134,10 +193,15 @@ def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=N
     made_by: how the model was trained (the exact command), kept in config.json.
     dataset: the training dataset's name (default: the run folder's, when `source` is one).
     float16: store the weights in float16 (half the size; translations differ by about 1e-3).
-    Returns the folder's Path. The files are written aside and moved in once all are complete; other
-    files of an existing folder (README.md, metrics.json) are kept.
+    Returns the folder's Path. The files are written aside and moved in once all are complete, with their
+    manifest (sizes and SHA-256) in config.json; other files of an existing folder (README.md,
+    metrics.json) are kept.
     """
     trained = load_generators(source)
+    for net in WEIGHT_FILES:
+        problem = weight_problem(getattr(trained, net))
+        if problem:
+            raise ModelFileError(f"not writing {out}: {net} {problem}")
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -155,6 +219,7 @@ def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=N
             "weights_dtype": "float16" if float16 else "float32", "keras_version": keras.__version__}
     if notes:
         meta["notes"] = notes
+    meta["files"] = manifest(tmp)
     (tmp / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
     out.mkdir(parents=True, exist_ok=True)
     for name in (*WEIGHT_FILES.values(), CONFIG):   # config.json last: it names a complete folder
@@ -165,11 +230,25 @@ def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=N
 
 if __name__ == "__main__":
     import argparse
-    parser = argparse.ArgumentParser(description="Write a model folder (config.json + g_AB/g_BA weights) "
-                                     "from a run or checkpoint, for translate.py, export.py and serve.py.")
-    parser.add_argument("source", help="a run folder or a checkpoint folder")
-    parser.add_argument("out", help="the model folder to write, e.g. pretrained/apple2orange_128")
-    parser.add_argument("--made-by", required=True, help="the exact training command, kept in config.json")
-    parser.add_argument("--float16", action="store_true", help="store the weights in float16 (half the size)")
-    args = parser.parse_args()
-    print(save_model_folder(args.source, args.out, args.made_by, float16=args.float16))
+
+    from utils.cli import run_main
+
+    def main(argv=None):
+        parser = argparse.ArgumentParser(description="Write a model folder (config.json + g_AB/g_BA weights) "
+                                         "from a run or checkpoint, for translate.py, export.py and serve.py; "
+                                         "or add the manifest to an existing model folder.")
+        parser.add_argument("source", nargs="?", help="a run folder or a checkpoint folder")
+        parser.add_argument("out", nargs="?", help="the model folder to write, e.g. pretrained/apple2orange_128")
+        parser.add_argument("--made-by", help="the exact training command, kept in config.json")
+        parser.add_argument("--float16", action="store_true", help="store the weights in float16 (half the size)")
+        parser.add_argument("--add-manifest", metavar="FOLDER", help="write the sizes and SHA-256 of FOLDER's weight "
+                            "files into its config.json (the weights are not changed)")
+        args = parser.parse_args(argv)
+        if args.add_manifest:
+            print(f"wrote the manifest into {add_manifest(args.add_manifest)}")
+        elif args.source and args.out and args.made_by:
+            print(save_model_folder(args.source, args.out, args.made_by, float16=args.float16))
+        else:
+            parser.error("give SOURCE OUT --made-by COMMAND, or --add-manifest FOLDER")
+
+    run_main(main)

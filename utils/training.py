@@ -17,14 +17,20 @@ first NaN or inf loss stops the run before anything of that step is saved (utils
 a full disk removes the temporary files and names the last good checkpoint (models/disk_space.py).
 """
 
+import contextlib
+import dataclasses
+import io
 import shutil
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from models import CycleGAN, CycleGANConfig, checkpoint, devices, executor
 from models.disk_space import DiskFullError, disk_full_error, is_disk_full
-from models.files import write_json
+from models.files import write_atomic, write_json
 from utils import run_folder as layout
 from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)
 from utils.run_lock import RunLock
@@ -37,7 +43,7 @@ SYNTHETIC_STAND_IN = {"apple2orange": "synthetic_apple2orange", "monet2photo": "
 
 def train(model_config, dataset, run_folder=None, *, data_root="data", run_root="run/cyclegan", batch_size=None,
           sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress="auto",
-          n_grid_images=None, callbacks=None, mode=None, preprocess=None, log_interval=None):
+          n_grid_images=None, callbacks=None, mode=None, preprocess=None, log_interval=None, learning_rate=None):
     """Train a CycleGAN on `dataset` in a run folder; returns the run folder's Path.
 
     model_config: a `CycleGANConfig`, a dict of its fields, or a built `CycleGAN` (trained in place,
@@ -54,6 +60,8 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         left (True); a line every `log_interval` steps instead (False); 'auto' (default): the bar
         on a terminal or in a notebook, lines when the output goes to a file.
     log_interval: steps between those lines (default LOG_INTERVAL, 100).
+    learning_rate: when resuming, a new Adam learning rate for the rest of the run (e.g. after it
+        diverged), recorded in config.json (the model's and the session's "learning_rate").
     callbacks: functions called after every step as `callback(gan, row)`, row = the step's CSV row
         (step, epoch, learning_rate, losses by name); one that returns True stops the training.
     """
@@ -65,8 +73,12 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         if dataset not in (None, meta["dataset"]):
             raise ValueError(f"{run_folder} is a run on {meta['dataset']!r}, not {dataset!r}")
         config, dataset = CycleGANConfig.from_dict(meta["model"]), meta["dataset"]
+        if learning_rate is not None:   # checked like any setting before anything is written
+            config = dataclasses.replace(config, learning_rate=learning_rate)
         settings = TrainingSettings.from_dict(meta["training"]).changed(**asked)
     else:
+        if learning_rate is not None:
+            raise ValueError("learning_rate= changes the rate of a resumed run; a new run takes it in its config")
         meta, config = None, _as_config(model_config)
         asked.update(batch_size=batch_size, preprocess=preprocess)
         settings = TrainingSettings(**{name: value for name, value in asked.items() if value is not None})
@@ -79,11 +91,15 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     run = Path(run_folder) if run_folder is not None else new_run_folder(run_root, dataset)
     lock, loop = RunLock(run), None
     try:
-        lock.acquire()   # one trainer per run folder: a second one stops here, naming the first
-        meta = meta or _new_run(run, dataset, config)
-        loop = _start_session(model_config, config, run, meta, settings, loader, resume, progress, callbacks,
-                              log_interval)
+        with _sigterm_as_interrupt():   # until the loop's own handler: SIGTERM stops like Ctrl-C
+            lock.acquire()   # one trainer per run folder: a second one stops here, naming the first
+            meta = meta or _new_run(run, dataset, config)
+            loop = _start_session(model_config, config, run, meta, settings, loader, resume, progress, callbacks,
+                                  log_interval, learning_rate if resume else None)
     except BaseException as error:
+        if isinstance(error, KeyboardInterrupt):
+            what = f"the new run folder {run} was removed" if created else f"nothing trained; resume {run} again"
+            print(f"\nStopped before the first step: {what}.", file=sys.stderr, flush=True)
         if created:   # a folder this call made and that never trained: leave no orphan behind
             lock.release()
             shutil.rmtree(run, ignore_errors=True)
@@ -99,6 +115,24 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     finally:
         lock.release()
     return run
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt while a run starts (lock taken, model built), so that it is
+    cleaned up like Ctrl-C; the training loop then installs its own handler (utils/training_loop.py)."""
+    if threading.current_thread() is not threading.main_thread():   # signals reach the main thread only
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _resumes(mode, resume, run_folder):
@@ -124,20 +158,24 @@ def _new_run(run, dataset, config):
     return {"dataset": dataset, "created": layout.now(), "model": config.to_dict(), "environment": layout.environment()}
 
 
-def _start_session(model_config, config, run, meta, settings, loader, resume, progress, callbacks, log_interval):
-    """Record the session in config.json, build or restore the model, pick the grid images: a loop to run."""
-    meta["training"] = settings.to_dict()
-    meta.setdefault("sessions", []).append({"started": layout.now()})
-    write_json(run / layout.CONFIG, meta)
-
+def _start_session(model_config, config, run, meta, settings, loader, resume, progress, callbacks, log_interval,
+                   new_learning_rate=None):
+    """Build or restore the model, then record the session in config.json (a resume that fails to
+    restore records nothing), pick the grid images: a loop to run."""
+    started = layout.now()
     gan = _model_for(model_config, config, run / layout.WEIGHTS, resume)
+    session = {"started": started, "start_step": gan.step}
+    if new_learning_rate is not None:   # the checkpoint's config has the old rate; set_learning_rate reads this
+        gan.config = dataclasses.replace(gan.config, learning_rate=new_learning_rate)
+        meta["model"]["learning_rate"] = session["learning_rate"] = new_learning_rate
+    meta["training"] = settings.to_dict()
+    meta.setdefault("sessions", []).append(session)
+    write_json(run / layout.CONFIG, meta)
     print(devices.device_line(gan.n_devices, gan.compute_dtype), flush=True)   # Keras takes a GPU by itself
     requested = getattr(model_config, "mixed_precision", gan.config.mixed_precision)   # a config, or the CycleGAN
     warning = devices.precision_warning(requested, gan.compute_dtype)
     if warning:
         print(warning, flush=True)
-    meta["sessions"][-1]["start_step"] = gan.step
-    write_json(run / layout.CONFIG, meta)
     grids = _grid_images(loader, run, settings.n_grid_images, config.input_dim[-1])
     return TrainingLoop(gan, loader, run, meta, settings, grids, wants_bar(progress), callbacks or [],
                         int(log_interval or LOG_INTERVAL))
@@ -213,6 +251,7 @@ def _grid_images(loader, run, n, channels):
         else:  # a dataset without a test split: the first training batch instead
             images[domain] = next(iter(loader.load_data(domain, batch_size=n, is_testing=False)))
         images[domain] = match_channels(images[domain], channels)
-    np.savez(path.with_suffix(".tmp.npz"), **images)
-    path.with_suffix(".tmp.npz").replace(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **images)
+    write_atomic(path, buffer.getvalue())
     return images["A"], images["B"]

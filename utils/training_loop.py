@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from models import checkpoint
 from models.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils import plots, report, run_folder as layout
-from utils.loss_guard import NonFiniteLossError, check_losses
+from utils.loss_guard import NonFiniteLossError, check_losses, check_weights
 from utils.run_logs import LossLog, TensorBoardLog
 
 LOG_INTERVAL = 100   # steps between progress lines when there is no progress bar (a log file)
@@ -99,8 +99,8 @@ class TrainingLoop:
                     self.sample()                                     # the "before" picture
                 finished = self._epochs(stop)
                 self.finish(interrupted=None if finished else stop.requested)
-        except NonFiniteLossError:
-            self._write_status(f"stopped: a loss became NaN or inf at step {gan.step}")
+        except NonFiniteLossError as error:
+            self._write_status(f"stopped: {str(error).split('. ')[0]}")   # "training diverged at step N: cause"
             raise
         except OSError as error:
             layout.remove_temporary_files(self.folder)   # a full disk must not stay full of half files
@@ -120,7 +120,7 @@ class TrainingLoop:
                 print(f"warning: could not close {type(log).__name__}: {error}", file=sys.stderr, flush=True)
 
     def last_checkpoint(self):
-        """The newest checkpoint folder of this run (None before the first)."""
+        """The newest good checkpoint of this run (verified; None before the first)."""
         return checkpoint.newest_saved(self.folder / layout.WEIGHTS)
 
     def _write_status(self, state):
@@ -155,7 +155,7 @@ class TrainingLoop:
         channels = gan.config.input_dim[-1]
         losses = gan.train_step(match_channels(imgs_A, channels), match_channels(imgs_B, channels))
         # NaN or inf: stop before this step is logged or checkpointed (the saved ones stay the good ones)
-        check_losses(gan.step, losses, self.last_checkpoint)
+        check_losses(gan.step, losses, self.last_checkpoint, gan)
         # The model's position is the next batch to train: what a checkpoint resumes from.
         gan.epoch, gan.batch = (epoch + 1, 0) if batch_index + 1 == self.steps_per_epoch else (epoch, batch_index + 1)
         now = time.time()
@@ -166,6 +166,7 @@ class TrainingLoop:
         if gan.step % self.settings.sample_interval == 0:
             self.sample()
         if gan.step % self.settings.checkpoint_interval == 0:
+            check_weights(gan, self.last_checkpoint)   # finite losses, yet weights of 1e30: not a good checkpoint
             gan.save_checkpoint(self.folder / layout.WEIGHTS)
         return row
 
@@ -226,6 +227,7 @@ class TrainingLoop:
 
         interrupted: None when the run ended, else the name of the signal that stopped it."""
         gan, run = self.gan, self.folder
+        check_weights(gan, self.last_checkpoint)
         gan.save_checkpoint(run / layout.WEIGHTS)
         if layout.latest_grid(run) != layout.grid_path(run, gan.step):
             self.sample()

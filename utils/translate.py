@@ -15,9 +15,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from utils.full_resolution import DEFAULT_MAX_SIDE, run_generator, scaled_size, translate_at_own_size
+from utils.full_resolution import (DEFAULT_MAX_SIDE, NonFiniteOutputError, run_generator, scaled_size,
+                                   translate_at_own_size)
 from utils.images import ImageReadError, list_images, read_rgb, to_uint8
-from utils.output_files import check_output_folder, output_names, refuse_existing
+from utils.output_files import check_output_folder, output_names, refuse_existing, refuse_inputs, save_png
 from utils.trained_model import load_generators
 
 
@@ -99,6 +100,7 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
     paths = list_images(input_dir)
     names = output_names(paths)   # a.png and a.jpg would both become a.png: each gets its own
     refuse_existing([output_dir / name for name in names.values()], overwrite)
+    refuse_inputs([output_dir / name for name in names.values()], paths)
     model = load_generators(source)
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -114,9 +116,15 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
             h, w = scaled_size(image.shape[:2], max_side)
             tqdm.write(f"{path.name}: {image.shape[1]}x{image.shape[0]} px is above --max-side {max_side}: "
                        f"translated at {w}x{h} and scaled back up (not tiled: see utils/full_resolution.py)")
-        out = translate_image(model, image, direction, fit=fit, max_side=max_side)
+        try:
+            out = translate_image(model, image, direction, fit=fit, max_side=max_side)
+        except (NonFiniteOutputError, MemoryError) as error:   # one image's failure; the rest of the folder goes on
+            error = error if str(error) else "out of memory translating it (try a smaller --max-side)"
+            skipped.append((path, str(error)))
+            tqdm.write(f"skipped {path}: {error}")
+            continue
         target = output_dir / names[path]
-        Image.fromarray(_pil_shape(out)).save(target)
+        save_png(_pil_shape(out), target)
         written.append(target)
     if progress:
         print(f"{len(written)} image(s) translated {direction} into {output_dir}"
