@@ -11,6 +11,7 @@ import numbers
 from dataclasses import dataclass
 
 GENERATOR_TYPES = ("unet", "resnet")
+SIZE_MULTIPLE = {"unet": 16, "resnet": 4}   # the U-Net halves height and width 4 times, the ResNet twice
 # Fields that fix the networks' shapes: a checkpoint only loads into a model that agrees on these.
 # Upper bounds that keep an absurd value (--img-size 1000000000) a message instead of an out-of-memory
 # traceback: a side of 4096 px and 1024 filters (or blocks) are far beyond anything trained here.
@@ -79,6 +80,11 @@ class CycleGANConfig:
             self.n_resnet_blocks = 9 if self.input_dim[0] >= 256 else 6
         self.validate()
 
+    @property
+    def size_multiple(self):
+        """Height and width must be multiples of this: the U-Net halves them 4 times, the ResNet twice."""
+        return SIZE_MULTIPLE[self.generator_type]
+
     def validate(self):
         """Raise ValueError naming the first bad value and what is allowed."""
         if len(self.input_dim) != 3:
@@ -88,7 +94,7 @@ class CycleGANConfig:
             raise ValueError(f"input_dim={self.input_dim}: channels must be 1 (grayscale) or 3 (RGB), got {channels}.")
         if self.generator_type not in GENERATOR_TYPES:
             raise ValueError(f"generator_type={self.generator_type!r}: must be one of {GENERATOR_TYPES}.")
-        factor = 16 if self.generator_type == "unet" else 4
+        factor = self.size_multiple
         if height % factor or width % factor:
             raise ValueError(
                 f"input_dim={self.input_dim}: the {self.generator_type} generator downsamples by {factor}, so height "

@@ -28,7 +28,8 @@ from models.combined import CombinedGeneratorModel
 from models.config import CycleGANConfig
 from models.discriminator import build_patchgan_discriminator, patch_size
 from models.executor import make_executor
-from models.generators import build_resnet_generator, build_unet_generator
+from models.directions import GENERATORS, check_direction
+from models.generators import build_resnet_generator, build_unet_generator, run_generator
 from models.image_pool import ImagePool
 from models.lr_schedule import learning_rate_at
 
@@ -214,10 +215,7 @@ class CycleGAN:
     # ----------------------------------------------------------------- using
     def translate(self, imgs, direction="AtoB"):
         """Translate a batch (batch, h, w, c) in [-1, 1]: 'AtoB' with g_AB, 'BtoA' with g_BA."""
-        if direction not in ("AtoB", "BtoA"):
-            raise ValueError(f"direction={direction!r}: must be 'AtoB' or 'BtoA'")
-        generator = self.g_AB if direction == "AtoB" else self.g_BA
-        return self.executor.predict_on_batch(generator, np.asarray(imgs, np.float32))
+        return run_generator(getattr(self, GENERATORS[check_direction(direction)]), imgs)
 
     # ----------------------------------------------------------------- saving
     def save_checkpoint(self, directory, keep=3):

@@ -11,6 +11,7 @@ Both map an image in [-1, 1] of shape (batch, h, w, channels) to an image of the
 """
 
 import keras
+import numpy as np
 from keras import layers
 
 from models.layers import InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D, conv_init
@@ -105,3 +106,16 @@ def build_resnet_generator(img_shape=(256, 256, 3), n_filters=64, n_blocks=9, na
     out = layers.Conv2D(img_shape[-1], 7, padding="valid", activation="tanh", kernel_initializer=conv_init(),
                         dtype="float32")(x)                              # float32 under mixed precision
     return keras.Model(img, out, name=name)
+
+
+def run_generator(generator, images, batch_size=16):
+    """Images (n, h, w, c) in [-1, 1] through a generator, `batch_size` at a time -> numpy float32.
+
+    The one way this project runs a generator for its outputs (CycleGAN.translate, translation at a
+    photo's own size, the evaluators): an eager call with training=False, so images of a new size
+    need no retrace; h and w must be multiples of the config's `size_multiple`.
+    """
+    images = np.asarray(images, np.float32)
+    outputs = [keras.ops.convert_to_numpy(generator(images[i:i + batch_size], training=False))
+               for i in range(0, len(images), batch_size)]
+    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else images[:0]

@@ -35,7 +35,7 @@ from models.config import CycleGANConfig
 from models.files import write_atomic, write_json
 from utils import evaluation, plots
 from utils import run_folder as layout
-from utils.directions import domains
+from models.directions import domains
 from utils.run_lock import RunLock
 
 # The full loss with the official code's weights (lambda_id 5 = its 0.5 x lambda_reconstr), then one change each.

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from skimage import color, exposure, metrics, transform
 
-from utils.directions import DIRECTIONS, domains, reverse
+from models.directions import DIRECTIONS, domains, reverse
 
 METRICS = ("paired_l1", "fruit_l1", "psnr", "ssim", "background_change", "hue_error", "cycle_error")
 # For the tables: whether a lower value is better.

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from PIL import Image
 
 from models.files import write_atomic
-from utils.directions import DIRECTIONS, domains
+from models.directions import DIRECTIONS, domains
 from utils.images import to_model_range
 
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")

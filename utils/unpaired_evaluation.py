@@ -25,7 +25,7 @@ import numpy as np
 
 from models.files import write_json
 from utils import judge as judges
-from utils.directions import DIRECTIONS, domains, reverse
+from models.directions import DIRECTIONS, domains, reverse
 
 # utils/evaluation.py (scikit-image) is imported only where a baseline is needed, so that a results
 # page (utils/report.py) can show an evaluation without scikit-image.
