@@ -1,6 +1,6 @@
 """Loss-weight ablation from the command line: train variants alike, score them, write a table and figures.
 
-    python ablate.py                                   # the default ablation (see utils/ablation.py)
+    python ablate.py                                   # the default ablation (see utils/evaluation/ablation.py)
     python ablate.py --img-size 64 --steps 2000 --name apple2orange_64
     python ablate.py --variant full --variant lambda_id=0 --steps 50 --name quick
 
@@ -12,11 +12,11 @@ from its checkpoint.
 import sys
 
 from utils.cli import ArgumentParser, finite_float, non_negative_int, positive_int, run_main
-from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def parse_args(argv=None):
-    from utils import ablation   # imports Keras: main() calls quiet() first
+    from utils.evaluation import ablation   # imports Keras: main() calls quiet() first
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="synthetic_apple2orange",
                         help="a dataset folder under --data-root; synthetic_* ones are generated if missing")
@@ -54,7 +54,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     quiet(verbose="--verbose" in (sys.argv[1:] if argv is None else argv))   # before parse_args imports Keras
-    from utils import ablation
+    from utils.evaluation import ablation
     args = parse_args(argv)
     base = ablation.full_config(
         input_dim=(args.img_size, args.img_size, 3), generator_type=args.generator, gen_n_filters=args.gen_filters,

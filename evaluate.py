@@ -7,14 +7,14 @@
 Writes <run>/evaluation.json, <run>/images/evaluation.png and an "Evaluation" section of its index.html,
 and prints the table: the domain judge's rates (with its own accuracy on the real test images), KID
 and the cycle error, for the CycleGAN and for doing nothing, histogram matching and colour transfer
-(utils/unpaired_evaluation.py). The judge is trained once per dataset and image size and cached in
+(utils/evaluation/unpaired.py). The judge is trained once per dataset and image size and cached in
 <data-root>/.judges/.
 """
 
 from pathlib import Path
 
 from utils.cli import ArgumentParser, run_main
-from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
@@ -33,7 +33,7 @@ def main(argv=None):
     if args.test_limit is not None and args.test_limit < 2:
         p.error(f"--test-limit {args.test_limit}: KID needs at least 2 images per domain")
 
-    from utils.unpaired_evaluation import evaluate_run, format_table
+    from utils.evaluation.unpaired import evaluate_run, format_table
     results = evaluate_run(args.run, args.dataset, args.data_root, args.inception, test_limit=args.test_limit)
     print(format_table(results))
     print(f"written: {Path(args.run) / 'evaluation.json'}, {Path(args.run) / 'images' / 'evaluation.png'}, "

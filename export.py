@@ -4,7 +4,7 @@
     python export.py run/cyclegan/0001_apple2orange --direction BtoA --format tflite --size 256 256 --out g_BA.tflite
     python export.py run/cyclegan/0001_apple2orange --direction AtoB --format keras
 
-Keras' own exporters write the files (utils/export.py). The exported generator takes float32
+Keras' own exporters write the files (utils/inference/export.py). The exported generator takes float32
 (batch, height, width, 3) in [-1, 1], height and width multiples of 16 (U-Net) or 4 (ResNet), and
 returns the same shape in [-1, 1]. SavedModel and TFLite files load without this project's code.
 TFLite fixes the height and width (--size, default the training size); the others take any size.
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from utils.cli import ArgumentParser, positive_int
-from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 USAGE = {
     "keras": "import models.layers; keras.models.load_model('{out}')  # with this project's models/ importable",
@@ -40,7 +40,7 @@ def main(argv=None):
         p.error(f"no such model: {args.model} (a run folder, a ckpt-* folder or a model folder)")
     quiet(verbose=args.verbose)
 
-    from utils.export import export_generator
+    from utils.inference.export import export_generator
     try:
         out, model = export_generator(args.model, args.direction, args.format, args.out, args.size,
                                       overwrite=args.overwrite)

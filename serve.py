@@ -6,14 +6,14 @@
 
 Each model is a run folder, a checkpoint, a model folder (pretrained/...) or an ablation folder.
 The page listens on 127.0.0.1 (this computer only) unless --host says otherwise; uploads over
---max-upload-mb or that are not images are refused with a message (utils/serve.py). Ctrl-C stops it.
+--max-upload-mb or that are not images are refused with a message (utils/inference/serve.py). Ctrl-C stops it.
 """
 
 import sys
 from pathlib import Path
 
 from utils.cli import ArgumentParser, port_number, positive_float, positive_int
-from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
@@ -32,9 +32,10 @@ def main(argv=None):
         p.error(f"no such model: {missing[0]} (a run folder, a ckpt-* folder, a model folder or an ablation folder)")
     quiet(verbose=args.verbose)
 
-    from utils.serve import make_server
+    from utils.evaluation.ablation import model_sources
+    from utils.inference.serve import make_server
     try:
-        server = make_server(args.models, args.host, args.port, int(args.max_upload_mb * 2**20), args.max_side)
+        server = make_server(model_sources(args.models), args.host, args.port, int(args.max_upload_mb * 2**20), args.max_side)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     except OSError as error:   # the port is taken, or the address is not this machine's

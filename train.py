@@ -13,7 +13,7 @@ index.html for the grids, loss curves and settings, or `tensorboard --logdir run
 
 import sys
 
-from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 from utils.cli import ArgumentParser, finite_float, non_negative_int, positive_int, run_main  # noqa: E402
 
@@ -37,7 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--demo", action="store_true", help="the Quickstart demo: synthetic apples -> oranges, "
                    f"{DEMO['img_size']} px, 3 to 5 minutes on a 2-core CPU (other flags override its settings)")
     p.add_argument("--dataset", help="folder under --data-root with trainA/trainB/testA/testB, e.g. apple2orange "
-                   "(python -m utils.download apple2orange) or synthetic_apple2orange (generated if missing)")
+                   "(python -m utils.datasets.download apple2orange) or synthetic_apple2orange (generated if missing)")
     p.add_argument("--resume", metavar="RUN_FOLDER", help="continue this run from its latest checkpoint "
                    "(its config.json holds the model settings)")
     model = p.add_argument_group("model (models/config.py)")
@@ -64,7 +64,7 @@ def parse_args(argv=None):
                        "older GPUs such as a T4), or name one")
     speed.add_argument("--jit", choices=("auto", "on", "off"),
                        help="XLA / torch.compile for the step (default auto: on for JAX and TensorFlow GPUs)")
-    run = p.add_argument_group("training run (utils/training.py)")
+    run = p.add_argument_group("training run (utils/training/trainer.py)")
     run.add_argument("--batch-size", type=positive_int, default=1, help="images of each domain per step (default 1)")
     run.add_argument("--preprocess", choices=("resize_and_crop", "crop", "scale_width_and_crop", "none"),
                      help="how a training photo becomes an --img-size crop: resize_and_crop (default, the paper's "
@@ -103,8 +103,8 @@ def model_config(args):
 def main(argv=None):
     parser, args = parse_args(argv)
     quiet(verbose=args.verbose)
-    from utils.data_loader import DatasetError
-    from utils.training import train
+    from utils.datasets.loader import DatasetError
+    from utils.training.trainer import train
 
     common = dict(sample_interval=args.sample_interval,
                   checkpoint_interval=args.checkpoint_interval, max_steps=args.max_steps,
@@ -117,7 +117,7 @@ def main(argv=None):
             if ignored:
                 print(f"note: {' '.join(ignored)} ignored: a resumed run keeps the settings in its config.json "
                       "(only --learning-rate may change, e.g. after the run diverged)")
-            from utils.run_folder import read_run_config
+            from utils.training.run_folder import read_run_config
             data_root = args.data_root or read_run_config(args.resume)["training"].get("data_root", "data")
             train(None, None, args.resume, resume=True, data_root=data_root, learning_rate=args.learning_rate,
                   **common)
@@ -129,7 +129,7 @@ def main(argv=None):
             train(config, args.dataset, run_root=args.run_root, batch_size=args.batch_size, preprocess=args.preprocess,
                   data_root=args.data_root or "data", **common)
     except KeyboardInterrupt:
-        sys.exit(130)  # the checkpoint is saved and the resume command printed (utils/training.py)
+        sys.exit(130)  # the checkpoint is saved and the resume command printed (utils/training/trainer.py)
     except (DatasetError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
 

@@ -7,7 +7,7 @@
     python translate.py pretrained/synthetic_apple2orange_64 --direction AtoB --input my_photos --max-side 512
 
 AtoB uses g_AB (apple -> orange), BtoA uses g_BA. Each image is translated at its own size (the
-generators are fully convolutional: utils/full_resolution.py); above --max-side a scaled-down copy is
+generators are fully convolutional: utils/inference/translation.py); above --max-side a scaled-down copy is
 translated and scaled back. --fit scales every image to the training size and back instead.
 Output PNGs are named after the inputs; files that cannot be read are named and skipped. The output
 folder may not be the input folder (or inside it), and existing files are kept unless --overwrite.
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from utils.cli import ArgumentParser, run_main
-from utils.quiet import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
 def main(argv=None):
@@ -43,7 +43,7 @@ def main(argv=None):
         p.error(f"--input {args.input}: no such folder")
     quiet(verbose=args.verbose)
 
-    from utils.translate import translate_folder
+    from utils.inference.translation import translate_folder
     try:
         written, skipped = translate_folder(args.model, args.direction, args.input, args.output,
                                             progress=not args.no_progress, fit=args.fit, max_side=args.max_side,

@@ -1,4 +1,4 @@
-"""Seconds and peak memory of full-resolution translation (utils/full_resolution.py) at 512 and 1024 px.
+"""Seconds and peak memory of full-resolution translation (utils/inference/translation.py) at 512 and 1024 px.
 
     nice -n 5 .venv/bin/python benchmarks/bench_full_resolution.py [--sizes 512 1024] [--models demo book]
 
@@ -29,18 +29,18 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {root!r})
 import numpy as np
 from models.config import CycleGANConfig
-from utils.full_resolution import translate_at_own_size
-from utils.trained_model import SIZE_MULTIPLE, build_any_size_generator
+from utils.inference.trained_model import build_any_size_generator
+from utils.inference.translation import translate_at_own_size
 config = CycleGANConfig(**{fields!r})
 generator = build_any_size_generator(config, "g_AB")
 yy, xx = np.mgrid[:{size}, :{size}]
 image = np.stack([(yy * 7 + xx * 3) % 256, (xx * 5) % 256, (yy * 11) % 256], -1).astype(np.uint8)
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-translate_at_own_size(generator, image, SIZE_MULTIPLE[config.generator_type], max_side=None)
+translate_at_own_size(generator, image, config.size_multiple, max_side=None)
 times = []
 for _ in range({repeats}):
     start = time.perf_counter()
-    translate_at_own_size(generator, image, SIZE_MULTIPLE[config.generator_type], max_side=None)
+    translate_at_own_size(generator, image, config.size_multiple, max_side=None)
     times.append(time.perf_counter() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"seconds": sorted(times)[len(times) // 2], "peak_rss_mib": round(peak),

@@ -9,7 +9,7 @@ first half says fit in the second half.
 
 It writes into --out (default: $OUT, else run/gpu_showcase), at most 8 files:
 
-    monet2photo_256/   a model folder (config.json, float16 g_AB / g_BA weights; utils/trained_model.py):
+    monet2photo_256/   a model folder (config.json, float16 g_AB / g_BA weights; utils/inference/trained_model.py):
                        written at the half-time too, so a run cut short still leaves a model
     grid.png           8 test photos: the photo, g_BA's Monet, g_AB's reconstruction (read back from the folder)
     showcase.json      steps, seconds per step, GPU, schedule, losses (the last 10 % of steps and a history)
@@ -174,7 +174,7 @@ def main(argv=None):
     import keras
 
     from models import CycleGAN, devices
-    from utils.trained_model import load_generators, save_model_folder
+    from utils.inference.trained_model import load_generators, save_model_folder
 
     gpu = devices.gpu()
     print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, "

@@ -5,7 +5,7 @@
 
 For the training and the test photos of the model's dataset, prints the domain judge's accuracy on the
 real photos and the fraction of their translations it calls the target domain, both directions
-(utils.unpaired_evaluation.judge_rates_by_split, the same judge and code as evaluate.py). A model that
+(utils.evaluation.unpaired.judge_rates_by_split, the same judge and code as evaluate.py). A model that
 scores far better on the photos it trained on than on the test photos has a generalisation gap (more
 data or augmentation may help); the same rate on both says the limit lies in the model or the judge.
 """
@@ -27,9 +27,9 @@ def main(argv=None):
     parser.add_argument("--json-out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
-    from utils.quiet import quiet
+    from utils.cli import quiet
     quiet()
-    from utils.unpaired_evaluation import judge_rates_by_split, load_scored_model, model_translator
+    from utils.evaluation.unpaired import judge_rates_by_split, load_scored_model, model_translator
 
     model, checkpoint, dataset, data_root = load_scored_model(args.model, args.dataset, args.data_root)
     size = int(model.config.input_dim[0])

@@ -3,7 +3,7 @@
     python benchmarks/synthetic_seeds.py                              # 3 seeds x 10,500 steps at 64 px
     python benchmarks/synthetic_seeds.py --seeds 0 1 --steps 300      # a quick look
 
-Trains the full loss (adversarial 1, cycle 10, identity 5; utils/ablation.py) on synthetic_apple2orange
+Trains the full loss (adversarial 1, cycle 10, identity 5; utils/evaluation/ablation.py) on synthetic_apple2orange
 once per seed, each as a one-variant ablation in run/ablation/<name>_seed<S>/ (run again to resume a
 killed seed), then prints, for each direction, the mean and spread (sample standard deviation) over
 the seeds of the paired L1 on the whole picture, the paired L1 inside the fruit mask only (the fruit is
@@ -50,9 +50,9 @@ def main(argv=None):
     parser.add_argument("--json", default="benchmarks/results/synthetic_seeds.json")
     args = parser.parse_args(argv)
 
-    from utils.quiet import quiet
+    from utils.cli import quiet
     quiet()
-    from utils import ablation
+    from utils.evaluation import ablation
 
     per_seed, minutes, baseline = {}, {}, None
     for seed in args.seeds:

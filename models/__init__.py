@@ -2,7 +2,7 @@
 
 The names below are imported on first use (PEP 562), so that the modules without Keras
 (models/config.py, models/files.py, models/disk_space.py, models/onednn.py) load without it:
-`utils.download` stays quick, a notebook's `quiet()` still runs before TensorFlow prints anything, and
+`utils.datasets.download` stays quick, a notebook's `quiet()` still runs before TensorFlow prints anything, and
 TensorFlow's CPU kernels are chosen before it loads (models/onednn.py).
 Importing any network or the model registers the custom layers (models/layers.py) with Keras.
 """

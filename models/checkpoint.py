@@ -38,6 +38,7 @@ from models.config import CycleGANConfig
 from models.disk_space import disk_full_error, file_size_limit, free_mb, is_disk_full
 from models.files import write_atomic, write_json
 
+LATEST = "latest"   # the text file in a folder of checkpoints that names the newest
 _warned = set()   # (checkpoint, reason) pairs already reported, so a resume warns once
 
 
@@ -45,7 +46,17 @@ def any_saved(directory):
     """Whether a folder of checkpoints holds any, intact or not (resuming then uses the newest intact
     one, or says that none is, rather than start over from step 0)."""
     directory = Path(directory)
-    return (directory / "latest").is_file() or any(p.is_dir() for p in directory.glob("ckpt-*"))
+    return (directory / LATEST).is_file() or any(p.is_dir() for p in directory.glob("ckpt-*"))
+
+
+def latest_name(directory):
+    """The checkpoint name a folder of checkpoints' `latest` file holds ('ckpt-00003000'), or None: the one
+    reader of that file (which checkpoint a resume or a load actually uses is `find_intact`'s choice)."""
+    latest = Path(directory) / LATEST
+    try:
+        return latest.read_text().strip() or None if latest.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def newest_saved(directory):
@@ -86,8 +97,7 @@ def find_intact(path):
         candidates = [path]
     else:
         found = sorted((p for p in path.glob("ckpt-*") if p.is_dir()), reverse=True)
-        latest = path / "latest"
-        named = path / latest.read_text().strip() if latest.is_file() else None
+        named = path / latest_name(path) if latest_name(path) else None
         candidates = ([named] if named in found else []) + [p for p in found if p != named]
     if not candidates:
         raise FileNotFoundError(f"no checkpoint in {path}: expected a ckpt-<step> folder with state.json, "
@@ -168,7 +178,7 @@ def save(gan, directory, keep=3):
             os.replace(final, old)
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, final)
-        current = directory / "latest"
+        current = directory / LATEST
         write_atomic(current, name)
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)   # never leave a half checkpoint filling the disk

@@ -26,9 +26,9 @@ import numpy as np
 from models import checkpoint, devices
 from models.combined import CombinedGeneratorModel
 from models.config import CycleGANConfig
+from models.directions import GENERATORS, check_direction
 from models.discriminator import build_patchgan_discriminator, patch_size
 from models.executor import make_executor
-from models.directions import GENERATORS, check_direction
 from models.generators import build_resnet_generator, build_unet_generator, run_generator
 from models.image_pool import ImagePool
 from models.lr_schedule import learning_rate_at

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 import ablate
-from utils import ablation, training
+from utils.evaluation import ablation
+from utils.training import trainer
 
 SIZE = 32
 STEPS = 3
@@ -53,11 +54,11 @@ def ablate_args_config(args):
 
 
 class TrainSpy:
-    """Wraps utils.training.train: records each call; optionally kills one variant mid-run."""
+    """Wraps utils.training.trainer.train: records each call; optionally kills one variant mid-run."""
 
     def __init__(self, monkeypatch, kill_variant_at=None):
         self.calls, self.kill_at = [], kill_variant_at
-        real = training.train
+        real = trainer.train
 
         def spy(config, dataset, run, **kwargs):
             self.calls.append((Path(run).name, kwargs["resume"]))

@@ -133,7 +133,7 @@ def test_gpu_showcase_tiny_trains_writes_a_model_folder_that_loads_and_translate
 
     from PIL import Image
     assert Image.open(out / "grid.png").size == (2 * 32, 3 * 32)   # photos, Monets, reconstructions
-    from utils.trained_model import load_generators
+    from utils.inference.trained_model import load_generators
     trained = load_generators(out / "monet2photo_256")
     assert trained.config.generator_type == "resnet" and trained.config.lambda_id == 5
     photo = np.random.default_rng(3).uniform(-1, 1, (1, 48, 64, 3)).astype(np.float32)

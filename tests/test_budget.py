@@ -1,4 +1,4 @@
-"""utils/budget.py: the notebooks' time estimate, the "auto" step budget, and that timing trains nothing."""
+"""utils/training/budget.py: the notebooks' time estimate, the "auto" step budget, and that timing trains nothing."""
 
 import re
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models import CycleGAN, CycleGANConfig
-from utils import budget
+from utils.training import budget
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, epochs=100, decay_epochs=100)
 ESTIMATE = re.compile(r"about \d+ minutes? .*on this machine")
@@ -30,7 +30,7 @@ def test_timing_a_model_prints_the_estimate_and_leaves_it_untouched(capsys):
 
 def test_auto_on_a_cpu_fits_the_budget_and_ends_with_the_decay(monkeypatch, capsys):
     monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.5)
-    monkeypatch.setattr(budget, "has_accelerator", lambda: False)
+    monkeypatch.setattr(budget.devices, "gpu", lambda: None)
     config = CycleGANConfig(**TINY)
     max_steps = budget.plan_steps(config, steps_per_epoch=10, max_steps="auto", budget_minutes=2)
     assert max_steps == 200                      # 120 s / (0.5 s x 1.15) = 208 steps, rounded down to 200
@@ -42,7 +42,7 @@ def test_auto_on_a_cpu_fits_the_budget_and_ends_with_the_decay(monkeypatch, caps
 
 def test_auto_with_a_gpu_keeps_the_books_schedule(monkeypatch, capsys):
     monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.05)
-    monkeypatch.setattr(budget, "has_accelerator", lambda: True)
+    monkeypatch.setattr(budget.devices, "gpu", lambda: {"name": "Tesla T4", "compute_capability": (7, 5)})
     config = CycleGANConfig(**TINY)
     assert budget.plan_steps(config, steps_per_epoch=1000, max_steps="auto") is None
     assert (config.epochs, config.decay_epochs) == (100, 100)
@@ -52,7 +52,7 @@ def test_auto_with_a_gpu_keeps_the_books_schedule(monkeypatch, capsys):
 
 def test_auto_with_a_gpu_budget_fits_it_and_ends_with_the_decay(monkeypatch, capsys):
     monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.2)   # about a T4's 256 px ResNet step
-    monkeypatch.setattr(budget, "has_accelerator", lambda: True)
+    monkeypatch.setattr(budget.devices, "gpu", lambda: {"name": "Tesla T4", "compute_capability": (7, 5)})
     config = CycleGANConfig(**TINY)
     max_steps = budget.plan_steps(config, steps_per_epoch=1072, max_steps="auto", budget_minutes=15,
                                   gpu_budget_minutes=40)
@@ -67,7 +67,7 @@ def test_auto_with_a_gpu_budget_fits_it_and_ends_with_the_decay(monkeypatch, cap
 
 def test_an_ablation_shares_the_budget_between_its_runs(monkeypatch):
     monkeypatch.setattr(budget, "seconds_per_step", lambda *args: 0.1)
-    monkeypatch.setattr(budget, "has_accelerator", lambda: False)
+    monkeypatch.setattr(budget.devices, "gpu", lambda: None)
     steps = budget.plan_steps(CycleGANConfig(**TINY), steps_per_epoch=300, max_steps="auto", budget_minutes=12,
                               n_runs=5)
     assert steps == 1200   # 720 s / (0.1 s x 1.15 x 5 runs) = 1252

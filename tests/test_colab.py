@@ -84,7 +84,7 @@ def test_setup_cell_forced_clones_downloads_and_leaves_the_notebook_ready(tmp_pa
     source = nbformat.read(ROOT / "notebooks" / "05_01_cyclegan_apple2orange.ipynb", as_version=4)
     setup, parameters = source.cells[1], next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
     assert "colab-setup" in setup.metadata["tags"]
-    check = nbformat.v4.new_code_cell("import os\nprint('cwd', os.getcwd())\nfrom utils.training import pick_dataset\n"
+    check = nbformat.v4.new_code_cell("import os\nprint('cwd', os.getcwd())\nfrom utils.training.trainer import pick_dataset\n"
                                       "print('dataset', pick_dataset(DATASET, DATA_ROOT))")
     # the setup cell twice (a student reruns it: nothing is cloned or downloaded again), then the notebook's
     # own settings cell and a check that its data path finds the downloaded dataset
@@ -134,3 +134,19 @@ def test_colab_requirements_swap_tensorflow_and_keep_colab_s_own_notebook_tools(
     assert [l for l in cpu if l.startswith("tensorflow")] == ["tensorflow==2.21.0"]
     assert "keras==3.15.1" in gpu and "tensorboard==2.21.0" in gpu
     assert not [l for l in gpu if l.split("==")[0] in colab.NOT_ON_COLAB]
+
+
+@pytest.mark.parametrize("printed, capability, fast", [("Tesla T4, 7.5", (7, 5), False), ("NVIDIA A100, 8.0", (8, 0), True),
+                                                         ("NVIDIA H200, 9.0", (9, 0), True),
+                                                         ("NVIDIA B200, 10.0", (10, 0), True),
+                                                         ("NVIDIA RTX PRO 6000, 12.0", (12, 0), True)])
+def test_the_gpu_probe_compares_compute_capabilities_as_numbers(tmp_path, monkeypatch, printed, capability, fast):
+    """'10.0' and '12.0' sort before '8' as strings: they were announced as float16 GPUs."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\necho '{printed}'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    name, found = colab.nvidia_gpu()
+    assert name == printed.split(",")[0] and found == capability
+    assert colab.mixed_precision_on(found) == ("bfloat16" if fast else "float16 with loss scaling")
+    assert colab.parse_capability("not a number") is None

@@ -31,7 +31,7 @@ def test_train_command_prints_no_tensorflow_noise_and_plain_progress_lines(tmp_p
 
 
 def test_progress_auto_is_a_bar_on_a_terminal_or_in_a_notebook_and_lines_in_a_file(monkeypatch):
-    from utils import training_loop
+    from utils.training import loop
 
     class Stream:
         def __init__(self, tty):
@@ -42,9 +42,9 @@ def test_progress_auto_is_a_bar_on_a_terminal_or_in_a_notebook_and_lines_in_a_fi
 
     monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
     monkeypatch.setattr(sys, "stderr", Stream(True))
-    assert training_loop.wants_bar("auto") is True
+    assert loop.wants_bar("auto") is True
     monkeypatch.setattr(sys, "stderr", Stream(False))          # a log file
-    assert training_loop.wants_bar("auto") is False
+    assert loop.wants_bar("auto") is False
     monkeypatch.setitem(sys.modules, "ipykernel", object())     # a Jupyter kernel: its stderr is no tty
-    assert training_loop.wants_bar("auto") is True
-    assert training_loop.wants_bar(False) is False and training_loop.wants_bar(True) is True
+    assert loop.wants_bar("auto") is True
+    assert loop.wants_bar(False) is False and loop.wants_bar(True) is True

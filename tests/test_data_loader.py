@@ -1,4 +1,4 @@
-"""utils/data_loader.py: epochs, jitter, reproducible resume, background thread, bad input."""
+"""utils/datasets/loader.py: epochs, jitter, reproducible resume, background thread, bad input."""
 
 import math
 import shutil
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.data_loader import DataLoader, DatasetError, jitter
+from utils.datasets.loader import DataLoader, DatasetError, jitter
 from utils.images import read_rgb, resize_rgb, to_model_range
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -171,9 +171,9 @@ def test_an_exhausted_epoch_leaves_no_thread(loader_root_tmp):
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("name, command", [("synthetic_apple2orange", "python -m utils.synthetic synthetic_apple2orange"),
-                                           ("horse2zebra", "python -m utils.download horse2zebra"),
-                                           ("my_photos", "python -m utils.download <name>")])
+@pytest.mark.parametrize("name, command", [("synthetic_apple2orange", "python -m utils.datasets.synthetic synthetic_apple2orange"),
+                                           ("horse2zebra", "python -m utils.datasets.download horse2zebra"),
+                                           ("my_photos", "python -m utils.datasets.download <name>")])
 def test_missing_dataset_names_folder_layout_and_command(tmp_path, name, command):
     with pytest.raises(DatasetError) as caught:
         DataLoader(name, data_root=tmp_path)

@@ -150,10 +150,10 @@ if keras.backend.backend() == "tensorflow":
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from utils import run_folder as layout
-from utils.run_logs import read_losses
-from utils.synthetic import ensure_dataset
-from utils.training import load_run, train
+from utils.datasets.synthetic import ensure_dataset
+from utils.training import run_folder as layout
+from utils.training.logs import read_losses
+from utils.training.trainer import load_run, train
 
 root = sys.argv[1]
 ensure_dataset("synthetic_apple2orange", data_root=root + "/data", size=32, n_train=5, n_test=2, seed=0)
@@ -189,11 +189,11 @@ def test_training_loop_runs_data_parallel_with_an_uneven_last_batch_and_resumes(
 
 def test_a_batch_size_that_does_not_split_across_the_devices_is_refused(monkeypatch, tmp_path):
     from models import executor as distribution
-    from utils import training
+    from utils.training import trainer
     monkeypatch.setattr(distribution, "device_count", lambda: 2)
     config = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, data_parallel=True)
     with pytest.raises(ValueError, match=r"batch_size=3: .*multiple of 2 \(e.g. --batch-size 2\)"):
-        training.train(config, "synthetic_apple2orange", data_root=tmp_path, run_root=tmp_path / "run", batch_size=3)
+        trainer.train(config, "synthetic_apple2orange", data_root=tmp_path, run_root=tmp_path / "run", batch_size=3)
     assert not (tmp_path / "run").exists()   # refused before any folder is made
 
 

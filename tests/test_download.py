@@ -1,4 +1,4 @@
-"""utils/download.py against a local HTTP server on 127.0.0.1 serving zips the tests build."""
+"""utils/datasets/download.py against a local HTTP server on 127.0.0.1 serving zips the tests build."""
 
 import functools
 import http.server
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.data_loader import DataLoader
-from utils.download import KNOWN_DATASETS, DownloadError, download_dataset, main
+from utils.datasets.download import KNOWN_DATASETS, DownloadError, download_dataset, main
+from utils.datasets.loader import DataLoader
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

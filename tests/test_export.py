@@ -12,8 +12,8 @@ import pytest
 
 import export as export_script
 from models import CycleGAN
-from utils.full_resolution import run_generator
-from utils.trained_model import load_generators
+from models.generators import run_generator
+from utils.inference.trained_model import load_generators
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=3)
 

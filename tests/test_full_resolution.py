@@ -10,9 +10,10 @@ from PIL import Image
 
 import translate as translate_script
 from models import CycleGAN
-from utils.full_resolution import pad_to_multiple, run_generator, scaled_size, translate_at_own_size
+from models.generators import run_generator
 from utils.images import to_model_range, to_uint8
-from utils.trained_model import load_generators, save_model_folder
+from utils.inference.trained_model import load_generators, save_model_folder
+from utils.inference.translation import pad_to_multiple, scaled_size, translate_at_own_size
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0)
 

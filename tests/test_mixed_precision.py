@@ -110,7 +110,7 @@ def test_training_on_a_cpu_without_bfloat16_says_so():
 
 
 def test_train_prints_the_warning_on_a_cpu_without_bfloat16(monkeypatch, tmp_path, capsys):
-    from utils.training import train
+    from utils.training.trainer import train
     monkeypatch.setattr(devices, "cpu_runs_bfloat16_fast", lambda: False)
     train(CycleGAN(**TINY, mixed_precision="bfloat16"), "synthetic_apple2orange", data_root=tmp_path / "data",
           run_root=tmp_path / "runs", max_steps=1, progress=False)

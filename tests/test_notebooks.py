@@ -2,7 +2,7 @@
 
 Papermill-style: a cell is inserted after the one tagged `parameters`, setting tiny values for the
 names that cell defines (others keep their values), and the data and run folders point into a
-temporary folder. Each must print its time estimate (utils/budget.py) before training. The committed
+temporary folder. Each must print its time estimate (utils/training/budget.py) before training. The committed
 notebooks are also checked for stale outputs and thin cells.
 """
 
@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from utils.synthetic import SYNTHETIC_DATASETS, ensure_dataset
+from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_dataset
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 MAX_CODE_LINES = 10

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import plots, report
-from utils.training_settings import TrainingSettings
+from utils import plots
+
+from utils.training import page
+from utils.training.settings import TrainingSettings
 
 
 class FakeGAN:
@@ -88,11 +90,11 @@ def test_index_html_marks_settings_that_differ_from_the_defaults(tmp_path):
                       "beta_2": 0.999, "epochs": 100, "decay_epochs": 100, "seed": 0},
             "training": {**TrainingSettings.defaults(), "sample_interval": 50}, "environment": {"keras": "3"}}
     (run / "config.json").write_text(json.dumps(meta))
-    page = report.write_index(run, status="training <step 3>").read_text()
-    changed = set(__import__("re").findall(r'<tr class="changed"><td>\w+</td><td>(\w+)</td>', page))
+    html = page.write_index(run, status="training <step 3>").read_text()
+    changed = set(__import__("re").findall(r'<tr class="changed"><td>\w+</td><td>(\w+)</td>', html))
     assert changed == {"input_dim", "lambda_id", "sample_interval"}
-    assert "training &lt;step 3&gt;" in page                  # escaped
-    assert "http" not in page and "<script" not in page        # offline, no scripts
+    assert "training &lt;step 3&gt;" in html                  # escaped
+    assert "http" not in html and "<script" not in html        # offline, no scripts
 
 
 def test_pool_picture_shows_this_steps_fake_beside_the_pools_older_ones(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import train as train_script
-from utils.data_loader import DataLoader, jitter
+from utils.datasets.loader import DataLoader, jitter
 from utils.images import resize_rgb
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.unpaired_evaluation import real_sample_figures
+from utils.evaluation.unpaired import real_sample_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 0.02   # absolute, on figures in [0, 1]
@@ -29,7 +29,7 @@ MODELS = {
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def shipped(request):
-    from utils.trained_model import load_generators
+    from utils.inference.trained_model import load_generators
     folder = ROOT / "pretrained" / request.param
     return folder, MODELS[request.param], load_generators(folder)
 
@@ -49,7 +49,7 @@ def test_the_shipped_model_is_small_and_says_how_it_was_made(shipped):
 
 
 def test_it_translates_a_real_photo_at_its_own_size(shipped, tmp_path):
-    from utils.translate import translate_folder
+    from utils.inference.translation import translate_folder
 
     folder, (sample, direction, test_split, _), _ = shipped
     needs_sample(sample)

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import translate as translate_script
-from utils.synthetic import generate_dataset
-from utils.trained_model import load_generators
+from utils.datasets.synthetic import generate_dataset
+from utils.inference.trained_model import load_generators
 
 PRETRAINED = Path(__file__).parents[1] / "pretrained" / "synthetic_apple2orange_64"
 

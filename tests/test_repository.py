@@ -1,4 +1,6 @@
-"""The house rules a reader relies on: models/ stands alone, and no file names a path of one machine."""
+"""The house rules a reader relies on: the project's imports form no circle and never point upward (models/
+at the bottom, then utils' shared files, datasets, training, inference, evaluation, the Colab helper, and
+the entry scripts on top), utils/ is folders by concept, and no file names a path of one machine."""
 
 import ast
 import re
@@ -28,6 +30,110 @@ def imported_modules(path):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             yield node.module
+
+
+# Layers, bottom first: a module may import its own layer or those below it, never one above.
+LAYERS = (("models",), ("utils", "utils.cli", "utils.images", "utils.plots"), ("utils.datasets",),
+          ("utils.training",), ("utils.inference",), ("utils.evaluation",), ("utils.colab",))
+PROJECT_FOLDERS = ("models", "utils")
+ENTRY_SCRIPTS = ("train.py", "translate.py", "evaluate.py", "export.py", "serve.py", "ablate.py", "quickstart.py")
+
+
+def module_name(path, root):
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root, folders=PROJECT_FOLDERS, scripts=ENTRY_SCRIPTS):
+    """{module: {project module it imports}} from every import statement, at module level and inside
+    functions alike (read with ast, nothing run). `from package import name` counts as an import of
+    package.name when that is a module, else of the package."""
+    files = [path for folder in folders for path in sorted((root / folder).rglob("*.py"))]
+    files += [root / script for script in scripts if (root / script).is_file()]
+    modules = {module_name(path, root): path for path in files}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets.update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules
+                               else node.module for alias in node.names)
+        graph[name] = {target for target in targets if target in modules}   # a module importing itself: a circle
+    return graph
+
+
+def find_cycle(graph):
+    """One import circle as a list [a, b, ..., a], or None (depth-first search)."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def layer(module):
+    """The index in LAYERS of a project module (entry scripts: above them all)."""
+    best = None
+    for index, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > best[1]:
+                    best = (index, len(prefix))
+    return len(LAYERS) if best is None else best[0]
+
+
+def test_no_import_circle():
+    cycle = find_cycle(import_graph(ROOT))
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    upward = sorted(f"{source} imports {target}" for source, targets in import_graph(ROOT).items()
+                    for target in targets if layer(target) > layer(source))
+    assert upward == [], "upward imports (see LAYERS): " + "; ".join(upward)
+
+
+def test_the_import_checks_catch_a_planted_circle_and_an_upward_import(tmp_path):
+    (tmp_path / "utils" / "training").mkdir(parents=True)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "utils" / "__init__.py").write_text("")
+    (tmp_path / "utils" / "training" / "__init__.py").write_text("")
+    (tmp_path / "utils" / "training" / "loop.py").write_text("def f():\n    from utils.training import page\n")
+    (tmp_path / "utils" / "training" / "page.py").write_text("import utils.training.loop\n")
+    (tmp_path / "models" / "net.py").write_text("from utils.training.page import x\n")
+    graph = import_graph(tmp_path)
+    cycle = find_cycle(graph)
+    assert cycle[0] == cycle[-1] and sorted(cycle[:-1]) == ["utils.training.loop", "utils.training.page"]
+    assert "utils.training.page" in graph["models.net"] and layer("utils.training.page") > layer("models.net")
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_utils_is_folders_by_concept_with_few_loose_files():
+    loose = sorted(path.name for path in (ROOT / "utils").glob("*.py") if path.name != "__init__.py")
+    assert len(loose) <= 6, f"utils/ has {len(loose)} loose files: {loose}"
+    for package in sorted(p for p in (ROOT / "utils").iterdir() if p.is_dir() and p.name != "__pycache__"):
+        init = package / "__init__.py"
+        assert init.is_file() and len(ast.get_docstring(ast.parse(init.read_text())) or "") > 40, \
+            f"{package.relative_to(ROOT)} needs an __init__.py whose docstring says what lives there"
 
 
 def test_models_imports_nothing_from_utils():

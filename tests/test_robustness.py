@@ -17,8 +17,8 @@ from PIL import Image
 
 from models import CycleGAN, CycleGANConfig
 from models import checkpoint as ckpt
-from utils import run_folder as layout
-from utils.run_logs import read_losses
+from utils.training import run_folder as layout
+from utils.training.logs import read_losses
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_apple2orange"
@@ -57,8 +57,8 @@ def test_non_finite_settings_are_refused(field, value):
 
 
 def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoints(data_root, tmp_path):
-    from utils.loss_guard import NonFiniteLossError
-    from utils.training import train
+    from utils.training.loop import NonFiniteLossError
+    from utils.training.trainer import train
 
     def blow_up(gan, row):   # after step 3 g_AB's weights turn NaN, as a diverging run's do
         if row["step"] == 3:   # (all of them: a ReLU can hide one NaN kernel from the losses)
@@ -185,7 +185,7 @@ def _snapshot(folder):
 
 @pytest.mark.parametrize("output", [".", "sub/folder"])
 def test_translate_refuses_the_input_folder_or_one_inside_it(tiny_run, photos, output):
-    from utils.translate import translate_folder
+    from utils.inference.translation import translate_folder
     before = _snapshot(photos)
     with pytest.raises(ValueError, match="the translations would replace or mix with the originals"):
         translate_folder(tiny_run, "AtoB", photos, photos / output, progress=False)
@@ -193,7 +193,7 @@ def test_translate_refuses_the_input_folder_or_one_inside_it(tiny_run, photos, o
 
 
 def test_translate_gives_each_input_its_own_output_and_never_overwrites_without_asking(tiny_run, photos, tmp_path):
-    from utils.translate import translate_folder
+    from utils.inference.translation import translate_folder
     out = tmp_path / "out"
     written, _ = translate_folder(tiny_run, "AtoB", photos, out, progress=False)
     assert len(written) == 5 and len({p.name.casefold() for p in written}) == 5   # dup.jpg and dup.png both kept
@@ -228,7 +228,7 @@ def _official_layout(extra=None):
 
 
 def _download(tmp_path, archive):
-    from utils.download import download_dataset
+    from utils.datasets.download import download_dataset
     served = tmp_path / "served"
     served.mkdir(exist_ok=True)
     shutil.move(archive, served / "horse2zebra.zip")
@@ -236,7 +236,7 @@ def _download(tmp_path, archive):
 
 
 def test_a_zip_bomb_is_refused_before_extracting(tmp_path):
-    from utils.download import DownloadError
+    from utils.datasets.download import DownloadError
     bomb = _zip(tmp_path / "bomb.zip", _official_layout({"horse2zebra/trainA/big.png": bytes(30_000_000)}))
     assert bomb.stat().st_size < 100_000
     with pytest.raises(DownloadError, match=r"declares 30,000,000 bytes .* a zip bomb"):
@@ -245,7 +245,7 @@ def test_a_zip_bomb_is_refused_before_extracting(tmp_path):
 
 
 def test_an_archive_larger_than_the_free_space_is_refused(tmp_path, monkeypatch):
-    from utils import download
+    from utils.datasets import download
     monkeypatch.setattr(download, "free_mb", lambda path: 50.0)
     with pytest.raises(download.DownloadError, match=r"MB free \(keeping 100 MB spare\)"):
         _download(tmp_path, _zip(tmp_path / "a.zip", _official_layout()))
@@ -253,7 +253,7 @@ def test_an_archive_larger_than_the_free_space_is_refused(tmp_path, monkeypatch)
 
 
 def test_a_symbolic_link_member_is_refused_by_name(tmp_path):
-    from utils.download import DownloadError
+    from utils.datasets.download import DownloadError
     archive = _zip(tmp_path / "link.zip", _official_layout(), links=[("horse2zebra/trainA/1.png", "/etc/passwd")])
     with pytest.raises(DownloadError, match=r"'horse2zebra/trainA/1.png' is a symbolic link"):
         _download(tmp_path, archive)
@@ -272,8 +272,8 @@ from pathlib import Path
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG instead
 import numpy as np
 from models import CycleGAN
-from utils import plots
 from models.disk_space import DiskFullError
+from utils import plots
 
 folder, limit = Path(sys.argv[1]), int(sys.argv[2])
 gan = CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, buffer_max_length=2)
@@ -332,7 +332,7 @@ def test_disk_full_mid_run_is_one_message_and_the_run_resumes(data_root, tmp_pat
     import resource
     import time
 
-    from utils.training import load_run, train
+    from utils.training.trainer import load_run, train
     command = [sys.executable, str(REPO / "train.py"), "--dataset", DATASET, "--data-root", str(data_root),
                "--run-root", str(tmp_path), "--img-size", "32", "--gen-filters", "4", "--disc-filters", "4",
                "--epochs", "2", "--decay-epochs", "2", "--sample-interval", "3", "--checkpoint-interval", "4",
@@ -389,7 +389,7 @@ def test_a_bad_value_is_one_line_exit_2_and_leaves_no_folder(tmp_path, script, f
 
 
 def test_settings_are_checked_before_a_run_folder_is_made(data_root, tmp_path):
-    from utils.training import train
+    from utils.training.trainer import train
     for bad in ({"n_grid_images": -1}, {"checkpoint_interval": 0}, {"max_steps": -5}, {"batch_size": 0}):
         with pytest.raises(ValueError, match=f"{list(bad)[0]}=.*must be an integer >= 1"):
             train(TINY, DATASET, data_root=data_root, run_root=tmp_path / "runs", progress=False, **bad)
@@ -397,8 +397,8 @@ def test_settings_are_checked_before_a_run_folder_is_made(data_root, tmp_path):
 
 
 def test_a_dataset_without_a_test_split_leaves_no_orphan_folder(data_root, tmp_path):
-    from utils.data_loader import DatasetError
-    from utils.training import train
+    from utils.datasets.loader import DatasetError
+    from utils.training.trainer import train
     shutil.copytree(data_root / DATASET, tmp_path / "data" / "no_tests")
     shutil.rmtree(tmp_path / "data" / "no_tests" / "testA")
     shutil.rmtree(tmp_path / "data" / "no_tests" / "testB")
@@ -409,7 +409,7 @@ def test_a_dataset_without_a_test_split_leaves_no_orphan_folder(data_root, tmp_p
 
 def test_a_nested_dataset_name_with_dollars_trains(data_root, tmp_path):
     """'sub/a$\\q$b': a safe folder name, and the grid title is plain text (mathtext would fail on it)."""
-    from utils.training import train
+    from utils.training.trainer import train
     name = "sub/a$\\q$b"
     shutil.copytree(data_root / DATASET, tmp_path / "data" / name)
     run = train(TINY, name, data_root=tmp_path / "data", run_root=tmp_path / "runs", max_steps=1,
@@ -419,7 +419,7 @@ def test_a_nested_dataset_name_with_dollars_trains(data_root, tmp_path):
 
 
 def test_two_variants_sharing_a_folder_are_refused():
-    from utils import ablation
+    from utils.evaluation import ablation
     with pytest.raises(ValueError, match="'lambda_id=0' and 'lambda_id_0' would share the folder runs/lambda_id_0"):
         ablation.variant_configs(ablation.full_config(), {"lambda_id=0": {"lambda_id": 0.0},
                                                           "lambda_id_0": {"lambda_id": 5.0}})

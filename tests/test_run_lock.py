@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from utils import run_folder as layout
-from utils.run_lock import LOCK_FILE, RunLock, RunLockedError, read_holder
-from utils.run_logs import read_losses
-from utils.synthetic import ensure_dataset
+from utils.datasets.synthetic import ensure_dataset
+from utils.training import run_folder as layout
+from utils.training.lock import LOCK_FILE, RunLock, RunLockedError, read_holder
+from utils.training.logs import read_losses
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_apple2orange"
@@ -41,7 +41,7 @@ def csv_steps(run):
 
 def hold_lock(folder):
     """A separate Python process that owns `folder` (like a running trainer) until killed."""
-    code = ("import sys, time; from utils.run_lock import RunLock; lock = RunLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from utils.training.lock import RunLock; lock = RunLock(sys.argv[1]).acquire(); "
             "print('locked', flush=True); time.sleep(600)")
     process = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=REPO, env=ENV,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -86,7 +86,7 @@ def test_a_second_trainer_on_one_run_is_refused_naming_the_first(contested_run):
 
 
 def test_sigterm_finishes_the_step_saves_and_says_how_to_resume(contested_run):
-    from utils.training import load_run
+    from utils.training.trainer import load_run
     run = contested_run["run"]
     assert contested_run["first"].returncode == 130, contested_run["first_err"][-2000:]
     assert "SIGTERM: finishing this step and saving a checkpoint" in contested_run["first_err"]

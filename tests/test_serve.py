@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from models import CycleGAN
-from utils.serve import make_server
+from utils.evaluation.ablation import model_sources
+from utils.inference.serve import make_server
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4)
 LIMIT = 60_000   # bytes
@@ -30,7 +31,7 @@ def page(tmp_path_factory):
     (ablation / "ablation.json").write_text(json.dumps({"variants": {"full": {}, "lambda_id=0": {"lambda_id": 0}}}))
     for seed, variant in enumerate(("full", "lambda_id_0")):
         CycleGAN(**TINY, seed=seed + 1).save_checkpoint(ablation / "runs" / variant / "weights")
-    server = make_server([root / "0001_tiny", ablation], port=0, max_bytes=LIMIT, max_side=64, verbose=False)
+    server = make_server(model_sources([root / "0001_tiny", ablation]), port=0, max_bytes=LIMIT, max_side=64, verbose=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"

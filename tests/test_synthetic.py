@@ -1,4 +1,4 @@
-"""utils/synthetic.py: layout, determinism, paired scenes that differ only inside the mask."""
+"""utils/datasets/synthetic.py: layout, determinism, paired scenes that differ only inside the mask."""
 
 import colorsys
 import json
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import synthetic
-from utils.data_loader import DataLoader
-from utils.synthetic import SYNTHETIC_DATASETS, contact_sheet, ensure_dataset, generate_dataset
-from utils.synthetic_scenes import still_life
+from utils.datasets import synthetic
+from utils.datasets.loader import DataLoader
+from utils.datasets.still_life import still_life
+from utils.datasets.synthetic import SYNTHETIC_DATASETS, contact_sheet, ensure_dataset, generate_dataset
 
 TINY = {"size": 40, "n_train": 3, "n_test": 4}
 SPLITS = ("trainA", "trainB", "testA", "testB", "testMask")
@@ -122,7 +122,7 @@ def test_ensure_reuses_a_complete_copy_and_regenerates_otherwise(tmp_path):
 
 
 def test_a_copy_of_another_size_is_made_again_at_the_models_size_saying_so(tmp_path, capsys):
-    """`make demo` leaves a 64 px copy; a 128 px model must not train on it blown up (utils/training.open_dataset)."""
+    """`make demo` leaves a 64 px copy; a 128 px model must not train on it blown up (utils.training.trainer.open_dataset)."""
     path = ensure_dataset("synthetic_apple2orange", tmp_path, **dict(TINY, seed=3))
     assert synthetic.ensure_size("synthetic_apple2orange", tmp_path, size=40) == path
     assert capsys.readouterr().out == ""                                    # the right size: reused silently
@@ -166,12 +166,12 @@ def test_contact_sheet_and_command_line(tmp_path, capsys):
     assert synthetic.main(["contact-sheet", "synthetic_apple2orange", "--data-root", str(tmp_path),
                            "-o", str(tmp_path / "cli.png"), "-n", "3"]) == 0
     assert Image.open(tmp_path / "cli.png").size == (64 + 3 * 34, 3 * 34)
-    with pytest.raises(FileNotFoundError, match="python -m utils.synthetic synthetic_photo2painting"):
+    with pytest.raises(FileNotFoundError, match="python -m utils.datasets.synthetic synthetic_photo2painting"):
         contact_sheet("synthetic_photo2painting", tmp_path, tmp_path / "none.png")
 
 
 def test_drawing_only_near_each_fruit_changes_nothing(monkeypatch):
-    from utils import synthetic_scenes
+    from utils.datasets import still_life
 
     boxed = [still_life(np.random.default_rng([0, 2, index]), 48) for index in range(20)]
     monkeypatch.setattr(synthetic_scenes, "_fruit_box", lambda fruit, size: (slice(0, size), slice(0, size)))

@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from models import CycleGAN
-from utils import run_folder as layout
-from utils.run_logs import COLUMNS, read_losses
-from utils.training import load_run, new_run_folder, train
+from utils.training import run_folder as layout
+from utils.training.logs import COLUMNS, read_losses
+from utils.training.run_folder import new_run_folder
+from utils.training.trainer import load_run, train
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_apple2orange"
@@ -166,8 +167,8 @@ def test_sigkill_at_a_random_moment_loses_at_most_one_checkpoint_interval(data_r
 
 
 def test_a_missing_real_dataset_says_how_to_get_it(tmp_path):
-    from utils.data_loader import DatasetError
-    with pytest.raises(DatasetError, match="python -m utils.download apple2orange"):
+    from utils.datasets.loader import DatasetError
+    with pytest.raises(DatasetError, match="python -m utils.datasets.download apple2orange"):
         train(TINY, "apple2orange", data_root=tmp_path / "data", run_root=tmp_path / "run")
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())   # no empty run folder
 

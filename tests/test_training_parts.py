@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from models.lr_schedule import learning_rate_at
 from models.image_pool import ImagePool
+from models.lr_schedule import learning_rate_at
 
 
 def images(n, value=None, seed=0):

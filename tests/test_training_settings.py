@@ -1,4 +1,4 @@
-"""TrainingSettings (utils/training_settings.py) and the one-device executor (models/executor.py)."""
+"""TrainingSettings (utils/training/settings.py) and the one-device executor (models/executor.py)."""
 
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from models.executor import OneDevice, make_executor
-from utils.training import train
-from utils.training_settings import TrainingSettings
+from utils.training.settings import TrainingSettings
+from utils.training.trainer import train
 
 
 def test_defaults_are_the_books_and_every_bad_value_is_named():

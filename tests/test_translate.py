@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 import translate as translate_script
-from utils.translate import fit_to_model, restore, translate_folder
+from utils.images import resize_rgb, to_model_range, to_uint8
+from utils.inference.translation import fitted_size, pad_to_size, translate_folder
 
 
 @pytest.fixture
@@ -49,9 +50,10 @@ def test_fit_and_restore_round_trip_keeps_size_and_content(shape):
     yy, xx = np.mgrid[:shape[0], :shape[1]]
     image = np.stack([(yy * 255 // max(1, shape[0] - 1)), (xx * 255 // max(1, shape[1] - 1)),
                       np.full_like(yy, 128)], axis=-1).astype(np.uint8)   # smooth gradients
-    x, box = fit_to_model(image, (32, 32))
-    assert x.shape == (32, 32, 3) and x.min() >= -1 and x.max() <= 1
-    back = restore(x, box, shape[:2])
+    padded, (top, left, h, w) = pad_to_size(resize_rgb(image, fitted_size(shape[:2], (32, 32))), (32, 32))
+    x = to_model_range(padded)
+    assert x.shape == (32, 32, 3) and x.min() >= -1 and x.max() <= 1 and max(h, w) == 32
+    back = resize_rgb(to_uint8(x[top:top + h, left:left + w]), shape[:2])
     assert back.shape == shape
     if min(shape[:2]) > 16:   # a thin strip cannot survive a 32 px model anyway
         assert np.abs(back.astype(int) - image).mean() < 12

@@ -13,9 +13,10 @@ from PIL import Image
 
 import evaluate as evaluate_script
 from models import CycleGAN
-from utils import judge as judges
-from utils.evaluation import baseline_translators
-from utils.unpaired_evaluation import Scorer, judge_rates_by_split, load_images, score_translator
+from utils.evaluation import judge as judges
+from utils.evaluation.baselines import baseline_translators
+from utils.evaluation.unpaired import Scorer, judge_rates_by_split, score_translator
+from utils.images import load_images
 
 SIZE = 32
 

@@ -14,8 +14,8 @@ from PIL import Image
 
 from models import CycleGAN
 from models import checkpoint as ckpt
-from utils import run_folder as layout
-from utils.run_lock import RunLock
+from utils.training import run_folder as layout
+from utils.training.lock import RunLock
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_apple2orange"
@@ -59,7 +59,7 @@ def test_a_lock_that_is_a_link_is_refused_and_its_target_is_untouched(tmp_path):
 
 @needs_links
 def test_train_py_with_a_lock_linked_outside_the_run_leaves_that_file_unchanged(data_root, tmp_path):
-    from utils.training import train
+    from utils.training.trainer import train
     run = train(TINY, DATASET, data_root=data_root, run_root=tmp_path / "runs", max_steps=1, progress=False)
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
@@ -87,7 +87,7 @@ def test_write_atomic_replaces_a_link_instead_of_writing_through_it(tmp_path):
 
 @needs_links
 def test_translate_overwrite_refuses_an_output_that_links_to_an_input(tiny_run, photos, tmp_path):
-    from utils.translate import translate_folder
+    from utils.inference.translation import translate_folder
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.png").symlink_to(photos / "a.png")
@@ -99,7 +99,7 @@ def test_translate_overwrite_refuses_an_output_that_links_to_an_input(tiny_run, 
 
 @needs_links
 def test_translate_overwrite_replaces_a_link_to_elsewhere_not_its_target(tiny_run, photos, tmp_path):
-    from utils.translate import translate_folder
+    from utils.inference.translation import translate_folder
     outside = tmp_path / "precious.png"
     outside.write_bytes(b"keep me")
     out = tmp_path / "out"
@@ -112,8 +112,8 @@ def test_translate_overwrite_replaces_a_link_to_elsewhere_not_its_target(tiny_ru
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory):
-    """A model folder (utils/trained_model.py layout) of an untrained tiny CycleGAN."""
-    from utils.trained_model import save_model_folder
+    """A model folder (utils/inference/trained_model.py layout) of an untrained tiny CycleGAN."""
+    from utils.inference.trained_model import save_model_folder
     gan = CycleGAN(**{k: v for k, v in TINY.items() if k not in ("epochs", "decay_epochs")})
     return save_model_folder(gan, tmp_path_factory.mktemp("models") / "tiny", made_by="a test")
 
@@ -132,7 +132,7 @@ def test_export_refuses_an_existing_file_without_overwrite(model_folder, tmp_pat
 
 @needs_links
 def test_export_refuses_a_target_that_links_to_the_models_own_weights(model_folder, tmp_path):
-    from utils.export import export_generator
+    from utils.inference.export import export_generator
     out = tmp_path / "g.keras"
     out.symlink_to(model_folder / "g_AB.weights.h5")
     before = (model_folder / "g_AB.weights.h5").read_bytes()
@@ -232,7 +232,7 @@ def test_a_state_missing_a_key_is_damaged_and_falls_back(run, capsys):
 
 
 def test_a_resume_that_fails_appends_nothing_to_config_json(data_root, tmp_path):
-    from utils.training import train
+    from utils.training.trainer import train
     run = train(TINY, DATASET, data_root=data_root, run_root=tmp_path, max_steps=2, checkpoint_interval=1,
                 progress=False)
     for folder in (run / "weights").glob("ckpt-*"):
@@ -281,8 +281,8 @@ def test_non_finite_or_huge_state_is_damage_and_falls_back(run, capsys, file, da
 
 def test_a_diverging_run_never_saves_a_huge_checkpoint_and_resumes_with_a_new_learning_rate(data_root, tmp_path):
     """--learning-rate 1e30: the first step's weights are around 1e30 while the losses may stay finite."""
-    from utils.loss_guard import NonFiniteLossError
-    from utils.training import train
+    from utils.training.loop import NonFiniteLossError
+    from utils.training.trainer import train
     with pytest.raises(NonFiniteLossError, match=r"training diverged at step \d+: .*(g_AB|g_BA|d_A|d_B|pool)"
                                                  r".*last good checkpoint is .*ckpt-00000000"):
         train({**TINY, "learning_rate": 1e30}, DATASET, data_root=data_root, run_root=tmp_path, max_steps=6,
@@ -298,7 +298,7 @@ def test_a_diverging_run_never_saves_a_huge_checkpoint_and_resumes_with_a_new_le
 
 
 def test_the_divergence_message_names_the_pool_when_the_pool_is_the_cause():
-    from utils.loss_guard import NonFiniteLossError, check_losses
+    from utils.training.loop import NonFiniteLossError, check_losses
     gan = _tiny_gan()
     gan.pool_A.set_state(np.full((1, 32, 32, 3), np.inf, np.float32), gan.pool_A.get_state()[1])
     with pytest.raises(NonFiniteLossError, match="cause: the image pool pool_A holds NaN or inf"):
@@ -324,7 +324,7 @@ def _model_copy(model_folder, tmp_path, damage=None, reseal_manifest=True):
 
 
 def test_a_model_folder_carries_a_manifest_and_the_shipped_ones_check_out(model_folder):
-    from utils.trained_model import check_model_folder
+    from utils.inference.trained_model import check_model_folder
     meta = json.loads((model_folder / "config.json").read_text())
     assert set(meta["files"]) == {"g_AB.weights.h5", "g_BA.weights.h5"}
     for shipped in ("apple2orange_128", "synthetic_apple2orange_64"):
@@ -347,7 +347,7 @@ def test_a_model_folder_with_one_nan_weight_is_refused_by_translate_export_and_e
 
 
 def test_a_model_folder_with_altered_bytes_fails_its_hash(model_folder, tmp_path):
-    from utils.trained_model import load_generators
+    from utils.inference.trained_model import load_generators
 
     def garble(path):   # 4 KB of random bytes in the middle: h5py may still open it
         data = bytearray(path.read_bytes())
@@ -361,7 +361,7 @@ def test_a_model_folder_with_altered_bytes_fails_its_hash(model_folder, tmp_path
 
 
 def test_a_model_folder_without_a_manifest_is_refused_with_the_command_that_adds_one(model_folder, tmp_path):
-    from utils.trained_model import ModelFileError, add_manifest, load_generators
+    from utils.inference.trained_model import ModelFileError, add_manifest, load_generators
     folder = _model_copy(model_folder, tmp_path)
     meta = json.loads((folder / "config.json").read_text())
     del meta["files"]
@@ -376,8 +376,8 @@ def test_a_model_folder_without_a_manifest_is_refused_with_the_command_that_adds
 
 def test_a_translation_that_is_not_finite_is_an_error_for_that_image_not_a_black_png(model_folder, photos,
                                                                                      tmp_path, capsys):
-    from utils.trained_model import load_generators
-    from utils.translate import translate_folder
+    from utils.inference.trained_model import load_generators
+    from utils.inference.translation import translate_folder
     model = load_generators(model_folder)
     kernel = model.g_AB.weights[0]
     kernel.assign(np.full(kernel.shape, np.nan, "float32"))   # as a model built in memory might be
@@ -414,7 +414,7 @@ def test_an_image_is_refused_by_its_sides_before_it_is_decoded(tmp_path, width, 
 
 def test_one_strip_image_is_one_message_and_the_rest_of_the_folder_is_translated(tiny_run, photos, tmp_path,
                                                                                    capsys):
-    from utils.translate import translate_folder
+    from utils.inference.translation import translate_folder
     (photos / "strip.png").write_bytes(strip_png(89_000_000))   # 86 KB, 89 megapixels, one row
     written, skipped = translate_folder(tiny_run, "AtoB", photos, tmp_path / "out", progress=False)
     assert sorted(p.name for p in written) == ["a.png", "b.png"]
@@ -426,7 +426,7 @@ def test_one_strip_image_is_one_message_and_the_rest_of_the_folder_is_translated
 def page(tiny_run):
     import threading
 
-    from utils.serve import make_server
+    from utils.inference.serve import make_server
     server = make_server([tiny_run], port=0, max_bytes=200_000, max_side=64, verbose=False, idle_timeout=2)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.server_address[1]
@@ -491,7 +491,7 @@ def _zip_download(tmp_path, members=None, raw=None):
     """download_dataset of horse2zebra from a local 'server' holding `members` as a zip (or `raw` bytes)."""
     import zipfile
 
-    from utils.download import download_dataset
+    from utils.datasets.download import download_dataset
     served = tmp_path / "served"
     served.mkdir(exist_ok=True)
     if raw is not None:
@@ -504,7 +504,7 @@ def _zip_download(tmp_path, members=None, raw=None):
 
 
 def test_a_zip_of_100000_empty_members_is_refused_before_extracting(tmp_path):
-    from utils.download import DownloadError
+    from utils.datasets.download import DownloadError
     members = {f"horse2zebra/{split}/0.png": b"x" for split in ("trainA", "trainB", "testA", "testB")}
     members.update({f"horse2zebra/trainA/{i}.txt": b"" for i in range(100_000)})
     with pytest.raises(DownloadError, match=r"holds 100,004 members, more than 50,000"):
@@ -518,7 +518,7 @@ def test_a_zip_of_100000_empty_members_is_refused_before_extracting(tmp_path):
      "'horse2zebra/trainA' is both a file and a folder"),
 ])
 def test_a_web_page_or_a_file_folder_clash_is_not_called_a_truncated_download(tmp_path, members, raw, says):
-    from utils.download import DownloadError
+    from utils.datasets.download import DownloadError
     with pytest.raises(DownloadError, match=says) as error:
         _zip_download(tmp_path, members, raw)
     assert "truncated" not in str(error.value)
@@ -539,13 +539,13 @@ def test_a_disk_full_message_names_a_path_that_exists(tmp_path):
 SIGTERM_AT_START = r"""
 import os, signal, sys, time
 import train
-from utils import training
-original = training._model_for
+from utils.training import trainer
+original = trainer._model_for
 def slow_model_for(*args, **kwargs):   # SIGTERM arrives after the lock is taken, before the first step
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(5)
     return original(*args, **kwargs)
-training._model_for = slow_model_for
+trainer._model_for = slow_model_for
 sys.argv = ["train.py", *sys.argv[1:]]
 from utils.cli import run_main
 run_main(train.main)
@@ -574,9 +574,9 @@ def test_sigterm_between_the_lock_and_the_first_step_leaves_no_folder_and_says_s
     ("serve.py", ["--port", "65536"], "--port: must be from 0 (any free port) to 65535, got 65536"),
     ("serve.py", ["--max-upload-mb", "inf"], "--max-upload-mb: must be a finite number, got 'inf'"),
     ("export.py", ["--direction", "AtoB", "--format", "pickle"], "--format: invalid choice: 'pickle'"),
-    ("-m utils.synthetic", ["synthetic_apple2orange", "--size", "-5"], "--size: must be an integer >= 1, got -5"),
-    ("-m utils.synthetic", ["synthetic_apple2orange", "--n-train", "0"], "--n-train: must be an integer >= 1, got 0"),
-    ("-m utils.synthetic", ["synthetic_apple2orange", "--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
+    ("-m utils.datasets.synthetic", ["synthetic_apple2orange", "--size", "-5"], "--size: must be an integer >= 1, got -5"),
+    ("-m utils.datasets.synthetic", ["synthetic_apple2orange", "--n-train", "0"], "--n-train: must be an integer >= 1, got 0"),
+    ("-m utils.datasets.synthetic", ["synthetic_apple2orange", "--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
 ])
 def test_an_absurd_value_is_one_line_and_exit_2(tmp_path, script, flags, says):
     where = {"train.py": ["--dataset", DATASET, "--data-root", tmp_path / "data", "--run-root", tmp_path / "runs",
@@ -584,7 +584,7 @@ def test_an_absurd_value_is_one_line_and_exit_2(tmp_path, script, flags, says):
              "ablate.py": ["--dataset", DATASET, "--data-root", tmp_path / "data", "--out-root", tmp_path / "runs",
                            "--steps", "2"],
              "serve.py": [tmp_path / "no_model"], "export.py": [tmp_path / "no_model"],
-             "-m utils.synthetic": ["--data-root", tmp_path / "data"]}[script]
+             "-m utils.datasets.synthetic": ["--data-root", tmp_path / "data"]}[script]
     command = script.split() if script.startswith("-m") else [REPO / script]
     done = run_script(*command, *where, *flags)
     assert done.returncode == 2, (done.stdout[-1000:], done.stderr[-2000:])

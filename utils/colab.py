@@ -37,7 +37,8 @@ def in_colab():
 
 
 def nvidia_gpu():
-    """(name, compute capability) of the runtime's first NVIDIA GPU, from nvidia-smi; None without one."""
+    """(name, compute capability as (major, minor)) of the runtime's first NVIDIA GPU, from nvidia-smi; None
+    without one. Not models.devices.gpu(): this runs before the pinned TensorFlow is installed, to choose it."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=30)
@@ -47,7 +48,20 @@ def nvidia_gpu():
     if not lines:
         return None
     name, _, capability = lines[0].partition(",")
-    return name.strip(), capability.strip()
+    return name.strip(), parse_capability(capability)
+
+
+def mixed_precision_on(capability):
+    """What mixed_precision=True picks on a GPU of this compute capability (models/devices.py's rule)."""
+    return "bfloat16" if capability and capability >= (8, 0) else "float16 with loss scaling"
+
+
+def parse_capability(text):
+    """'8.6' -> (8, 6), '12.0' -> (12, 0) (compared as numbers: as strings '12.0' < '8'); None if unreadable."""
+    try:
+        return tuple(int(part) for part in text.strip().split("."))[:2] or None
+    except ValueError:
+        return None
 
 
 def colab_requirements(text, gpu):
@@ -88,8 +102,9 @@ def setup(root=COLAB_ROOT, dataset=None):
         # Keras takes this GPU by itself; growth instead of TensorFlow's grab of all its memory at start.
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
         os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-        print(f"GPU runtime: {gpu[0]} (compute capability {gpu[1]}); --mixed-precision / mixed_precision=True "
-              f"picks {'bfloat16' if gpu[1] >= '8' else 'float16 with loss scaling'} on it")
+        capability = ".".join(map(str, gpu[1])) if gpu[1] else "unknown"
+        print(f"GPU runtime: {gpu[0]} (compute capability {capability}); --mixed-precision / mixed_precision=True "
+              f"picks {mixed_precision_on(gpu[1])} on it")
     else:
         print("No GPU in this runtime: Runtime > Change runtime type > T4 GPU, then run this cell again "
               "(training on Colab's CPU is many times slower).")
@@ -97,7 +112,7 @@ def setup(root=COLAB_ROOT, dataset=None):
         install(root, gpu)
     os.chdir(root / "notebooks")   # as in a local clone: the repository is `..`, the data `../data`
     if dataset:
-        from utils.download import DEFAULT_BASE_URL, download_dataset
+        from utils.datasets.download import DEFAULT_BASE_URL, download_dataset
         download_dataset(dataset, root / "data", os.environ.get("CYCLEGAN_DATASET_URL", DEFAULT_BASE_URL))
     print(f"Ready: the project is in {root}, this notebook runs in {root / 'notebooks'}.")
     return {"root": root, "gpu": gpu}

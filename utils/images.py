@@ -134,11 +134,14 @@ def _to_rgb_array(image):
 
 
 def resize_rgb(array, size, resample=Image.BICUBIC):
-    """Resize an (h, w, 3) uint8 array to size = (height, width) with Pillow (bicubic by default)."""
+    """Resize an (h, w, 3) or (h, w, 1) uint8 array to size = (height, width) with Pillow (bicubic by
+    default): the project's one image resizer."""
     height, width = int(size[0]), int(size[1])
     if array.shape[:2] == (height, width):
         return array
-    return np.asarray(Image.fromarray(array).resize((width, height), resample))
+    gray = array.ndim == 3 and array.shape[-1] == 1
+    resized = np.asarray(Image.fromarray(array[..., 0] if gray else array).resize((width, height), resample))
+    return resized[..., None] if gray else resized
 
 
 def list_images(folder):
@@ -165,3 +168,23 @@ def to_model_range(images):
 def to_uint8(images):
     """Floats in [-1, 1] -> uint8 in [0, 255], clipped and rounded (for saving and plotting)."""
     return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def load_images(folder, size, limit=None, seed=0):
+    """Images of a folder as (n, size, size, 3) float32 in [0, 1] (whole image resized, bicubic).
+
+    Unreadable files are skipped with a warning naming them; `limit` picks a seeded random subset.
+    """
+    paths = list_images(folder)
+    if limit is not None and len(paths) > limit:
+        rng = np.random.default_rng(seed)
+        paths = [paths[i] for i in sorted(rng.choice(len(paths), limit, replace=False))]
+    images = []
+    for path in paths:
+        try:
+            images.append(resize_rgb(read_rgb(path), (size, size)))
+        except ImageReadError as error:
+            warnings.warn(f"skipped: {error}")
+    if not images:
+        raise FileNotFoundError(f"no readable images in {folder}")
+    return np.stack(images).astype(np.float32) / 255.0

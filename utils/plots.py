@@ -1,5 +1,5 @@
 """Pictures of a run: the book's reconstruction grid, loss curves, an animation of the grids, and the
-loss-weight ablation's figures (utils/ablation.py).
+loss-weight ablation's figures (utils/evaluation/ablation.py).
 
 Every function draws on a `matplotlib.figure.Figure` made directly, not through `pyplot`: such a
 figure is never registered with pyplot's figure manager, so a training run that saves thousands of
@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from models.files import write_atomic
 from models.directions import DIRECTIONS, domains
+from models.files import write_atomic
 from utils.images import to_model_range
 
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
@@ -129,7 +129,7 @@ def smooth(values, weight=None):
 
 def save_loss_curves(history, path, title=None):
     """Plot the losses of a run (a dict of arrays with 'step' and the loss names, e.g.
-    `utils.run_logs.read_losses`) in four panels: discriminators, adversarial, cycle, identity.
+    `utils.training.logs.read_losses`) in four panels: discriminators, adversarial, cycle, identity.
 
     Faint lines are the raw values of every step, solid lines their smoothed average. Returns the path.
     """
@@ -217,7 +217,7 @@ def _in_model_range(image):
     return image[..., None] if image.ndim == 2 else image
 
 
-# ----------------------------------------------------------------- the ablation's figures (utils/ablation.py)
+# ----------------------------------------------------------------- the ablation's figures (utils/evaluation/ablation.py)
 def save_ablation_translations(test_set, examples, pictures, path, dpi=80):
     """Rows: input, one per variant, ground truth; columns: the example images A -> B, then B -> A.
 

@@ -12,7 +12,7 @@
     onnx        `model.export(file, format="onnx")`: optional, needs `tf2onnx` and `onnx` installed
                 (not in requirements.txt); loads with `onnxruntime`.
 
-The exported network is the generator built for any size (utils/trained_model.py): input float32
+The exported network is the generator built for any size (utils/inference/trained_model.py): input float32
 (batch, height, width, channels) in [-1, 1], height and width multiples of 16 (U-Net) or 4
 (ResNet), or the fixed `size`; output the same shape in [-1, 1]. `(pixels / 127.5) - 1` in, `(y + 1) * 127.5` out.
 
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import keras
 
+from models.directions import GENERATORS, check_direction
 from models.disk_space import remove_quietly
-from utils.output_files import refuse_existing, refuse_inputs
-from utils.trained_model import load_generators
+from utils.inference.trained_model import load_generators
+from utils.inference.translation import refuse_existing, refuse_inputs
 
 FORMATS = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
 KERAS_FORMAT = {"savedmodel": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
@@ -41,7 +42,7 @@ def default_path(source, direction, fmt):
     base = Path(source)
     if (base / "state.json").is_file():   # a checkpoint folder: write beside the run, not into weights/
         base = base.parent.parent if base.parent.name == "weights" else base.parent
-    name = "g_AB" if direction == "AtoB" else "g_BA"
+    name = GENERATORS[check_direction(direction)]
     return base / "export" / f"{name}{'_savedmodel' if fmt == 'savedmodel' else ''}{FORMATS[fmt]}"
 
 

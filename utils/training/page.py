@@ -3,19 +3,21 @@
 In the spirit of the official implementation's results page (its `html.py`: header, images, save),
 built only from the files in the run folder, with relative links and no scripts or CDNs, so it reads
 offline and travels with the folder. The training loop rebuilds it every sample interval; to build
-it for any run folder: `python -m utils.report run/cyclegan/0001_synthetic_apple2orange`.
+it for any run folder: `python -m utils.training.page run/cyclegan/0001_synthetic_apple2orange`.
 """
 
 import html
+import json
 import sys
 from pathlib import Path
 
+from models.checkpoint import latest_name
 from models.config import CycleGANConfig
+from models.directions import DIRECTIONS
 from models.files import write_atomic
-from utils import run_folder as layout
-from utils.run_logs import COLUMNS, LOSS_COLUMNS
-from utils.training_settings import TrainingSettings
-from utils.unpaired_evaluation import html_section as evaluation_section
+from utils.training import run_folder as layout
+from utils.training.logs import COLUMNS, LOSS_COLUMNS
+from utils.training.settings import TrainingSettings
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
@@ -36,8 +38,7 @@ def write_index(run_folder, status=None):
     version = grids[-1].stem if grids else "0"   # ?v=... makes a browser reload pictures that changed
     last = _last_losses(run / layout.LOSSES_CSV)
     if status is None and last:
-        latest = (run / layout.WEIGHTS / "latest")
-        saved = latest.read_text().strip() if latest.is_file() else "none"
+        saved = latest_name(run / layout.WEIGHTS) or "none"
         status = f"step {last['step']} logged, latest checkpoint {saved}"
     parts = [f"<h1>CycleGAN run {html.escape(run.name)}</h1>",
              f"<p>Dataset <b>{html.escape(str(meta['dataset']))}</b>, started {html.escape(meta.get('created', '?'))}"
@@ -57,7 +58,7 @@ def write_index(run_folder, status=None):
     present = [_figure(path, run, version, caption) for path, caption in pictures if path.exists()]
     if present:
         parts.append('<div class="row">' + "".join(present) + "</div>")
-    parts.extend(evaluation_section(run))   # evaluate.py's results, when the run was evaluated
+    parts.extend(evaluation_section(run))   # evaluate.py's results (utils/evaluation/unpaired.py), if any
     parts.append("<h2>Settings</h2>")
     parts.append('<p class="note">Bold rows differ from the defaults (book and paper).</p>')
     parts.append(_settings_table(meta))
@@ -70,6 +71,52 @@ def write_index(run_folder, status=None):
     path = run / layout.INDEX
     write_atomic(path, page)
     return path
+
+
+def results_table(results):
+    """Rows (method, direction, judged target, mean p, KID judge, KID inception, cycle error) as text."""
+    def pct(value):
+        return "withheld" if value is None else f"{value:.1%}"
+
+    def kid_text(value):
+        return "-" if value is None else f"{value[0]:.3g} ± {value[1]:.2g}"
+
+    rows = []
+    for name, scores in results["methods"].items():
+        for direction in DIRECTIONS:
+            s = scores[direction]
+            rows.append((name, direction, pct(s["judged_target"]),
+                         "withheld" if s["mean_p_target"] is None else f"{s['mean_p_target']:.2f}",
+                         kid_text(s["kid_judge"]), kid_text(s["kid_inception"]), f"{s['cycle_error']:.3f}"))
+    return ("method", "direction", "judged target", "mean p(target)", "KID (judge features)",
+            "KID (Inception)", "cycle error"), rows
+
+
+def evaluation_section(run):
+    """The page section of a run's evaluation.json (written by evaluate.py), or [] when there is none."""
+    path = Path(run) / layout.EVALUATION_JSON
+    if not path.is_file():
+        return []
+    results = json.loads(path.read_text())
+    header, rows = results_table(results)
+    acc = results["judge"]["accuracy_on_real_test"]
+    table = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+    table += ["<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rows]
+    parts = ["<h2>Evaluation on the real test images</h2>",
+             f"<p>{html.escape(results['dataset'])} at {results['image_size']} px (python evaluate.py). "
+             f"The domain judge (a small CNN trained on the training images only) is right on "
+             f"{acc['A']:.1%} of the real test A and {acc['B']:.1%} of the real test B images"
+             + ("" if acc["usable"] else " and is <b>unusable</b>: its rates are withheld") + ". "
+             "KID: lower is closer to the real target images.</p>",
+             "\n".join(table) + "</table>"]
+    if (Path(run) / layout.EVALUATION_FIGURE).is_file():
+        parts.append(f'<figure><img src="{layout.EVALUATION_FIGURE}" alt="test images by every method">'
+                     "<figcaption>real test images translated by every method</figcaption></figure>")
+    if (Path(run) / layout.FAILURES_FIGURE).is_file():
+        parts.append(f'<figure><img src="{layout.FAILURES_FIGURE}" alt="the least convincing translations">'
+                     "<figcaption>failures: the translations the judge finds least like the target domain"
+                     "</figcaption></figure>")
+    return parts
 
 
 def _figure(path, run, version, caption, lazy=False):
@@ -142,5 +189,5 @@ def _last_losses(csv_path):
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m utils.report RUN_FOLDER")
+        sys.exit("usage: python -m utils.training.page RUN_FOLDER")
     print(write_index(sys.argv[1]))

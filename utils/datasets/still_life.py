@@ -1,4 +1,4 @@
-"""Scene renderers for the synthetic datasets (utils/synthetic.py): numpy only, no per-pixel loops.
+"""Scene renderers for the synthetic datasets (utils/datasets/synthetic.py): numpy only, no per-pixel loops.
 
 Each renderer takes a numpy Generator and an image size and draws ONE scene in both domains:
 
@@ -9,13 +9,13 @@ All random choices are drawn first, then both domains are drawn from them, so A 
 scene. In the still life only the fruit differs: the background (wall, table, cloth pattern,
 clutter, shadows) is computed once and the fruit is composited over it, so A and B are equal
 outside the fruit mask up to the anti-aliased edge. Shapes are drawn with the primitives of
-utils/synthetic_drawing.py (signed distances turned into anti-aliased coverage); images are float
+utils/datasets/drawing.py (signed distances turned into anti-aliased coverage); images are float
 (h, w, 3) in [0, 1] until `unit_to_uint8`; masks are uint8 0 / 255.
 """
 
 import numpy as np
 
-from utils.synthetic_drawing import box_distance, coverage, ellipse_distance, grid, hsv, over, \
+from utils.datasets.drawing import box_distance, coverage, ellipse_distance, grid, hsv, over, \
     segment_distance, smooth_noise, unit_to_uint8
 
 

@@ -3,14 +3,24 @@
 `TrainingLoop(gan, loader, run, meta, settings, ...)` trains from the model's position (epoch,
 batch, step) to the end of the schedule or `settings.max_steps`: every step it sets the paper's
 learning rate, calls `CycleGAN.train_step`, stops at the first NaN or inf loss before anything of
-that step is saved (utils/loss_guard.py) and logs the losses (CSV and TensorBoard); every sample
+that step is saved (the NaN guard, below) and logs the losses (CSV and TensorBoard); every sample
 interval it draws the reconstruction grid of the fixed test images, the loss curves, the GIF and
 the results page; every checkpoint interval it saves a checkpoint. Ctrl-C or SIGTERM finishes the
-step, saves and stops (`StopRequest`). `utils/training.train` sets a session up and runs it.
+step, saves and stops (`StopRequest`). `utils.training.trainer.train` sets a session up and runs it.
+
+The NaN guard: a run stops at its first non-finite loss or diverged weight, since a NaN run must
+never report success or save its state. Once a loss is NaN or inf the weights are (or soon will be) too, and every later checkpoint would
+rotate a good one away. `check_losses` runs on every step's losses (already Python floats, so it
+costs nothing); the training loop stops before it logs the row or saves a checkpoint, so the
+checkpoints on disk are the last good state. `check_weights` runs before each checkpoint: a weight
+above models/checkpoint_checks.MAX_WEIGHT (a learning rate far too high) stops the run the same way, even
+while the losses are still finite. The message names the cause it finds (`diagnose`): an image pool
+holding NaN or inf, a network's weights, or only the losses.
 """
 
 import contextlib
 import datetime
+import math
 import signal
 import sys
 import threading
@@ -20,10 +30,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from models import checkpoint
+from models.checkpoint_checks import NETWORKS, weight_problem
 from models.disk_space import DiskFullError, disk_full_error, is_disk_full
-from utils import plots, report, run_folder as layout
-from utils.loss_guard import NonFiniteLossError, check_losses, check_weights
-from utils.run_logs import LossLog, TensorBoardLog
+from utils import plots
+from utils.cli import UserError
+from utils.training import page, run_folder as layout
+from utils.training.logs import LossLog, TensorBoardLog
 
 LOG_INTERVAL = 100   # steps between progress lines when there is no progress bar (a log file)
 
@@ -125,7 +137,7 @@ class TrainingLoop:
 
     def _write_status(self, state):
         try:
-            report.write_index(self.folder, status=self._status(state))
+            page.write_index(self.folder, status=self._status(state))
         except OSError:
             pass   # the page is a convenience; the error being raised matters more
 
@@ -214,7 +226,7 @@ class TrainingLoop:
         if self.log.history["step"]:
             plots.save_loss_curves(self.log.history, run / layout.LOSS_PLOT, title=f"{self.meta['dataset']}: losses")
         plots.save_grid_animation(layout.grid_paths(run), run / layout.ANIMATION)
-        report.write_index(run, status=self._status())
+        page.write_index(run, status=self._status())
 
     def _status(self, final=None):
         gan = self.gan
@@ -232,7 +244,7 @@ class TrainingLoop:
         if layout.latest_grid(run) != layout.grid_path(run, gan.step):
             self.sample()
         state = f"stopped by {interrupted} at step {gan.step}" if interrupted else f"finished: {gan.step} steps"
-        report.write_index(run, status=self._status(state))
+        page.write_index(run, status=self._status(state))
         minutes = (time.time() - self.session_start) / 60
         print(f"\n{state[0].upper() + state[1:]} ({minutes:.1f} min this session). Results: {run / layout.INDEX}",
               flush=True)
@@ -240,3 +252,49 @@ class TrainingLoop:
             print(f"Checkpoint saved. Resume with:  python train.py --resume {run}", flush=True)
             raise KeyboardInterrupt(f"training stopped at step {gan.step}; resume with train(None, None, "
                                     f"{str(run)!r}, resume=True)")
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """A loss became NaN or inf, or the weights diverged; the message names the step and the cause."""
+
+
+def diagnose(gan):
+    """Where the NaN or inf is: an image pool, a network's weights (or a weight above MAX_WEIGHT), or None."""
+    for pool in ("pool_A", "pool_B"):
+        images, _ = getattr(gan, pool).get_state()
+        if images.size and not np.all(np.isfinite(images)):
+            return f"the image pool {pool} holds NaN or inf"
+    for net in NETWORKS:
+        problem = weight_problem(getattr(gan, net))
+        if problem:
+            return f"{net} {problem}"
+    return None
+
+
+def _advice(gan, last_checkpoint):
+    safe = f"; the last good checkpoint is {last_checkpoint()}" if last_checkpoint else ""
+    rate = gan.config.learning_rate if gan is not None else None
+    smaller = f" (this run's is {rate:g}: resume with --resume RUN_FOLDER --learning-rate {rate / 10:g})" if rate else ""
+    return f"Nothing of this step was saved{safe}. Try a smaller --learning-rate{smaller} or smaller loss weights"
+
+
+def check_losses(step, losses, last_checkpoint=None, gan=None):
+    """Raise NonFiniteLossError naming `step`, every loss in `losses` that is NaN or inf, and the cause.
+
+    last_checkpoint: a function returning the newest good checkpoint, called only to word the error.
+    gan: the model, looked into (`diagnose`) only when a loss is bad.
+    """
+    bad = {name: value for name, value in losses.items() if not math.isfinite(float(value))}
+    if bad:
+        names = ", ".join(f"{name} = {value}" for name, value in bad.items())
+        cause = diagnose(gan) if gan is not None else None
+        cause = f"; cause: {cause}" if cause else "; the weights and pools are finite: the losses overflowed"
+        raise NonFiniteLossError(f"training diverged at step {step}: {names}{cause}. "
+                                 f"{_advice(gan, last_checkpoint)} (--lambda-*)")
+
+
+def check_weights(gan, last_checkpoint=None):
+    """Raise NonFiniteLossError if a weight of `gan` is NaN, inf or above MAX_WEIGHT (called before a checkpoint)."""
+    cause = diagnose(gan)
+    if cause:
+        raise NonFiniteLossError(f"training diverged at step {gan.step}: {cause}. {_advice(gan, last_checkpoint)}")

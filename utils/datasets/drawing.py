@@ -1,4 +1,4 @@
-"""Drawing primitives of the synthetic scenes (utils/synthetic_scenes.py, utils/synthetic_landscape.py).
+"""Drawing primitives of the synthetic scenes (utils/datasets/still_life.py, utils/datasets/landscape.py).
 
 numpy only, whole images at a time: a shape is a signed distance in pixels (negative inside) at
 every pixel centre of `grid`, turned into an anti-aliased `coverage` in [0, 1] and composited with

@@ -3,11 +3,11 @@
 The paper's Table 4 compares GAN alone, cycle alone and the full loss; the book's figure 5-9 shows
 what the identity loss keeps (the shelf behind the oranges). `run_ablation` trains each variant of
 one base config (`dataclasses.replace(base, **changes)`) with the same seed, data and step budget,
-scores it on the paired synthetic test set (utils/evaluation.py) beside three baselines, and writes
+scores it on the paired synthetic test set (utils/evaluation/paired.py) beside three baselines, and writes
 
     <out_root>/<name>/
         ablation.json          the settings, checked when the ablation is resumed
-        runs/<variant>/        each variant's training run folder (utils/training.train)
+        runs/<variant>/        each variant's training run folder (utils.training.trainer.train)
         results/<variant>.json that variant's scores: written last, it marks the variant finished
         results/<variant>.npz  its translations of the fixed example images (for the figure)
         results/baselines.json the baselines' scores
@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from models.config import CycleGANConfig
+from models.directions import DIRECTIONS, domains
 from models.files import write_atomic, write_json
-from utils import evaluation, plots
-from utils import run_folder as layout
-from models.directions import domains
-from utils.run_lock import RunLock
+from utils import plots
+from utils.evaluation import baselines, paired
+from utils.training import run_folder as layout
+from utils.training.lock import RunLock
 
 # The full loss with the official code's weights (lambda_id 5 = its 0.5 x lambda_reconstr), then one change each.
 FULL_LOSS = {"lambda_validation": 1.0, "lambda_reconstr": 10.0, "lambda_id": 5.0}
@@ -121,7 +122,7 @@ def example_indices(n_test, n_examples):
 # ----------------------------------------------------------------- the runner
 def prepare_dataset(dataset, img_size, data_root="data"):
     """Generate a synthetic dataset at `img_size` if it is missing, as `train` does; others must exist."""
-    from utils.synthetic import SYNTHETIC_DATASETS, ensure_size
+    from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
 
     if dataset in SYNTHETIC_DATASETS:
         ensure_size(dataset, data_root=data_root, size=img_size)
@@ -159,7 +160,7 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
 def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, batch_size, n_examples, progress,
                   train_kwargs):
     """run_ablation's work, inside its lock: settings, test set, each variant, baselines, report."""
-    from utils.training import load_run, train
+    from utils.training.trainer import load_run, train
 
     (folder / "results").mkdir(parents=True, exist_ok=True)
     settings = {"dataset": dataset, "max_steps": max_steps, "batch_size": batch_size,
@@ -169,7 +170,7 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
 
     img_res = base_config.input_dim[:2]
     prepare_dataset(dataset, img_res[0], data_root)
-    test_set = evaluation.load_test_set(dataset, img_res, data_root)
+    test_set = paired.load_test_set(dataset, img_res, data_root)
     examples_file = folder / "results" / "examples.json"  # fixed at the start, like the grids' images
     if not examples_file.is_file():
         write_json(examples_file, example_indices(len(test_set["names"]), n_examples))
@@ -189,16 +190,16 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
               resume=resume, progress=progress, **train_kwargs)
         seconds = time.perf_counter() - start
         gan = load_run(run)
-        translate = evaluation.gan_translator(gan)
-        pictures = {d: translate(test_set[domains(d)[0]][examples], d) for d in evaluation.DIRECTIONS}
+        translate = baselines.model_translator(gan)
+        pictures = {d: translate(test_set[domains(d)[0]][examples], d) for d in DIRECTIONS}
         np.savez(folder / "results" / f"{slug(variant)}.npz", **pictures)
         write_json(marker, {"variant": variant, "config": config.to_dict(), "step": int(gan.step),
                             "train_seconds": round(seconds, 1), "resumed": resume,
-                            "metrics": evaluation.evaluate_translator(translate, test_set)})
+                            "metrics": paired.evaluate_translator(translate, test_set)})
 
     baselines_file = folder / "results" / "baselines.json"
     if not baselines_file.is_file():
-        write_json(baselines_file, evaluation.evaluate_baselines(dataset, img_res, data_root, test_set))
+        write_json(baselines_file, paired.evaluate_baselines(dataset, img_res, data_root, test_set))
     write_report(folder, test_set, examples)
 
 
@@ -236,8 +237,8 @@ def table_rows(rows):
     out = []
     for name, row in rows.items():
         flat = {"name": name, "kind": row["kind"]}
-        for direction in evaluation.DIRECTIONS:
-            for metric in evaluation.METRICS:
+        for direction in DIRECTIONS:
+            for metric in paired.METRICS:
                 flat[f"{direction} {metric}"] = round(row["metrics"][direction][metric], 6)
         out.append(flat)
     return out
@@ -247,9 +248,9 @@ def _fmt(metric, value):
     return f"{value:.1f}" if metric in ("hue_error", "psnr") else f"{value:.3f}"
 
 
-def markdown_table(rows, directions=evaluation.DIRECTIONS, metrics=evaluation.METRICS):
+def markdown_table(rows, directions=DIRECTIONS, metrics=paired.METRICS):
     """A Markdown table: a row per variant and baseline, a column per metric and direction."""
-    arrows = {m: "↓" if evaluation.LOWER_IS_BETTER[m] else "↑" for m in metrics}
+    arrows = {m: "↓" if paired.LOWER_IS_BETTER[m] else "↑" for m in metrics}
     header = ["row"] + [f"{d} {m} {arrows[m]}" for d in directions for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in rows.items():
@@ -276,7 +277,7 @@ def write_report(folder, test_set, examples):
     write_atomic(folder / "table.md", note + markdown_table(rows))
     pictures = {v: np.load(folder / "results" / f"{slug(v)}.npz") for v in rows if rows[v]["kind"] == "variant"}
     plots.save_ablation_translations(test_set, examples, pictures, folder / "translations.png", dpi=80)
-    plots.save_ablation_metrics(rows, KEY_METRICS, evaluation.LOWER_IS_BETTER, folder / "metrics.png", dpi=80)
+    plots.save_ablation_metrics(rows, KEY_METRICS, paired.LOWER_IS_BETTER, folder / "metrics.png", dpi=80)
 
 
 def export_results(folder, target, data_root="data", n_examples=2, dpi=80):
@@ -288,13 +289,13 @@ def export_results(folder, target, data_root="data", n_examples=2, dpi=80):
     folder, target = Path(folder), Path(target)
     target.mkdir(parents=True, exist_ok=True)
     settings = json.loads((folder / SETTINGS_FILE).read_text())
-    test_set = evaluation.load_test_set(settings["dataset"], settings["base_config"]["input_dim"][:2], data_root)
+    test_set = paired.load_test_set(settings["dataset"], settings["base_config"]["input_dim"][:2], data_root)
     examples = json.loads((folder / "results" / "examples.json").read_text())[:n_examples]
     rows = load_results(folder)
     pictures = {}
     for variant in (v for v in rows if rows[v]["kind"] == "variant"):
         with np.load(folder / "results" / f"{slug(variant)}.npz") as saved:
-            pictures[variant] = {d: saved[d][:n_examples] for d in evaluation.DIRECTIONS}
+            pictures[variant] = {d: saved[d][:n_examples] for d in DIRECTIONS}
     plots.save_ablation_translations(test_set, examples, pictures, target / "translations.png", dpi=dpi)
     for name in ("table.md", "table.csv", "metrics.png"):
         write_atomic(target / name, (folder / name).read_bytes())
@@ -310,7 +311,7 @@ def check_claims(rows):
     if full is None:
         return claims
     baselines = [n for n, r in rows.items() if r["kind"] == "baseline"]
-    for direction in evaluation.DIRECTIONS:
+    for direction in DIRECTIONS:
         if baselines:
             ours = full["metrics"][direction]["paired_l1"]
             best = min(baselines, key=lambda n: rows[n]["metrics"][direction]["paired_l1"])
@@ -319,8 +320,25 @@ def check_claims(rows):
                            f"{ours:.3f} vs best baseline {best} {theirs:.3f}"))
     for variant, metric in (("lambda_id=0", "background_change"), ("lambda_reconstr=0", "cycle_error")):
         if variant in rows:
-            for direction in evaluation.DIRECTIONS:
+            for direction in DIRECTIONS:
                 theirs, ours = rows[variant]["metrics"][direction][metric], full["metrics"][direction][metric]
                 claims.append((f"{variant} has a larger {direction} {metric} than full", theirs > ours,
                                f"{theirs:.3f} vs {ours:.3f}"))
     return claims
+
+
+def model_sources(paths):
+    """[(label, source)] for serve.py: each path as it is (labelled by its name), an ablation folder as its
+    trained variants in order, labelled by their descriptions."""
+    models = []
+    for path in map(Path, paths):
+        settings = path / SETTINGS_FILE
+        if not settings.is_file():
+            models.append((path.name, path))
+            continue
+        variants = json.loads(settings.read_text())["variants"]
+        trained = [(v, path / "runs" / slug(v)) for v in variants if (path / "runs" / slug(v) / "weights").is_dir()]
+        if not trained:
+            raise FileNotFoundError(f"ablation {path} has no trained variant yet (runs/<variant>/weights)")
+        models += [(f"{v}: {DESCRIPTIONS[v]}" if v in DESCRIPTIONS else v, run) for v, run in trained]
+    return models

@@ -19,11 +19,11 @@ Every load checks what it loads, as a checkpoint's is (models/checkpoint_checks.
 model folder must match the manifest in its config.json ("files": size and SHA-256 of each), and the
 weights of any source must be finite and within MAX_WEIGHT (1e4); otherwise one
 `ModelFileError` names the file. A folder written before manifests is refused with the command that
-adds one (`python -m utils.trained_model --add-manifest FOLDER`, after checking the files are yours).
+adds one (`python -m utils.inference.trained_model --add-manifest FOLDER`, after checking the files are yours).
 
 Both generators are fully convolutional, so they are rebuilt with input shape (None, None, c) and
 the trained weights: the same network, now for any height and width that is a multiple of
-`size_multiple` (utils/full_resolution.py pads to it).
+`size_multiple` (utils/inference/translation.py pads to it).
 """
 
 import json
@@ -38,15 +38,13 @@ import numpy as np
 from models import checkpoint
 from models.checkpoint_checks import CheckpointError, sha256_of, values_problems, weight_problem
 from models.config import CycleGANConfig
+from models.directions import GENERATORS, check_direction
 from models.files import write_json
 from models.generators import build_resnet_generator, build_unet_generator
 
 FORMAT = "cyclegan-generators/1"
 CONFIG = "config.json"
 WEIGHT_FILES = {"g_AB": "g_AB.weights.h5", "g_BA": "g_BA.weights.h5"}
-DIRECTIONS = {"AtoB": "g_AB", "BtoA": "g_BA"}
-# Height and width must be multiples of this: the U-Net halves them 4 times, the ResNet twice.
-SIZE_MULTIPLE = {"unet": 16, "resnet": 4}
 
 
 class ModelFileError(CheckpointError):
@@ -68,7 +66,7 @@ def check_model_folder(folder, meta):
     if not isinstance(listed, dict):
         raise ModelFileError(f"{folder / CONFIG} has no manifest of its weight files (\"files\": their sizes and "
                              f"SHA-256), so they cannot be checked. If the files are yours, add one with: "
-                             f"python -m utils.trained_model --add-manifest {folder}")
+                             f"python -m utils.inference.trained_model --add-manifest {folder}")
     for name in WEIGHT_FILES.values():
         file = folder / name
         if file.is_symlink() or not file.is_file():
@@ -112,13 +110,11 @@ class TrainedGenerators:
 
     def generator(self, direction):
         """'AtoB' -> g_AB, 'BtoA' -> g_BA."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction={direction!r}: must be 'AtoB' (g_AB) or 'BtoA' (g_BA)")
-        return getattr(self, DIRECTIONS[direction])
+        return getattr(self, GENERATORS[check_direction(direction)])
 
     @property
     def size_multiple(self):
-        return SIZE_MULTIPLE[self.config.generator_type]
+        return self.config.size_multiple
 
     @property
     def channels(self):

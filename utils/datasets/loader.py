@@ -43,16 +43,16 @@ class DatasetError(ValueError):
 
 def fix_command(dataset_name, data_root="data"):
     """The shell command that downloads or generates `dataset_name` into `data_root`."""
-    from utils.download import KNOWN_DATASETS
-    from utils.synthetic import SYNTHETIC_DATASETS
+    from utils.datasets.download import KNOWN_DATASETS
+    from utils.datasets.synthetic import SYNTHETIC_DATASETS
 
     root = "" if str(data_root) == "data" else f" --data-root {data_root}"
     if dataset_name in SYNTHETIC_DATASETS:
-        return f"python -m utils.synthetic {dataset_name}{root}"
+        return f"python -m utils.datasets.synthetic {dataset_name}{root}"
     if dataset_name in KNOWN_DATASETS:
-        return f"python -m utils.download {dataset_name}{root}"
-    return (f"python -m utils.synthetic <name>{root}  (built in: {', '.join(SYNTHETIC_DATASETS)}) or "
-            f"python -m utils.download <name>{root}  (official: {', '.join(KNOWN_DATASETS)}), "
+        return f"python -m utils.datasets.download {dataset_name}{root}"
+    return (f"python -m utils.datasets.synthetic <name>{root}  (built in: {', '.join(SYNTHETIC_DATASETS)}) or "
+            f"python -m utils.datasets.download <name>{root}  (official: {', '.join(KNOWN_DATASETS)}), "
             f"or copy your own images into those four folders")
 
 

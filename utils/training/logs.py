@@ -2,7 +2,7 @@
 
 The CSV is the record a student opens in a spreadsheet and the plots read; TensorBoard shows the
 same numbers live (`tensorboard --logdir run/cyclegan`). Both are written by the training loop
-(utils/training.py) and both survive a crash: a resumed run first cuts the CSV back to its
+(utils/training/trainer.py) and both survive a crash: a resumed run first cuts the CSV back to its
 checkpoint's step, so no step is ever listed twice.
 
 TensorBoard writer: `tensorboard.summary.writer.EventFileWriter`, the event-file writer of the

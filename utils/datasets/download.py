@@ -1,6 +1,6 @@
 """Download an official CycleGAN dataset by name into data/<name>/{trainA,trainB,testA,testB}.
 
-    python -m utils.download horse2zebra [--data-root data] [--base-url URL] [--force]
+    python -m utils.datasets.download horse2zebra [--data-root data] [--base-url URL] [--force]
 
 The archives are the CycleGAN authors' zip files, <base_url>/<name>.zip. A download never leaves
 a half dataset behind: the zip goes to a temporary file, is checked (complete length, zip CRCs,
@@ -76,7 +76,7 @@ def download_dataset(name, data_root="data", base_url=DEFAULT_BASE_URL, force=Fa
     """
     if name not in KNOWN_DATASETS:
         raise ValueError(f"unknown dataset {name!r}; the official CycleGAN datasets are: {', '.join(KNOWN_DATASETS)}. "
-                         f"For the built-in synthetic datasets use python -m utils.synthetic")
+                         f"For the built-in synthetic datasets use python -m utils.datasets.synthetic")
     data_root = Path(data_root)
     target = data_root / name
     if is_complete(target) and not force:
@@ -221,7 +221,7 @@ def _replace(new, target):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m utils.download", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m utils.datasets.download", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help=f"one of: {', '.join(KNOWN_DATASETS)}")
     parser.add_argument("--data-root", default="data", help="folder that holds the datasets (default: data)")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"archive server (default: {DEFAULT_BASE_URL})")

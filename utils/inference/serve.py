@@ -1,13 +1,13 @@
 """The classroom page: drop in a photo, see it translated both ways and cycled back by every model.
 
 `python serve.py RUN [RUN ...]` (serve.py) starts a local web page. Each RUN is a run folder, a
-checkpoint, a model folder (pretrained/...) or an ablation folder (utils/ablation.py), which
+checkpoint, a model folder (pretrained/...) or an ablation folder (utils/evaluation/ablation.py), which
 stands for all of its variants: full loss, no identity, no cycle, no adversarial... so a class sees
 the loss-weight ablation side by side on a photo it chose. For every model the page shows
 
     A -> B (g_AB)   A -> B -> A (cycle, paper eq. 2)   B -> A (g_BA)   B -> A -> B
 
-each at the photo's own size (utils/full_resolution.py, capped at `max_side`).
+each at the photo's own size (utils/inference/translation.py, capped at `max_side`).
 
 Built on the standard library's `http.server` (Gradio, the usual tool for demo pages, did not install
 beside the pinned stack: gradio 6.31.0 requires a pillow older than the pinned 13.0.0). It binds
@@ -22,7 +22,6 @@ before it is decoded, and a connection idle for `idle_timeout` seconds is droppe
 import base64
 import html
 import io
-import json
 import re
 import tempfile
 import threading
@@ -34,9 +33,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from utils.full_resolution import NonFiniteOutputError, translate_at_own_size
 from utils.images import ImageReadError, read_rgb
-from utils.trained_model import load_generators
+from utils.inference.trained_model import load_generators
+from utils.inference.translation import NonFiniteOutputError, translate_at_own_size
 
 MAX_UPLOAD_BYTES = 10 * 2**20   # 10 MiB: a phone photo
 MAX_PIXELS = 40_000_000         # refused before decoding (decompression bombs)
@@ -48,28 +47,12 @@ COLUMNS = (("AtoB", "A &rarr; B (g_AB)"), ("AtoB,BtoA", "A &rarr; B &rarr; A (cy
            ("BtoA", "B &rarr; A (g_BA)"), ("BtoA,AtoB", "B &rarr; A &rarr; B (cycled back)"))
 
 
-def expand_sources(paths):
-    """[(label, source)]: each path as it is, an ablation folder as its trained variants in order."""
-    from utils.ablation import DESCRIPTIONS, SETTINGS_FILE, slug
-    models = []
-    for path in map(Path, paths):
-        settings = path / SETTINGS_FILE
-        if not settings.is_file():
-            models.append((path.name, path))
-            continue
-        variants = json.loads(settings.read_text())["variants"]
-        trained = [(v, path / "runs" / slug(v)) for v in variants if (path / "runs" / slug(v) / "weights").is_dir()]
-        if not trained:
-            raise FileNotFoundError(f"ablation {path} has no trained variant yet (runs/<variant>/weights)")
-        models += [(f"{v}: {DESCRIPTIONS[v]}" if v in DESCRIPTIONS else v, run) for v, run in trained]
-    return models
-
-
 class Translator:
     """Every model's generators, loaded once; `translate` runs one photo through all of them."""
 
     def __init__(self, sources, max_side=DEFAULT_MAX_SIDE, max_bytes=MAX_UPLOAD_BYTES):
-        self.models = [(label, load_generators(source)) for label, source in expand_sources(sources)]
+        pairs = [source if isinstance(source, tuple) else (Path(source).name, source) for source in sources]
+        self.models = [(label, load_generators(source)) for label, source in pairs]
         self.max_side, self.max_bytes = max_side, max_bytes
         self.max_bytes_text = _size_text(max_bytes)
         self._lock = threading.Lock()  # one translation at a time: two would only share the same cores
@@ -237,7 +220,8 @@ class PageHandler(BaseHTTPRequestHandler):
 
 def make_server(sources, host="127.0.0.1", port=8000, max_bytes=MAX_UPLOAD_BYTES, max_side=DEFAULT_MAX_SIDE,
                 verbose=True, idle_timeout=IDLE_TIMEOUT_S):
-    """A ThreadingHTTPServer serving the page for `sources` (port 0: any free port, see server_address);
+    """A ThreadingHTTPServer serving the page for `sources`: model paths, or (label, path) pairs such as
+    utils.evaluation.ablation.model_sources gives for an ablation folder (port 0: any free port, see server_address);
     idle_timeout: seconds a connection may send nothing before it is closed."""
     translator = Translator(sources, max_side, max_bytes)
     server = ThreadingHTTPServer((host, port), PageHandler)

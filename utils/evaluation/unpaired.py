@@ -3,10 +3,10 @@
     python evaluate.py run/cyclegan/0001_apple2orange        # writes evaluation.json, a figure, a page section
 
 For each direction (AtoB translates the real test A images, BtoA the test B images), every
-translator (the CycleGAN and the baselines of utils/evaluation.py: do nothing, histogram matching,
+translator (the CycleGAN and the baselines of utils/evaluation/paired.py: do nothing, histogram matching,
 colour transfer) is scored by the same code:
 
-    judged_target   fraction of translations the domain judge (utils/judge.py) calls the target domain
+    judged_target   fraction of translations the domain judge (utils/evaluation/judge.py) calls the target domain
     mean_p_target   the judge's mean probability of the target domain
     kid_judge       KID (mean, std) between the translations and the real target test images, on the
                     judge's features; kid_inception the same on InceptionV3 ImageNet features when
@@ -14,7 +14,7 @@ colour transfer) is scored by the same code:
     cycle_error     mean |back(there(x)) - x| in [0, 1] (paper eq. 2 on test images)
 
 The judge's own accuracy on the real test images is reported with every figure; when it is below
-utils.judge.MIN_JUDGE_ACCURACY its rates are withheld (None).
+utils.evaluation.judge.MIN_JUDGE_ACCURACY its rates are withheld (None).
 """
 
 import json
@@ -23,40 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from models.files import write_json
-from utils import judge as judges
+from models.checkpoint import latest_name
 from models.directions import DIRECTIONS, domains, reverse
+from models.files import write_json
+from utils.evaluation import judge as judges
+from utils.evaluation.baselines import baseline_translators, model_translator
+from utils.images import load_images
+from utils.training import run_folder as layout
+from utils.training.page import results_table, write_index
 
-# utils/evaluation.py (scikit-image) is imported only where a baseline is needed, so that a results
-# page (utils/report.py) can show an evaluation without scikit-image.
-
-EVALUATION_JSON = "evaluation.json"
-EVALUATION_FIGURE = "images/evaluation.png"
-FAILURES_FIGURE = "images/evaluation_failures.png"
 TRAIN_LIMIT = 200          # training images per domain the histogram / colour baselines are fitted on
 FIGURE_IMAGES = 3          # test images per direction in the figure
-
-
-def load_images(folder, size, limit=None, seed=0):
-    """Images of a folder as (n, size, size, 3) float32 in [0, 1] (whole image resized, bicubic).
-
-    Unreadable files are skipped with a warning naming them; `limit` picks a seeded random subset.
-    """
-    from utils.images import ImageReadError, list_images, read_rgb, resize_rgb
-
-    paths = list_images(folder)
-    if limit is not None and len(paths) > limit:
-        rng = np.random.default_rng(seed)
-        paths = [paths[i] for i in sorted(rng.choice(len(paths), limit, replace=False))]
-    images = []
-    for path in paths:
-        try:
-            images.append(resize_rgb(read_rgb(path), (size, size)))
-        except ImageReadError as error:
-            warnings.warn(f"skipped: {error}")
-    if not images:
-        raise FileNotFoundError(f"no readable images in {folder}")
-    return np.stack(images).astype(np.float32) / 255.0
 
 
 def score_translator(translate, test, scorer):
@@ -126,7 +103,6 @@ def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=prin
     log(f"judge accuracy on the real test images: A {acc['A']:.1%}, B {acc['B']:.1%} "
         f"({'usable' if acc['usable'] else 'UNUSABLE: its rates are withheld'})")
     train = {d: load_images(folder / f"train{d}", size, limit=TRAIN_LIMIT) for d in ("A", "B")}
-    from utils.evaluation import baseline_translators
     translators = {"CycleGAN": model_translator(gan), **baseline_translators(train["A"], train["B"])}
     methods = {name: score_translator(translate, test, scorer) for name, translate in translators.items()}
     results = {"dataset": dataset, "image_size": size, "n_test": {d: len(test[d]) for d in ("A", "B")},
@@ -134,25 +110,6 @@ def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=prin
                "features": ["judge"] + (["inception"] if scorer.inception is not None else []),
                "methods": methods}
     return results, test, translators, scorer
-
-
-def results_table(results):
-    """Rows (method, direction, judged target, mean p, KID judge, KID inception, cycle error) as text."""
-    def pct(value):
-        return "withheld" if value is None else f"{value:.1%}"
-
-    def kid_text(value):
-        return "-" if value is None else f"{value[0]:.3g} ± {value[1]:.2g}"
-
-    rows = []
-    for name, scores in results["methods"].items():
-        for direction in DIRECTIONS:
-            s = scores[direction]
-            rows.append((name, direction, pct(s["judged_target"]),
-                         "withheld" if s["mean_p_target"] is None else f"{s['mean_p_target']:.2f}",
-                         kid_text(s["kid_judge"]), kid_text(s["kid_inception"]), f"{s['cycle_error']:.3f}"))
-    return ("method", "direction", "judged target", "mean p(target)", "KID (judge features)",
-            "KID (Inception)", "cycle error"), rows
 
 
 def format_table(results):
@@ -206,20 +163,17 @@ def load_scored_model(run_folder, dataset=None, data_root=None):
     """The model of a run folder (its latest checkpoint) or of a model folder such as
     pretrained/apple2orange_128, with the dataset it is scored on: (model, checkpoint name or None,
     dataset, data_root). `dataset` and `data_root` default to what the folder records."""
-    from utils import run_folder as layout
-
     run = Path(run_folder)
     meta = json.loads((run / layout.CONFIG).read_text())
-    if "format" in meta:                      # a model folder (utils/trained_model.py): generators only
-        from utils.trained_model import load_generators
+    if "format" in meta:                      # a model folder (utils/inference/trained_model.py): generators only
+        from utils.inference.trained_model import load_generators
         model, checkpoint_name = load_generators(run), None
         dataset = dataset or meta.get("dataset")
         data_root = data_root or "data"
     else:
-        from utils.training import load_run
+        from utils.training.trainer import load_run
         model = load_run(run)
-        latest = run / layout.WEIGHTS / "latest"
-        checkpoint_name = latest.read_text().strip() if latest.is_file() else None
+        checkpoint_name = latest_name(run / layout.WEIGHTS)
         dataset = dataset or meta["dataset"]
         data_root = data_root or meta["training"].get("data_root", "data")
     if not dataset:
@@ -249,62 +203,18 @@ def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log
     """Evaluate a run folder's latest checkpoint (or a model folder such as pretrained/apple2orange_128);
     write evaluation.json and the figure into it and, for a run, rebuild its index.html (which shows
     them). Returns the results dict."""
-    from utils import run_folder as layout
-
     run = Path(run_folder)
     model, checkpoint_name, dataset, data_root = load_scored_model(run, dataset, data_root)
     meta = json.loads((run / layout.CONFIG).read_text())
     results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit)
     results["checkpoint"] = checkpoint_name
-    write_json(run / EVALUATION_JSON, results)
-    save_figure(translators, test, run / EVALUATION_FIGURE)
+    write_json(run / layout.EVALUATION_JSON, results)
+    save_figure(translators, test, run / layout.EVALUATION_FIGURE)
     if scorer.accuracy["usable"]:
-        save_failures(translators["CycleGAN"], test, scorer.judge, run / FAILURES_FIGURE)
+        save_failures(translators["CycleGAN"], test, scorer.judge, run / layout.FAILURES_FIGURE)
     if "format" not in meta:
-        from utils.report import write_index
         write_index(run)
     return results
-
-
-def html_section(run):
-    """The page section of a run's evaluation.json (utils/report.py), or [] when there is none."""
-    import html
-
-    path = Path(run) / EVALUATION_JSON
-    if not path.is_file():
-        return []
-    results = json.loads(path.read_text())
-    header, rows = results_table(results)
-    acc = results["judge"]["accuracy_on_real_test"]
-    table = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
-    table += ["<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rows]
-    parts = ["<h2>Evaluation on the real test images</h2>",
-             f"<p>{html.escape(results['dataset'])} at {results['image_size']} px (python evaluate.py). "
-             f"The domain judge (a small CNN trained on the training images only) is right on "
-             f"{acc['A']:.1%} of the real test A and {acc['B']:.1%} of the real test B images"
-             + ("" if acc["usable"] else " and is <b>unusable</b>: its rates are withheld") + ". "
-             "KID: lower is closer to the real target images.</p>",
-             "\n".join(table) + "</table>"]
-    if (Path(run) / EVALUATION_FIGURE).is_file():
-        parts.append(f'<figure><img src="{EVALUATION_FIGURE}" alt="test images by every method">'
-                     "<figcaption>real test images translated by every method</figcaption></figure>")
-    if (Path(run) / FAILURES_FIGURE).is_file():
-        parts.append(f'<figure><img src="{FAILURES_FIGURE}" alt="the least convincing translations">'
-                     "<figcaption>failures: the translations the judge finds least like the target domain"
-                     "</figcaption></figure>")
-    return parts
-
-
-def model_translator(model):
-    """A translator on [0, 1] images for a CycleGAN or a utils.trained_model.TrainedGenerators."""
-    if hasattr(model, "generator"):      # TrainedGenerators: g_AB / g_BA for any size
-        def translate(images, direction):
-            x = np.asarray(images, np.float32) * 2 - 1
-            out = model.generator(direction).predict(x, batch_size=16, verbose=0)
-            return np.clip((np.asarray(out, np.float64) + 1) / 2, 0, 1)
-        return translate
-    from utils.evaluation import gan_translator
-    return gan_translator(model)
 
 
 def real_sample_figures(model, folder):

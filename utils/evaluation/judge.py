@@ -15,7 +15,7 @@ so a translation cannot be compared with the truth. Two measures that need only 
   features (the standard KID) when their weights are on this machine.
 
 A colour-sensitive judge can be fooled by a plain recolouring: that is why KID and the pictures are
-reported beside it (utils/unpaired_evaluation.py scores the baselines with the same code).
+reported beside it (utils/evaluation/unpaired.py scores the baselines with the same code).
 """
 
 import hashlib
@@ -169,7 +169,7 @@ def load_or_train_judge(dataset, size, data_root="data", train_images=None, seed
             return judge, features, info
         log(f"judge cache {folder} is for other data or settings: retraining")
     if train_images is None:
-        from utils.unpaired_evaluation import load_images
+        from utils.images import load_images
         train_images = {d: load_images(Path(data_root) / dataset / f"train{d}", size) for d in ("A", "B")}
     log(f"training the domain judge of {dataset} at {size} px on {len(train_images['A'])} + "
         f"{len(train_images['B'])} training images (once; cached in {folder})")

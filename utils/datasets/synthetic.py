@@ -1,7 +1,7 @@
 """Built-in synthetic datasets: train with no download, and MEASURE a translation on paired tests.
 
-    python -m utils.synthetic synthetic_apple2orange [--size 128 --n-train 300 --n-test 24 --seed 0]
-    python -m utils.synthetic contact-sheet synthetic_apple2orange -o sheet.png
+    python -m utils.datasets.synthetic synthetic_apple2orange [--size 128 --n-train 300 --n-test 24 --seed 0]
+    python -m utils.datasets.synthetic contact-sheet synthetic_apple2orange -o sheet.png
 
 Two datasets, written as ordinary image folders so the DataLoader and the notebooks read them
 like a downloaded one:
@@ -32,8 +32,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from utils.cli import ArgumentParser, non_negative_int, positive_int
-from utils.synthetic_landscape import landscape
-from utils.synthetic_scenes import still_life
+from utils.datasets.landscape import landscape
+from utils.datasets.still_life import still_life
 
 SYNTHETIC_DATASETS = ("synthetic_apple2orange", "synthetic_photo2painting")
 GENERATOR_VERSION = 2  # bump when the pictures change, so ensure_dataset regenerates old copies
@@ -47,7 +47,7 @@ _SPLIT_IDS = {"trainA": 0, "trainB": 1, "test": 2}  # separate random streams: t
 def _check_name(name):
     if name not in SYNTHETIC_DATASETS:
         raise ValueError(f"unknown synthetic dataset {name!r}; the synthetic datasets are: "
-                         f"{', '.join(SYNTHETIC_DATASETS)} (for the official ones use python -m utils.download)")
+                         f"{', '.join(SYNTHETIC_DATASETS)} (for the official ones use python -m utils.datasets.download)")
 
 
 def _save_png(array, path):
@@ -141,7 +141,7 @@ def ensure_size(name, data_root="data", size=DEFAULTS["size"]):
         print(f"note: {Path(data_root) / name} holds {info.get('size')} px images, this model takes {size} px: "
               f"generating it again at {size} px (same {kept.get('n_train')} + {kept.get('n_test')} images, seed "
               f"{kept.get('seed')}; a few seconds). To get the {info.get('size')} px copy back: "
-              f"python -m utils.synthetic {name} --size {info.get('size')}", flush=True)
+              f"python -m utils.datasets.synthetic {name} --size {info.get('size')}", flush=True)
     return ensure_dataset(name, data_root, size=size, **kept)
 
 
@@ -160,7 +160,7 @@ def contact_sheet(name, data_root="data", out_path="contact_sheet.png", n=8, til
     folder = Path(data_root) / name
     names = sorted(p.name for p in (folder / "testA").glob("*.png"))[:n]
     if not names:
-        raise FileNotFoundError(f"no test images in {folder}/testA; generate them with: python -m utils.synthetic {name}")
+        raise FileNotFoundError(f"no test images in {folder}/testA; generate them with: python -m utils.datasets.synthetic {name}")
     rows = [("A", "testA"), ("B", "testB"), ("mask", "testMask")]
     info = read_info(folder) or {}
     labels = {"A": f"A: {info.get('domains', {}).get('A', 'A')}", "B": f"B: {info.get('domains', {}).get('B', 'B')}",
@@ -186,7 +186,7 @@ def contact_sheet(name, data_root="data", out_path="contact_sheet.png", n=8, til
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "contact-sheet":
-        parser = argparse.ArgumentParser(prog="python -m utils.synthetic contact-sheet",
+        parser = argparse.ArgumentParser(prog="python -m utils.datasets.synthetic contact-sheet",
                                          description="Save a PNG grid of paired test scenes (A, B, mask).")
         parser.add_argument("name", choices=SYNTHETIC_DATASETS)
         parser.add_argument("-o", "--output", required=True, help="PNG file to write")
@@ -197,8 +197,8 @@ def main(argv=None):
         ensure_dataset(args.name, args.data_root)
         print(contact_sheet(args.name, args.data_root, args.output, args.n, args.tile))
         return 0
-    parser = ArgumentParser(prog="python -m utils.synthetic", description=__doc__.split("\n\n")[0],
-                            epilog="Also: python -m utils.synthetic contact-sheet <name> -o sheet.png")
+    parser = ArgumentParser(prog="python -m utils.datasets.synthetic", description=__doc__.split("\n\n")[0],
+                            epilog="Also: python -m utils.datasets.synthetic contact-sheet <name> -o sheet.png")
     parser.add_argument("name", choices=SYNTHETIC_DATASETS)
     parser.add_argument("--size", type=positive_int, default=DEFAULTS["size"],
                         help=f"image side in pixels, 32 to {MAX_IMAGE_SIZE}")

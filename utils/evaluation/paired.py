@@ -1,6 +1,6 @@
-"""Measured quality of a translation on a paired test set, and baselines a CycleGAN must beat.
+"""Measured quality of a translation on a paired test set (the synthetic datasets).
 
-The synthetic datasets (utils/synthetic.py) have PAIRED test sets: testA/x.png and testB/x.png show
+The synthetic datasets (utils/datasets/synthetic.py) have PAIRED test sets: testA/x.png and testB/x.png show
 the same scene in the two domains and testMask/x.png marks the fruit (white). So a translation can
 be compared with the truth, which real unpaired data never allows. Per direction (AtoB, BtoA):
 
@@ -15,18 +15,20 @@ Every metric works on images as floats in [0, 1], shape (h, w, 3) or a batch (n,
 masks as booleans (h, w) or (n, h, w), True on the fruit. L1 is in that [0, 1] scale (0.1 = a tenth
 of the full range), half the value the training losses report on [-1, 1].
 
-Baselines are translators like the model, `translate(images, direction) -> images`, evaluated by
-the same `evaluate_translator`: identity (no change), histogram matching to the target domain's
-training images, and a global colour transfer (Reinhard et al. 2001: mean and std in Lab).
+Translators, the model and the baselines alike (utils/evaluation/baselines.py), are functions
+`translate(images, direction) -> images`, all scored by the same `evaluate_translator`.
 """
 
 import warnings
 from pathlib import Path
 
 import numpy as np
-from skimage import color, exposure, metrics, transform
+from PIL import Image
+from skimage import color, metrics
 
 from models.directions import DIRECTIONS, domains, reverse
+from utils.evaluation import baselines
+from utils.images import list_images, read_rgb, resize_rgb
 
 METRICS = ("paired_l1", "fruit_l1", "psnr", "ssim", "background_change", "hue_error", "cycle_error")
 # For the tables: whether a lower value is better.
@@ -35,16 +37,6 @@ LOWER_IS_BETTER = {"paired_l1": True, "fruit_l1": True, "psnr": False, "ssim": F
 
 
 # ----------------------------------------------------------------- metrics on arrays
-def _batch(images):
-    """(h, w, c) or (n, h, w, c) -> float64 (n, h, w, c)."""
-    images = np.asarray(images, np.float64)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4:
-        raise ValueError(f"expected an image (h, w, c) or a batch (n, h, w, c), got shape {images.shape}")
-    return images
-
-
 def _masks(masks, n):
     """(h, w) or (n, h, w) booleans -> (n, h, w)."""
     masks = np.asarray(masks, bool)
@@ -56,7 +48,7 @@ def _masks(masks, n):
 
 
 def _check_pair(a, b):
-    a, b = _batch(a), _batch(b)
+    a, b = baselines.as_batch(a), baselines.as_batch(b)
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} and {b.shape}")
     return a, b
@@ -114,7 +106,7 @@ def mean_hue(images, masks):
     Hue is an angle, so 350 and 10 average to 0, not 180; grey pixels have no defined hue, so each
     pixel counts in proportion to its HSV saturation. Returns nan when no masked pixel has colour.
     """
-    images = _batch(images)
+    images = baselines.as_batch(images)
     hsv = color.rgb2hsv(np.clip(images, 0, 1))
     keep = _masks(masks, len(images))
     angle = 2 * np.pi * hsv[..., 0][keep]
@@ -155,76 +147,6 @@ def translation_metrics(inputs, translations, targets, masks, reconstructions):
             "cycle_error": paired_l1(reconstructions, inputs)}
 
 
-# ----------------------------------------------------------------- translators
-def identity_translator(images, direction):
-    """The do-nothing baseline: every image stays as it is."""
-    return np.asarray(images, np.float64)
-
-
-class HistogramMatcher:
-    """Match each image's per-channel histogram to the pooled training images of the target domain.
-
-    train_A, train_B: (n, h, w, 3) in [0, 1]. The reference is all training pixels of a domain
-    stacked into one image, so each test image gets that domain's colour distribution
-    (skimage.exposure.match_histograms), wherever its pixels are.
-    """
-
-    def __init__(self, train_A, train_B):
-        self.reference = {"AtoB": _stack(train_B), "BtoA": _stack(train_A)}
-
-    def __call__(self, images, direction):
-        return np.stack([exposure.match_histograms(image, self.reference[direction], channel_axis=-1)
-                         for image in _batch(images)])
-
-
-class ColourTransfer:
-    """Global colour transfer (Reinhard et al. 2001): give each image the target's Lab mean and std.
-
-    Per Lab channel: out = (x - mean(x)) / std(x) * std(target) + mean(target), where the target
-    statistics are those of all training pixels of the target domain.
-    """
-
-    def __init__(self, train_A, train_B):
-        self.stats = {"AtoB": _lab_stats(train_B), "BtoA": _lab_stats(train_A)}
-
-    def __call__(self, images, direction):
-        mean, std = self.stats[direction]
-        out = []
-        for image in _batch(images):
-            lab = color.rgb2lab(image)
-            own_mean, own_std = lab.mean(axis=(0, 1)), lab.std(axis=(0, 1)) + 1e-6
-            with warnings.catch_warnings():  # Lab colours outside sRGB are clipped, as intended
-                warnings.simplefilter("ignore", UserWarning)
-                out.append(np.clip(color.lab2rgb((lab - own_mean) / own_std * std + mean), 0, 1))
-        return np.stack(out)
-
-
-def _stack(images):
-    """(n, h, w, c) -> one tall image (n * h, w, c) holding every pixel."""
-    images = _batch(images)
-    return images.reshape(-1, images.shape[2], images.shape[3])
-
-
-def _lab_stats(images):
-    lab = color.rgb2lab(_stack(images))
-    return lab.mean(axis=(0, 1)), lab.std(axis=(0, 1))
-
-
-def baseline_translators(train_A, train_B):
-    """The three baselines, by name, fitted on training images (n, h, w, 3) in [0, 1]."""
-    return {"identity": identity_translator,
-            "histogram matching": HistogramMatcher(train_A, train_B),
-            "colour transfer": ColourTransfer(train_A, train_B)}
-
-
-def gan_translator(gan):
-    """Wrap a CycleGAN as a translator on [0, 1] images (it works on [-1, 1])."""
-    def translate(images, direction):
-        out = gan.translate(_batch(images) * 2 - 1, direction)
-        return np.clip((np.asarray(out, np.float64) + 1) / 2, 0, 1)
-    return translate
-
-
 def evaluate_translator(translate, test_set):
     """Every metric in both directions: {"AtoB": {metric: value}, "BtoA": {...}}.
 
@@ -241,8 +163,9 @@ def evaluate_translator(translate, test_set):
 
 
 # ----------------------------------------------------------------- data sets and runs
-def _resize(images, size, order):
-    return np.stack([transform.resize(image, size, order=order, anti_aliasing=order > 0) for image in images])
+def _resized(images, size, resample=Image.BILINEAR):
+    """uint8 images (n, h, w, c) at size (h, w) -> float64 in [0, 1] (utils.images.resize_rgb)."""
+    return np.stack([resize_rgb(image, size, resample) for image in images]) / 255.0
 
 
 def load_test_set(dataset, img_res, data_root="data"):
@@ -251,28 +174,24 @@ def load_test_set(dataset, img_res, data_root="data"):
     Returns {"names": [file names], "A": (n, h, w, 3), "B": (n, h, w, 3) floats in [0, 1],
     "mask": (n, h, w) booleans, True on the fruit}.
     """
-    from utils.images import read_rgb
-
     folder = Path(data_root) / dataset
     names = sorted(p.name for p in (folder / "testA").glob("*.png") if (folder / "testB" / p.name).is_file())
     if not names:
         raise FileNotFoundError(f"no paired test images in {folder}/testA and testB: create the dataset with "
-                                f"utils.synthetic.ensure_dataset({dataset!r}, data_root={str(data_root)!r})")
+                                f"utils.datasets.synthetic.ensure_dataset({dataset!r}, data_root={str(data_root)!r})")
     missing = [name for name in names if not (folder / "testMask" / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder}/testMask lacks masks for {missing[:3]}: the evaluation needs the "
                                 "paired synthetic test set with its fruit masks")
     size = tuple(img_res)
-    read = {d: np.stack([read_rgb(folder / f"test{d}" / n) for n in names]) / 255.0 for d in ("A", "B", "Mask")}
+    read = {d: np.stack([read_rgb(folder / f"test{d}" / n) for n in names]) for d in ("A", "B", "Mask")}
     return {"names": names,
-            "A": _resize(read["A"], size, order=1), "B": _resize(read["B"], size, order=1),
-            "mask": _resize(read["Mask"].mean(axis=-1, keepdims=True), size, order=0)[..., 0] > 0.5}
+            "A": _resized(read["A"], size), "B": _resized(read["B"], size),
+            "mask": _resized(read["Mask"], size, Image.NEAREST).mean(axis=-1) > 0.5}
 
 
 def load_train_images(dataset, img_res, data_root="data", limit=200, seed=0):
     """Up to `limit` training images of each domain, {"A": ..., "B": ...}, (n, h, w, 3) in [0, 1]."""
-    from utils.images import list_images, read_rgb
-
     rng = np.random.default_rng(seed)
     out = {}
     for domain in ("A", "B"):
@@ -281,7 +200,7 @@ def load_train_images(dataset, img_res, data_root="data", limit=200, seed=0):
             raise FileNotFoundError(f"no training images in {Path(data_root) / dataset / f'train{domain}'}")
         if len(paths) > limit:
             paths = [paths[i] for i in sorted(rng.choice(len(paths), limit, replace=False))]
-        out[domain] = _resize(np.stack([read_rgb(p) for p in paths]) / 255.0, tuple(img_res), order=1)
+        out[domain] = _resized(np.stack([read_rgb(p) for p in paths]), tuple(img_res))
     return out
 
 
@@ -290,19 +209,4 @@ def evaluate_baselines(dataset, img_res, data_root="data", test_set=None):
     test_set = test_set if test_set is not None else load_test_set(dataset, img_res, data_root)
     train = load_train_images(dataset, img_res, data_root)
     return {name: evaluate_translator(translate, test_set)
-            for name, translate in baseline_translators(train["A"], train["B"]).items()}
-
-
-def evaluate_run(run_folder_or_gan, dataset, data_root="data", test_set=None):
-    """Score a trained CycleGAN (a run folder, loaded with utils.training.load_run, or the object).
-
-    Returns {"AtoB": {metric: value}, "BtoA": {...}} on the dataset's paired test set, at the
-    model's input size.
-    """
-    gan = run_folder_or_gan
-    if isinstance(gan, (str, Path)):
-        from utils.training import load_run
-        gan = load_run(gan)
-    if test_set is None:
-        test_set = load_test_set(dataset, gan.config.input_dim[:2], data_root)
-    return evaluate_translator(gan_translator(gan), test_set)
+            for name, translate in baselines.baseline_translators(train["A"], train["B"]).items()}

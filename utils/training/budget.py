@@ -19,22 +19,9 @@ import time
 import keras
 import numpy as np
 
+from models import devices
+
 OVERHEAD = 1.15   # grids, loss plots, GIF, page and checkpoints on top of the steps (measured: 5-15 %)
-
-
-def has_accelerator():
-    """True when the Keras backend sees a GPU (or another accelerator) to train on."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "jax":
-        import jax
-        return any(device.platform != "cpu" for device in jax.devices())
-    if backend == "torch":
-        import torch
-        return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
-    return False
 
 
 def seconds_per_step(model, batch_size=1, n_timed=3):
@@ -106,7 +93,7 @@ def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batc
     if gpu_budget_minutes is not None and not gpu_budget_minutes > 0:
         raise ValueError(f"GPU_BUDGET_MINUTES={gpu_budget_minutes!r}: must be > 0, or None for the book's schedule")
     step_s = seconds_per_step(model, batch_size, n_timed)
-    device = "GPU" if has_accelerator() else "CPU"
+    device = "GPU" if devices.gpu() else "CPU"
     epochs = config.epochs + config.decay_epochs
     schedule = epochs * steps_per_epoch
     lines = [f"Timed {n_timed} training steps on this machine ({device}, {keras.backend.backend()}): "

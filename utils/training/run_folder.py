@@ -2,13 +2,14 @@
 
     run/cyclegan/0001_synthetic_apple2orange/
         config.json               every model and training setting, the dataset, versions
-        index.html                the results page (utils/report.py), newest first
+        index.html                the results page (utils/training/page.py), newest first
+        evaluation.json           evaluate.py's scores, with images/evaluation*.png, when it was evaluated
         images/grid_0000500.png   reconstruction grids, named by step (utils/plots.py)
         images/grid_inputs.npz    the fixed test images of the grids, chosen at the start
         images/losses.png         loss curves
         images/progress.gif       the grids over training
         weights/ckpt-00001000/    checkpoints (models/checkpoint.py); weights/latest names the newest
-        logs/losses.csv           every loss of every step (utils/run_logs.py)
+        logs/losses.csv           every loss of every step (utils/training/logs.py)
         logs/events.out.tfevents.*  TensorBoard: losses, learning rate, grids
 """
 
@@ -30,6 +31,9 @@ LOSSES_CSV = "logs/losses.csv"
 LOSS_PLOT = "images/losses.png"
 ANIMATION = "images/progress.gif"
 GRID_INPUTS = "images/grid_inputs.npz"
+EVALUATION_JSON = "evaluation.json"                  # written by evaluate.py (utils/evaluation/unpaired.py)
+EVALUATION_FIGURE = "images/evaluation.png"
+FAILURES_FIGURE = "images/evaluation_failures.png"
 
 def folder_name(dataset):
     """A dataset name as one safe folder name: 'sub/ds2' -> 'sub_ds2' (no separators, no '..')."""
@@ -70,13 +74,13 @@ def read_run_config(run_folder):
     path = Path(run_folder) / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{run_folder} is not a run folder: it has no {CONFIG} "
-                                "(run folders are made by utils.training.train / python train.py)")
+                                "(run folders are made by utils.training.trainer.train / python train.py)")
     return json.loads(path.read_text())
 
 
 def remove_temporary_files(run_folder):
     """Delete what interrupted atomic writes left in a run folder (`.name.tmp*`, `*.tmp.npz`,
-    `weights/.tmp-ckpt-*`). Only the run's owner (utils/run_lock.py) calls this, so none is in use."""
+    `weights/.tmp-ckpt-*`). Only the run's owner (utils/training/lock.py) calls this, so none is in use."""
     run_folder = Path(run_folder)
     for folder in (run_folder, run_folder / IMAGES, run_folder / LOGS, run_folder / WEIGHTS):
         for pattern in (".*.tmp*", "*.tmp.npz", ".tmp-*"):

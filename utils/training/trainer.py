@@ -1,10 +1,10 @@
 """Train a CycleGAN in a run folder: what `train.py`, the notebooks and the ablation runner call.
 
-`train(config, dataset)` makes a run folder (layout in utils/run_folder.py) and trains for
+`train(config, dataset)` makes a run folder (layout in utils/training/run_folder.py) and trains for
 config.epochs + config.decay_epochs epochs with the paper's schedule: the learning rate stays
 constant for `epochs` epochs and decays linearly to 0 over `decay_epochs` more (paper section 4).
-The steps, logs, pictures and checkpoints are utils/training_loop.py's; how the run trains (batch
-size, intervals, step budget) is a `TrainingSettings` (utils/training_settings.py), saved with it.
+The steps, logs, pictures and checkpoints are utils/training/loop.py's; how the run trains (batch
+size, intervals, step budget) is a `TrainingSettings` (utils/training/settings.py), saved with it.
 
 `train(..., resume=True)` (the book's mode='load') goes on from the run's latest checkpoint: the
 data loader replays the same stream from the checkpoint's (epoch, batch), the CSV is cut back to the
@@ -12,8 +12,8 @@ checkpoint's step, and the grids use the same test images. A run killed at any m
 the steps since its last checkpoint. Ctrl-C or SIGTERM saves a checkpoint first, then stops.
 
 What else cannot go wrong silently: every setting is checked before a folder is made; the run
-folder is locked while it trains (utils/run_lock.py), so a second trainer on it is refused; the
-first NaN or inf loss stops the run before anything of that step is saved (utils/loss_guard.py);
+folder is locked while it trains (utils/training/lock.py), so a second trainer on it is refused; the
+first NaN or inf loss stops the run before anything of that step is saved (utils/training/loop.py);
 a full disk removes the temporary files and names the last good checkpoint (models/disk_space.py).
 """
 
@@ -31,11 +31,10 @@ import numpy as np
 from models import CycleGAN, CycleGANConfig, checkpoint, devices, executor
 from models.disk_space import DiskFullError, disk_full_error, is_disk_full
 from models.files import write_atomic, write_json
-from utils import run_folder as layout
-from utils.run_folder import new_run_folder  # noqa: F401  (part of this module's API)
-from utils.run_lock import RunLock
-from utils.training_loop import LOG_INTERVAL, TrainingLoop, match_channels, wants_bar
-from utils.training_settings import TrainingSettings
+from utils.training import run_folder as layout
+from utils.training.lock import RunLock
+from utils.training.loop import LOG_INTERVAL, TrainingLoop, match_channels, wants_bar
+from utils.training.settings import TrainingSettings
 
 # The synthetic stand-in of each real dataset, used when the real one is not downloaded.
 SYNTHETIC_STAND_IN = {"apple2orange": "synthetic_apple2orange", "monet2photo": "synthetic_photo2painting"}
@@ -50,7 +49,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         e.g. the notebook's `gan` after its summaries). Ignored when resuming (None is fine): a
         resumed run uses the settings stored in its folder.
     dataset: a folder name under data_root (trainA, trainB, testA, testB). A synthetic dataset
-        (utils.synthetic) is generated at the config's image size if missing.
+        (utils.datasets.synthetic) is generated at the config's image size if missing.
     run_folder: None makes a new `<run_root>/<NNNN>_<dataset>/`; resuming needs the folder.
     batch_size, sample_interval, checkpoint_interval, n_grid_images, max_steps, preprocess: the
         `TrainingSettings` of the run (None: its defaults; when resuming, the run's stored values,
@@ -88,7 +87,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     settings.steps_per_epoch = loader.n_batches(settings.batch_size)
 
     created = not resume and (run_folder is None or not Path(run_folder).exists())
-    run = Path(run_folder) if run_folder is not None else new_run_folder(run_root, dataset)
+    run = Path(run_folder) if run_folder is not None else layout.new_run_folder(run_root, dataset)
     lock, loop = RunLock(run), None
     try:
         with _sigterm_as_interrupt():   # until the loop's own handler: SIGTERM stops like Ctrl-C
@@ -120,7 +119,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
     """Turn SIGTERM into KeyboardInterrupt while a run starts (lock taken, model built), so that it is
-    cleaned up like Ctrl-C; the training loop then installs its own handler (utils/training_loop.py)."""
+    cleaned up like Ctrl-C; the training loop then installs its own handler (utils/training/loop.py)."""
     if threading.current_thread() is not threading.main_thread():   # signals reach the main thread only
         yield
         return
@@ -210,8 +209,8 @@ def _model_for(model_config, config, weights, resume):
 
 def open_dataset(dataset, data_root, input_dim, preprocess="resize_and_crop"):
     """A DataLoader on data_root/dataset at the model's image size; a synthetic dataset is made if missing."""
-    from utils.data_loader import DataLoader
-    from utils.synthetic import SYNTHETIC_DATASETS, ensure_size
+    from utils.datasets.loader import DataLoader
+    from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
     if dataset in SYNTHETIC_DATASETS:   # at the model's size: a copy of another size is made again, saying so
         ensure_size(dataset, data_root=data_root, size=input_dim[0])
     return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0, preprocess=preprocess)
@@ -225,7 +224,7 @@ def pick_dataset(name, data_root="data"):
     stand_in = SYNTHETIC_STAND_IN.get(name, name)
     print(f"{Path(data_root) / name} is not there, so this uses the synthetic stand-in {stand_in} "
           f"(generated on the fly).\nFor the real data run, from the repository root: "
-          f"python -m utils.download {name}")
+          f"python -m utils.datasets.download {name}")
     return stand_in
 
 

@@ -9,7 +9,7 @@ texture over it. Every pixel changes between the two, so the mask is white every
 import numpy as np
 from PIL import Image
 
-from utils.synthetic_drawing import box_distance, coverage, ellipse_distance, grid, hsv, over, smooth_noise, \
+from utils.datasets.drawing import box_distance, coverage, ellipse_distance, grid, hsv, over, smooth_noise, \
     unit_to_uint8
 
 

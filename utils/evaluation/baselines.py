@@ -1,0 +1,97 @@
+"""The translators a CycleGAN is scored beside, on images as floats in [0, 1]: the model itself and three
+baselines it must beat. Each is a function `translate(images, direction) -> images`, images (n, h, w, 3).
+
+    identity             no change: what a model that learned nothing scores
+    histogram matching   each channel's histogram matched to the target domain's training pixels
+    colour transfer      global Lab mean and std of the target domain (Reinhard et al. 2001)
+    model_translator     a CycleGAN or a trained model folder's generators (models.generators.run_generator)
+"""
+
+import warnings
+
+import numpy as np
+from skimage import color, exposure
+
+from models.directions import GENERATORS
+from models.generators import run_generator
+
+
+def model_translator(model):
+    """A translator on [0, 1] images for a CycleGAN or a utils.inference.trained_model.TrainedGenerators
+    (both work on [-1, 1])."""
+    def translate(images, direction):
+        generator = model.generator(direction) if hasattr(model, "generator") else getattr(model, GENERATORS[direction])
+        out = run_generator(generator, as_batch(images) * 2 - 1)
+        return np.clip((np.asarray(out, np.float64) + 1) / 2, 0, 1)
+    return translate
+
+
+def as_batch(images):
+    """(h, w, c) or (n, h, w, c) -> float64 (n, h, w, c)."""
+    images = np.asarray(images, np.float64)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(f"expected an image (h, w, c) or a batch (n, h, w, c), got shape {images.shape}")
+    return images
+
+
+def identity_translator(images, direction):
+    """The do-nothing baseline: every image stays as it is."""
+    return np.asarray(images, np.float64)
+
+
+class HistogramMatcher:
+    """Match each image's per-channel histogram to the pooled training images of the target domain.
+
+    train_A, train_B: (n, h, w, 3) in [0, 1]. The reference is all training pixels of a domain
+    stacked into one image, so each test image gets that domain's colour distribution
+    (skimage.exposure.match_histograms), wherever its pixels are.
+    """
+
+    def __init__(self, train_A, train_B):
+        self.reference = {"AtoB": _stack(train_B), "BtoA": _stack(train_A)}
+
+    def __call__(self, images, direction):
+        return np.stack([exposure.match_histograms(image, self.reference[direction], channel_axis=-1)
+                         for image in as_batch(images)])
+
+
+class ColourTransfer:
+    """Global colour transfer (Reinhard et al. 2001): give each image the target's Lab mean and std.
+
+    Per Lab channel: out = (x - mean(x)) / std(x) * std(target) + mean(target), where the target
+    statistics are those of all training pixels of the target domain.
+    """
+
+    def __init__(self, train_A, train_B):
+        self.stats = {"AtoB": _lab_stats(train_B), "BtoA": _lab_stats(train_A)}
+
+    def __call__(self, images, direction):
+        mean, std = self.stats[direction]
+        out = []
+        for image in as_batch(images):
+            lab = color.rgb2lab(image)
+            own_mean, own_std = lab.mean(axis=(0, 1)), lab.std(axis=(0, 1)) + 1e-6
+            with warnings.catch_warnings():  # Lab colours outside sRGB are clipped, as intended
+                warnings.simplefilter("ignore", UserWarning)
+                out.append(np.clip(color.lab2rgb((lab - own_mean) / own_std * std + mean), 0, 1))
+        return np.stack(out)
+
+
+def _stack(images):
+    """(n, h, w, c) -> one tall image (n * h, w, c) holding every pixel."""
+    images = as_batch(images)
+    return images.reshape(-1, images.shape[2], images.shape[3])
+
+
+def _lab_stats(images):
+    lab = color.rgb2lab(_stack(images))
+    return lab.mean(axis=(0, 1)), lab.std(axis=(0, 1))
+
+
+def baseline_translators(train_A, train_B):
+    """The three baselines, by name, fitted on training images (n, h, w, 3) in [0, 1]."""
+    return {"identity": identity_translator,
+            "histogram matching": HistogramMatcher(train_A, train_B),
+            "colour transfer": ColourTransfer(train_A, train_B)}
