@@ -66,7 +66,7 @@ class TrainSpy:
                 kwargs["callbacks"] = [self.kill]
             return real(config, dataset, run, **kwargs)
 
-        monkeypatch.setattr(training, "train", spy)
+        monkeypatch.setattr(trainer, "train", spy)
 
     def kill(self, gan, row):
         if row["step"] == self.kill_at[1]:

@@ -171,10 +171,10 @@ def test_contact_sheet_and_command_line(tmp_path, capsys):
 
 
 def test_drawing_only_near_each_fruit_changes_nothing(monkeypatch):
-    from utils.datasets import still_life
+    from utils.datasets import still_life as scenes
 
     boxed = [still_life(np.random.default_rng([0, 2, index]), 48) for index in range(20)]
-    monkeypatch.setattr(synthetic_scenes, "_fruit_box", lambda fruit, size: (slice(0, size), slice(0, size)))
+    monkeypatch.setattr(scenes, "_fruit_box", lambda fruit, size: (slice(0, size), slice(0, size)))
     for index, scene in enumerate(boxed):
         full = still_life(np.random.default_rng([0, 2, index]), 48)
         for key in ("A", "B", "mask"):

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.datasets.download import KNOWN_DATASETS
+from utils.datasets.synthetic import SYNTHETIC_DATASETS
 from utils.images import ImageReadError, check_header, list_images, read_rgb, resize_rgb, to_model_range
 
 DOMAINS = ("A", "B")
@@ -43,9 +45,6 @@ class DatasetError(ValueError):
 
 def fix_command(dataset_name, data_root="data"):
     """The shell command that downloads or generates `dataset_name` into `data_root`."""
-    from utils.datasets.download import KNOWN_DATASETS
-    from utils.datasets.synthetic import SYNTHETIC_DATASETS
-
     root = "" if str(data_root) == "data" else f" --data-root {data_root}"
     if dataset_name in SYNTHETIC_DATASETS:
         return f"python -m utils.datasets.synthetic {dataset_name}{root}"

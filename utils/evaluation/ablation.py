@@ -35,8 +35,10 @@ from models.config import CycleGANConfig
 from models.directions import DIRECTIONS, domains
 from models.files import write_atomic, write_json
 from utils import plots
+from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
 from utils.evaluation import baselines, paired
 from utils.training import run_folder as layout
+from utils.training import trainer
 from utils.training.lock import RunLock
 
 # The full loss with the official code's weights (lambda_id 5 = its 0.5 x lambda_reconstr), then one change each.
@@ -122,8 +124,6 @@ def example_indices(n_test, n_examples):
 # ----------------------------------------------------------------- the runner
 def prepare_dataset(dataset, img_size, data_root="data"):
     """Generate a synthetic dataset at `img_size` if it is missing, as `train` does; others must exist."""
-    from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
-
     if dataset in SYNTHETIC_DATASETS:
         ensure_size(dataset, data_root=data_root, size=img_size)
     return Path(data_root) / dataset
@@ -160,8 +160,6 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
 def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, batch_size, n_examples, progress,
                   train_kwargs):
     """run_ablation's work, inside its lock: settings, test set, each variant, baselines, report."""
-    from utils.training.trainer import load_run, train
-
     (folder / "results").mkdir(parents=True, exist_ok=True)
     settings = {"dataset": dataset, "max_steps": max_steps, "batch_size": batch_size,
                 "base_config": base_config.to_dict(),
@@ -186,10 +184,10 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
         if progress:
             print(f"[ablation] {variant}: {'resuming' if resume else 'training'} to step {max_steps}", flush=True)
         start = time.perf_counter()
-        train(config, dataset, run, data_root=data_root, batch_size=batch_size, max_steps=max_steps,
-              resume=resume, progress=progress, **train_kwargs)
+        trainer.train(config, dataset, run, data_root=data_root, batch_size=batch_size, max_steps=max_steps,
+                      resume=resume, progress=progress, **train_kwargs)
         seconds = time.perf_counter() - start
-        gan = load_run(run)
+        gan = trainer.load_run(run)
         translate = baselines.model_translator(gan)
         pictures = {d: translate(test_set[domains(d)[0]][examples], d) for d in DIRECTIONS}
         np.savez(folder / "results" / f"{slug(variant)}.npz", **pictures)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from models.files import write_json
+from utils.images import list_images, load_images
 
 # Bump when the judge's architecture or training changes: cached judges of another version are retrained.
 JUDGE_VERSION = 1
@@ -135,8 +136,6 @@ def judge_features(features_model, images, batch_size=64):
 # ----------------------------------------------------------------- the cached judge of a dataset
 def dataset_fingerprint(folder):
     """SHA-256 over the names and sizes of trainA/ and trainB/'s images: changes when the data does."""
-    from utils.images import list_images
-
     digest = hashlib.sha256(f"judge v{JUDGE_VERSION}".encode())
     for domain in ("trainA", "trainB"):
         for path in list_images(Path(folder) / domain):
@@ -169,7 +168,6 @@ def load_or_train_judge(dataset, size, data_root="data", train_images=None, seed
             return judge, features, info
         log(f"judge cache {folder} is for other data or settings: retraining")
     if train_images is None:
-        from utils.images import load_images
         train_images = {d: load_images(Path(data_root) / dataset / f"train{d}", size) for d in ("A", "B")}
     log(f"training the domain judge of {dataset} at {size} px on {len(train_images['A'])} + "
         f"{len(train_images['B'])} training images (once; cached in {folder})")

@@ -29,8 +29,11 @@ from models.files import write_json
 from utils.evaluation import judge as judges
 from utils.evaluation.baselines import baseline_translators, model_translator
 from utils.images import load_images
+from utils.inference.trained_model import load_generators
+from utils.plots import image_table
 from utils.training import run_folder as layout
 from utils.training.page import results_table, write_index
+from utils.training.trainer import load_run
 
 TRAIN_LIMIT = 200          # training images per domain the histogram / colour baselines are fitted on
 FIGURE_IMAGES = 3          # test images per direction in the figure
@@ -127,8 +130,6 @@ def format_table(results):
 def save_figure(translators, test, path, n=FIGURE_IMAGES):
     """Rows: the first `n` test images of each direction; columns: input, each translator's output,
     the CycleGAN's cycle back. Saved as a PNG at `path`."""
-    from utils.plots import image_table
-
     names = list(translators)
     rows, labels = [], []
     for direction in DIRECTIONS:
@@ -144,8 +145,6 @@ def save_figure(translators, test, path, n=FIGURE_IMAGES):
 def save_failures(translate, test, judge, path, n=4):
     """The `n` test images of each direction whose translation the judge finds least like the target
     (lowest p(target)): input, translation, p(target). Saved as a PNG at `path`."""
-    from utils.plots import image_table
-
     rows, labels = [], []
     for direction in DIRECTIONS:
         source, target = domains(direction)
@@ -166,12 +165,10 @@ def load_scored_model(run_folder, dataset=None, data_root=None):
     run = Path(run_folder)
     meta = json.loads((run / layout.CONFIG).read_text())
     if "format" in meta:                      # a model folder (utils/inference/trained_model.py): generators only
-        from utils.inference.trained_model import load_generators
         model, checkpoint_name = load_generators(run), None
         dataset = dataset or meta.get("dataset")
         data_root = data_root or "data"
     else:
-        from utils.training.trainer import load_run
         model = load_run(run)
         checkpoint_name = latest_name(run / layout.WEIGHTS)
         dataset = dataset or meta["dataset"]

@@ -35,12 +35,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models import checkpoint
+from models import CycleGAN, checkpoint
 from models.checkpoint_checks import CheckpointError, sha256_of, values_problems, weight_problem
 from models.config import CycleGANConfig
 from models.directions import GENERATORS, check_direction
 from models.files import write_json
 from models.generators import build_resnet_generator, build_unet_generator
+from utils.cli import run_main
 
 FORMAT = "cyclegan-generators/1"
 CONFIG = "config.json"
@@ -160,7 +161,6 @@ def _weight_files(source):
 
 def load_generators(source):
     """TrainedGenerators from a CycleGAN, a run folder, a checkpoint folder or a model folder."""
-    from models import CycleGAN
     if isinstance(source, TrainedGenerators):
         return source
     if isinstance(source, CycleGAN):
@@ -226,8 +226,6 @@ def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=N
 
 if __name__ == "__main__":
     import argparse
-
-    from utils.cli import run_main
 
     def main(argv=None):
         parser = argparse.ArgumentParser(description="Write a model folder (config.json + g_AB/g_BA weights) "

@@ -19,7 +19,7 @@ import time
 import keras
 import numpy as np
 
-from models import devices
+from models import CycleGAN, devices
 
 OVERHEAD = 1.15   # grids, loss plots, GIF, page and checkpoints on top of the steps (measured: 5-15 %)
 
@@ -31,7 +31,6 @@ def seconds_per_step(model, batch_size=1, n_timed=3):
     optimizer moments, image pools, step), so timing it trains nothing; its train functions stay
     traced, so the real first step is quick. Or a CycleGANConfig: a throwaway CycleGAN is timed.
     """
-    from models import CycleGAN
     gan = model if isinstance(model, CycleGAN) else CycleGAN(model)
     saved = _state(gan)
     images = np.random.default_rng(0).uniform(-1, 1, (2, batch_size) + tuple(gan.img_shape)).astype(np.float32)
@@ -84,7 +83,6 @@ def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batc
     gpu_budget_minutes: the same with a GPU; None keeps the book's schedule there.
     When "auto" shortens the run, the config's epochs and decay_epochs are shrunk to fit it.
     """
-    from models import CycleGAN
     config = model.config if isinstance(model, CycleGAN) else model
     if not (max_steps is None or max_steps == "auto" or (isinstance(max_steps, int) and max_steps > 0)):
         raise ValueError(f"MAX_STEPS={max_steps!r}: must be 'auto', a number of steps > 0, or None (the full schedule)")

@@ -31,6 +31,8 @@ import numpy as np
 from models import CycleGAN, CycleGANConfig, checkpoint, devices, executor
 from models.disk_space import DiskFullError, disk_full_error, is_disk_full
 from models.files import write_atomic, write_json
+from utils.datasets.loader import DataLoader
+from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
 from utils.training import run_folder as layout
 from utils.training.lock import RunLock
 from utils.training.loop import LOG_INTERVAL, TrainingLoop, match_channels, wants_bar
@@ -209,8 +211,6 @@ def _model_for(model_config, config, weights, resume):
 
 def open_dataset(dataset, data_root, input_dim, preprocess="resize_and_crop"):
     """A DataLoader on data_root/dataset at the model's image size; a synthetic dataset is made if missing."""
-    from utils.datasets.loader import DataLoader
-    from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
     if dataset in SYNTHETIC_DATASETS:   # at the model's size: a copy of another size is made again, saying so
         ensure_size(dataset, data_root=data_root, size=input_dim[0])
     return DataLoader(dataset, img_res=tuple(input_dim[:2]), data_root=data_root, seed=0, preprocess=preprocess)
