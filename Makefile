@@ -1,4 +1,4 @@
-# Two commands for a newcomer (see README, Quickstart):
+# Two commands for a newcomer (see README, Quickstart; how long they take: docs/speed.md):
 #   make demo   builds .venv, then trains a short demo on built-in synthetic data into run/cyclegan/
 #   make test   builds .venv, then runs the test suite
 #   make test-backends   builds .venv-backends (JAX and PyTorch, CPU), runs the core tests under each
@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 .PHONY: venv demo test test-backends check-platforms clean-venv
 
 $(VENV)/.installed: requirements.txt
-	@echo "Creating $(VENV) and installing requirements.txt: once, about 2 minutes (pip lists each package)"
+	@echo "Creating $(VENV) and installing requirements.txt, once (time: docs/speed.md, How long the commands take; pip lists each package)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --progress-bar on -r requirements.txt
@@ -18,11 +18,11 @@ $(VENV)/.installed: requirements.txt
 venv: $(VENV)/.installed
 
 demo: venv
-	@echo "Training the demo: 3 to 5 minutes on a 2-core CPU (one progress bar; results in run/cyclegan/)"
+	@echo "Training the demo (time: docs/speed.md, How long the commands take; one progress bar; results in run/cyclegan/)"
 	$(PY) train.py --demo
 
 test: venv
-	@echo "Running the tests: about 10 to 13 minutes on a 2-core CPU (pytest shows each file and its progress)"
+	@echo "Running the tests (time: docs/speed.md, How long the commands take; pytest shows each file and its progress)"
 	$(PY) -m pytest
 
 # The core tests under the two other Keras backends (TensorFlow is `make test`).
