@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 REQUIREMENTS = ROOT / "requirements.txt"
-TENSORFLOW_CUDA = "tensorflow[and-cuda]==2.21.0"   # the README's GPU line (tools/check_platforms.py resolves it)
+TENSORFLOW_CUDA = "tensorflow[and-cuda]==2.21.0"   # docs/install.md's GPU line (tools/check_platforms.py resolves it)
 
 
 def venv_python(venv, os_name=os.name):
@@ -73,7 +73,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.gpu and not sys.platform.startswith("linux"):
         sys.exit("error: --gpu: TensorFlow's CUDA build is for Linux only (on Windows use WSL2, on a Mac the CPU "
-                 "or Colab); see README, Install on your machine")
+                 "or Colab); see docs/install.md")
     if args.python:
         python = args.python
     else:

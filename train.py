@@ -1,6 +1,6 @@
 """Train a CycleGAN from the command line; every run gets its own folder under run/cyclegan/.
 
-    python train.py --demo                                   # 3 to 5 min on a 2-core CPU, synthetic apples -> oranges
+    python train.py --demo                                   # synthetic apples -> oranges (time: docs/speed.md)
     python train.py --dataset apple2orange                   # the book's setup (U-Net, 128 px, lambda_id 2)
     python train.py --dataset monet2photo --generator-type resnet --img-size 256 --lambda-id 5 --disc-filters 64
     python train.py --resume run/cyclegan/0001_apple2orange  # go on from the latest checkpoint
@@ -17,8 +17,8 @@ from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main(
 
 from utils.cli import ArgumentParser, finite_float, non_negative_int, positive_int, run_main  # noqa: E402
 
-# The Quickstart demo: small enough for a 2-core CPU in 3 to 5 minutes (3-3.5 idle, 5 when the machine
-# is shared), big enough that the grids show apples turning orange. 64 px U-Net, 16/16 filters; README.
+# The Quickstart demo: small enough for a 2-core CPU (time: docs/speed.md, How long the commands take), big
+# enough that the grids show apples turning orange. 64 px U-Net, 16/16 filters; docs/training.md.
 DEMO = {"dataset": "synthetic_apple2orange", "generator_type": "unet", "img_size": 64, "gen_filters": 16,
         "disc_filters": 16, "epochs": 6, "decay_epochs": 4, "sample_interval": 250, "checkpoint_interval": 500}
 
@@ -35,7 +35,7 @@ def parse_args(argv=None):
     p = ArgumentParser(description="Train a CycleGAN (Zhu et al. 2017; Foster, Generative Deep Learning, "
                                 "chapter 5). Defaults are the book's apple2orange settings.")
     p.add_argument("--demo", action="store_true", help="the Quickstart demo: synthetic apples -> oranges, "
-                   f"{DEMO['img_size']} px, 3 to 5 minutes on a 2-core CPU (other flags override its settings)")
+                   f"{DEMO['img_size']} px (time: docs/speed.md; other flags override its settings)")
     p.add_argument("--dataset", help="folder under --data-root with trainA/trainB/testA/testB, e.g. apple2orange "
                    "(python -m utils.datasets.download apple2orange) or synthetic_apple2orange (generated if missing)")
     p.add_argument("--resume", metavar="RUN_FOLDER", help="continue this run from its latest checkpoint "

@@ -8,7 +8,7 @@ the line the training prints at its start and for `CycleGAN(mixed_precision=True
 |------------------------------------------|----------------------------|---------------------------------------|
 | NVIDIA GPU, compute capability >= 8.0    | bfloat16 ('mixed_bfloat16') | tensor cores run bfloat16 (A100, L4, RTX 30xx on); float32's range, no loss scaling |
 | older NVIDIA GPU (T4, V100: 7.x) or a GPU of unknown capability | float16 ('mixed_float16') + loss scaling | bfloat16 is emulated there, float16 runs on tensor cores; its small range needs Keras' LossScaleOptimizer |
-| CPU with bfloat16 instructions (x86 AVX512_BF16 or AMX) | bfloat16 | 1.34x faster on such a CPU (README) |
+| CPU with bfloat16 instructions (x86 AVX512_BF16 or AMX) | bfloat16 | 1.34x faster on such a CPU (docs/backends_and_devices.md) |
 | any other CPU (AVX2 only, ARM, unknown)  | float32 (off)              | bfloat16 is emulated there: 8x slower than float32 on a 2-core AVX2 AMD EPYC |
 
 Weights, the generators' tanh, the discriminators' scores and the losses stay float32 in both modes.

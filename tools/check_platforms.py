@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHONS = ("3.11", "3.12", "3.13")   # Keras 3.15 needs >= 3.11; TensorFlow 2.21 ships 3.10-3.13
-# TensorFlow with its CUDA libraries, for `--gpu` and the README's GPU line (Linux only).
+# TensorFlow with its CUDA libraries, for `--gpu` and docs/install.md's GPU line (Linux only).
 TENSORFLOW_CUDA = "tensorflow[and-cuda]==2.21.0"
 
 
@@ -79,7 +79,7 @@ def marker_environment(platform, python):
 def requirements_for(platform, python, path=ROOT / "requirements.txt"):
     """The requirement lines of `path` that apply on the platform, without their markers.
 
-    On a GPU platform the TensorFlow line becomes TENSORFLOW_CUDA (the README's GPU install).
+    On a GPU platform the TensorFlow line becomes TENSORFLOW_CUDA (docs/install.md's GPU install).
     """
     from packaging.requirements import Requirement
 

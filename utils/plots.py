@@ -18,7 +18,7 @@ from PIL import Image
 
 from models.directions import DIRECTIONS, domains
 from models.files import write_atomic
-from utils.images import to_model_range
+from utils.images import resize_rgb, to_model_range
 
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
 # Panels of the loss plot: title -> the two losses of `CycleGAN.train_step` it shows.
@@ -171,7 +171,7 @@ def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_fram
     frames = [iio.imread(grid_paths[i])[..., :3] for i in picks]   # RGBA PNG -> RGB
     height, width = frames[0].shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    frames = [np.asarray(Image.fromarray(_fit(frame, height, width)).resize(size, Image.LANCZOS)) for frame in frames]
+    frames = [resize_rgb(_fit(frame, height, width), (size[1], size[0]), Image.LANCZOS) for frame in frames]
     durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms] if len(frames) > 1 else last_frame_ms
     # encoded in memory, then written in one go: a failed write (a full disk) is one clean OSError,
     # where imageio's file writer retries its flush at garbage collection and prints a traceback
