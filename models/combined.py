@@ -1,13 +1,17 @@
 """The combined generator model (book Example 5-5) that trains both generators at once.
 
-It takes {'img_A', 'img_B'} and returns six named outputs, each compared to a target by a loss:
+It takes {'img_A', 'img_B'} and returns six named outputs, each compared to a target:
 
-    valid_A    = d_A(g_BA(img_B))          mse  vs 1      adversarial, LSGAN (paper eq. 1 with L2)
-    valid_B    = d_B(g_AB(img_A))          mse  vs 1
-    reconstr_A = g_BA(g_AB(img_A))         mae  vs img_A  cycle consistency (paper eq. 2)
-    reconstr_B = g_AB(g_BA(img_B))         mae  vs img_B
-    id_A       = g_BA(img_A)               mae  vs img_A  identity (paper section 5.2, "L_identity")
-    id_B       = g_AB(img_B)               mae  vs img_B
+    valid_A    = d_A(g_BA(img_B))          vs 1       adversarial, LSGAN (paper eq. 1 with least squares)
+    valid_B    = d_B(g_AB(img_A))          vs 1
+    reconstr_A = g_BA(g_AB(img_A))         vs img_A   cycle consistency (paper eq. 2)
+    reconstr_B = g_AB(g_BA(img_B))         vs img_B
+    id_A       = g_BA(img_A)               vs img_A   identity (paper section 5.2, "L_identity")
+    id_B       = g_AB(img_B)               vs img_B
+
+The generators' objective (paper eq. 3 plus the identity term) is written out, term by term, in
+one method: `CombinedGeneratorModel.generator_objective`. The discriminators' objective is in
+`CycleGAN.train_step` (models/cyclegan.py).
 
 Why a subclass, and three things it does that the book's functional model does not:
 
@@ -38,8 +42,6 @@ import numpy as np
 from keras import ops
 
 OUTPUT_NAMES = ("valid_A", "valid_B", "reconstr_A", "reconstr_B", "id_A", "id_B")
-OUTPUT_LOSSES = {"valid_A": "mse", "valid_B": "mse", "reconstr_A": "mae", "reconstr_B": "mae",
-                 "id_A": "mae", "id_B": "mae"}
 IDENTITY_NAMES = ("id_A", "id_B")
 FAKE_NAMES = ("fake_A", "fake_B")   # the generators' outputs of a training step, for the discriminators
 
@@ -65,17 +67,12 @@ def _named_targets(y):
                      f"{type(y).__name__}" + (f" of {len(y)} items" if isinstance(y, (list, tuple)) else ""))
 
 
-def _mean_error(kind, target, output):
-    """Mean squared ('mse') or absolute ('mae') error over the whole batch, in float32."""
-    diff = ops.cast(output, "float32") - ops.cast(target, "float32")
-    return ops.mean(ops.square(diff)) if kind == "mse" else ops.mean(ops.abs(diff))
-
-
 class CombinedGeneratorModel(keras.Model):
     """Six-output model over g_AB, g_BA, d_A, d_B whose optimizer only ever sees g_AB and g_BA.
 
     Compile it with `compile(optimizer=..., loss_weights={name: weight})` (the six names above);
-    the losses are the book's: mse for the two validity outputs, mae for the other four.
+    the losses are the book's: mse for the two validity outputs, mae for the other four, written
+    out in `generator_objective`.
     `trace_count` counts how often its forward pass was traced (TF, JAX) or run (PyTorch, eager).
     """
 
@@ -178,24 +175,54 @@ class CombinedGeneratorModel(keras.Model):
             outputs["fake_A"], outputs["fake_B"] = fake_A, fake_B
         return outputs
 
-    def loss_terms(self, y, y_pred):
-        """The unweighted loss of each output computed in y_pred, by name (float32 scalars)."""
-        y = _named_targets(y)
-        return {name: _mean_error(OUTPUT_LOSSES[name], y[name], y_pred[name]) for name in OUTPUT_NAMES
-                if name in y_pred}
+    def generator_objective(self, y, y_pred):
+        """The generators' objective, the paper's eq. 3 with the identity term: (total, terms).
 
-    def weighted_total(self, terms):
-        """The loss the optimizer sees: sum of lambda x term (paper eq. 3 with the book's identity term)."""
-        return sum(self.output_loss_weights[name] * value for name, value in terms.items())
+        y: the targets by output name (valid_*: ones, reconstr_* and id_*: the real images);
+        y_pred: this model's outputs (`call`). Each term is a mean over every element of the batch
+        (pixels, or patch scores for valid_*), in float32 also under mixed precision. terms: the
+        unweighted terms by output name (without id_A, id_B when they were not computed: lambda_id
+        == 0 in a training step). total: the weighted sum the optimizer minimises.
+        Here a = img_A, b = img_B; the paper's G, F, D_X, D_Y are g_AB, g_BA, d_A, d_B.
+        """
+        y = _named_targets(y)
+
+        def pred(name):     # an output, in float32
+            return ops.cast(y_pred[name], "float32")
+
+        def target(name):   # its target, in float32
+            return ops.cast(y[name], "float32")
+
+        terms = {}
+        # Adversarial, LSGAN (eq. 1 with least squares, section 4): G minimises E[(D(G(x)) - 1)^2]
+        terms["valid_A"] = ops.mean(ops.square(pred("valid_A") - target("valid_A")))        # (d_A(g_BA(b)) - 1)^2
+        terms["valid_B"] = ops.mean(ops.square(pred("valid_B") - target("valid_B")))        # (d_B(g_AB(a)) - 1)^2
+        # Cycle consistency (eq. 2), L1: E[|F(G(x)) - x|] + E[|G(F(y)) - y|]
+        terms["reconstr_A"] = ops.mean(ops.abs(pred("reconstr_A") - target("reconstr_A")))  # |g_BA(g_AB(a)) - a|
+        terms["reconstr_B"] = ops.mean(ops.abs(pred("reconstr_B") - target("reconstr_B")))  # |g_AB(g_BA(b)) - b|
+        # Identity (section 5.2), L1: E[|F(x) - x|] + E[|G(y) - y|]; not computed when lambda_id == 0
+        if "id_A" in y_pred:
+            terms["id_A"] = ops.mean(ops.abs(pred("id_A") - target("id_A")))                # |g_BA(a) - a|
+            terms["id_B"] = ops.mean(ops.abs(pred("id_B") - target("id_B")))                # |g_AB(b) - b|
+
+        # Total, eq. 3 + identity: L = L_GAN(G, D_Y) + L_GAN(F, D_X) + lambda L_cyc(G, F) + lambda_id L_identity.
+        # The lambdas are compile(loss_weights=...), i.e. CycleGAN.loss_weights: lambda_validation for
+        # valid_* (the paper's 1), lambda_reconstr for reconstr_* (the paper's lambda), lambda_id for id_*.
+        lam = self.output_loss_weights
+        total = (lam["valid_A"] * terms["valid_A"] + lam["valid_B"] * terms["valid_B"]
+                 + lam["reconstr_A"] * terms["reconstr_A"] + lam["reconstr_B"] * terms["reconstr_B"])
+        if "id_A" in terms:
+            total = total + lam["id_A"] * terms["id_A"] + lam["id_B"] * terms["id_B"]
+        return total, terms
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Weighted sum of the output losses (paper eq. 3 with the book's identity term)."""
-        return self.weighted_total(self.loss_terms(y, y_pred))
+        """The loss Keras differentiates: the total of `generator_objective`."""
+        return self.generator_objective(y, y_pred)[0]
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Logs of one step: 'loss', '<output>_loss' for the six outputs, and the fakes if computed."""
-        terms = self.loss_terms(y, y_pred)
-        logs = {"loss": self.weighted_total(terms)}
+        total, terms = self.generator_objective(y, y_pred)
+        logs = {"loss": total}
         for name in OUTPUT_NAMES:
             logs[f"{name}_loss"] = terms.get(name, ops.zeros((), "float32"))
         for name in FAKE_NAMES:

@@ -15,7 +15,9 @@ Names (book -> paper):
                                          the official code's 0.5 is relative: 0.5 x lambda = 5
 
 Losses: LSGAN (paper section 4): D minimises (D(real) - 1)^2 + D(fake)^2 (targets real=1,
-fake=0), G minimises (D(G(x)) - 1)^2; cycle and identity terms are L1 (mae).
+fake=0), G minimises (D(G(x)) - 1)^2; cycle and identity terms are L1 (mae). The generators'
+objective is written out in models/combined.py (`CombinedGeneratorModel.generator_objective`),
+the discriminators' in `CycleGAN.train_step` below.
 """
 
 import dataclasses
@@ -86,7 +88,8 @@ class CycleGAN:
         self.d_A = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_A")
         self.d_B = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_B")
 
-        # Discriminators: LSGAN loss, one Adam each (Example 5-4). They stay trainable for good.
+        # Discriminators: LSGAN loss (mse; written out in train_step), one Adam each (Example 5-4).
+        # They stay trainable for good.
         for d in (self.d_A, self.d_B):
             d.compile(loss="mse", optimizer=self._adam(), jit_compile=cfg.jit_compile)
         # Generators: trained through the combined model, whose trainable weights are only theirs.
@@ -182,7 +185,8 @@ class CycleGAN:
            The same pass hands back its fakes, fake_B = g_AB(imgs_A) and fake_A = g_BA(imgs_B).
         2. Draw the fakes the discriminators see from the history pools (paper section 4).
         3. Train d_A on [real A; pooled fake A] with targets [1; 0], one Adam step on the mean
-           squared error, i.e. the paper's (L_real + L_fake) / 2; the same for d_B.
+           squared error, i.e. the paper's (L_real + L_fake) / 2; the same for d_B (the
+           discriminators' objective, written out at that step below).
         Each fake is computed once per step (the book translates twice: for D, then in combined).
         Every call runs through `self.executor` (one device, or the batch split across several).
 
@@ -195,6 +199,16 @@ class CycleGAN:
         g_losses, fake_A, fake_B = self.combined.train_generators(imgs_A, imgs_B, valid, self.executor.train_on_batch)
         fake_A, fake_B = self.pool_A.query(fake_A), self.pool_B.query(fake_B)
 
+        # The discriminators' objective, LSGAN (paper eq. 1 with least squares, section 4), for d_A
+        # (D_X) with reals a and pooled fakes g_BA(b); the same for d_B (D_Y) with b and g_AB(a):
+        #
+        #     L_D = 1/2 * ( mean (d_A(a) - 1)^2  +  mean d_A(g_BA(b))^2 )
+        #
+        # d_A was compiled with loss="mse" (_build_and_compile): the mean of (D(x) - target)^2 over
+        # every patch score of the batch. The batch is [reals; fakes], N images each, with targets
+        # [1; 0], so its mean over the 2N images is 1/2 (mean over the reals + mean over the fakes):
+        # the paper's 1/2 ("we divide the objective by 2 while optimizing D", section 7.1) is here,
+        # implicit in the concatenation. (losses["d_loss"] below, the mean of d_A and d_B, is a log only.)
         targets = np.concatenate([valid, fake])
         d_A_loss = self.executor.train_on_batch(self.d_A, np.concatenate([imgs_A, fake_A]), targets)["loss"]
         d_B_loss = self.executor.train_on_batch(self.d_B, np.concatenate([imgs_B, fake_B]), targets)["loss"]

@@ -2,11 +2,13 @@
 
 `make_executor(data_parallel)` picks one executor when a CycleGAN is built. It owns everything
 that depends on the devices: the scope the networks are built and compiled in, topping up a batch
-that does not split evenly, and the train and predict calls. `CycleGAN.train_step` calls
+that does not split evenly, and the train calls. `CycleGAN.train_step` calls
 `executor.train_on_batch(model, x, y)` and reads as the paper's step, with no device branches.
+(Translating is not the executor's: `CycleGAN.translate` calls the generator eagerly,
+models.generators.run_generator.)
 
-- `OneDevice`: Keras' own `train_on_batch` / `predict_on_batch`. Keras puts the work on the first
-  GPU by itself on all three backends, so this is also the GPU case.
+- `OneDevice`: Keras' own `train_on_batch`. Keras puts the work on the first GPU by itself on all
+  three backends, so this is also the GPU case.
 - `JaxDataParallel`: `keras.distribution.DataParallel` over all devices
   (`keras.distribution.list_devices()`): weights replicated, each batch split along its first
   axis; XLA inserts the gradient all-reduce. The step computes exactly the global-batch math.
@@ -85,14 +87,6 @@ class OneDevice:
         """One training step of `model` on (x, y): its logs as a dict."""
         return model.train_on_batch(x, y, return_dict=True)
 
-    def predict_on_batch(self, model, x):
-        """`model` on the batch x, split evenly across the devices; as many outputs as inputs."""
-        (padded,) = self.even_batches(x)
-        return self._predict(model, padded)[:len(x)]
-
-    def _predict(self, model, x):
-        return model.predict_on_batch(x)
-
 
 class JaxDataParallel(OneDevice):
     """keras.distribution.DataParallel over every device; it stays set (the trainer reads it at every step)."""
@@ -118,9 +112,6 @@ class TfMirrored(OneDevice):
 
     def train_on_batch(self, model, x, y):
         return train_on_batch_mirrored(self.strategy, model, x, y)
-
-    def _predict(self, model, x):
-        return predict_on_batch_mirrored(self.strategy, model, x)
 
 
 # ----------------------------------------------------------------- TensorFlow's engine
@@ -185,43 +176,47 @@ def train_on_batch_mirrored(strategy, model, x, y):
     logs averaged over the replicas, the combined model's fakes gathered in batch order.
     Returns the logs as numpy arrays.
     """
-    if not hasattr(model, "_maybe_symbolic_build"):   # Keras-private: requirements.txt pins the Keras that has it
-        raise RuntimeError(f"this Keras ({keras.__version__}) has no Model._maybe_symbolic_build, which TensorFlow "
-                           "data parallel calls as train_on_batch does: install the pinned keras (requirements.txt)")
-    model._maybe_symbolic_build(data_batch=(x, y, None))  # what train_on_batch does first
+    build_like_train_on_batch(model, x, y)
     model.reset_metrics()
-    step = _replica_function(strategy, model, "train")
+    step = _replica_train_function(strategy, model)
     logs = step(next(iter(_one_batch_split(strategy, (x, y)))))
     return {name: keras.ops.convert_to_numpy(value) for name, value in logs.items()}
 
 
-def predict_on_batch_mirrored(strategy, model, x):
-    """TensorFlow data parallel: `predict_on_batch` with the batch split across the replicas.
+def build_like_train_on_batch(model, x, y):
+    """Build `model`'s Keras state for a step on (x, y), as Keras' own `train_on_batch` does first.
 
-    Keras' `predict_on_batch` hands every replica the whole batch and concatenates their outputs
-    (n_replicas x the images); here each replica predicts its slice and the slices are gathered in
-    order. The batch size must be a multiple of the replica count (`OneDevice.predict_on_batch` tops it up).
+    The one call of a Keras-private API in this project: `Model._maybe_symbolic_build(data_batch=...)`
+    of Keras' TensorFlow trainer (keras/src/backend/tensorflow/trainer.py), which its `train_on_batch`
+    calls before the step. Under a tf.distribute strategy it creates, in the strategy's scope and from
+    symbolic tensors, whatever the step would otherwise create inside `strategy.run` (replica
+    context): unbuilt layers, the compiled loss and metrics (their trackers), the optimizer's
+    variables. Without a strategy it does nothing. No public Keras call does the same (`build`
+    skips the compiled loss and metrics; `test_on_batch` also runs a step). Only TensorFlow data
+    parallel calls it; tests/test_keras_private.py checks that the pinned Keras (requirements.txt)
+    still has it and that it builds what is said here.
     """
-    predict = _replica_function(strategy, model, "predict")
-    return keras.ops.convert_to_numpy(predict(next(iter(_one_batch_split(strategy, (x,))))))
+    if not hasattr(model, "_maybe_symbolic_build"):
+        raise RuntimeError(f"this Keras ({keras.__version__}) has no Model._maybe_symbolic_build, which TensorFlow "
+                           "data parallel calls as train_on_batch does: install the pinned keras (requirements.txt)")
+    model._maybe_symbolic_build(data_batch=(x, y, None))
 
 
-_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"train"/"predict": (Keras' function it goes with, ours)}
+_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> (Keras' train function it goes with, ours)
 GATHERED_LOGS = FAKE_NAMES               # per-image logs (models/combined.py): concatenated, not averaged
 
 
-def _replica_function(strategy, model, kind):
-    """A tf.function running `model.<kind>_step` on every replica and reducing across them.
+def _replica_train_function(strategy, model):
+    """A tf.function running `model.train_step` on every replica and reducing across them.
 
-    Made once per compile: Keras drops its own train/predict function when a model is recompiled
-    (new loss weights), and this one is remade with it.
+    Made once per compile: Keras drops its own train function when a model is recompiled (new loss
+    weights), and this one is remade with it.
     """
     import tensorflow as tf
 
-    (model.make_train_function if kind == "train" else model.make_predict_function)()
-    keras_function = model.train_function if kind == "train" else model.predict_function
-    cached = _FUNCTIONS.setdefault(model, {}).get(kind)
-    if cached is not None and cached[0] is keras_function:
+    model.make_train_function()
+    cached = _FUNCTIONS.get(model)
+    if cached is not None and cached[0] is model.train_function:
         return cached[1]
 
     def train(data):
@@ -229,12 +224,8 @@ def _replica_function(strategy, model, kind):
         return {name: strategy.gather(value, axis=0) if name in GATHERED_LOGS
                 else strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
 
-    def predict(data):
-        return strategy.gather(strategy.run(model.predict_step, args=(data,)), axis=0)
-
-    function = tf.function(train if kind == "train" else predict, reduce_retracing=True,
-                           jit_compile=bool(model.jit_compile))
-    _FUNCTIONS[model][kind] = (keras_function, function)
+    function = tf.function(train, reduce_retracing=True, jit_compile=bool(model.jit_compile))
+    _FUNCTIONS[model] = (model.train_function, function)
     return function
 
 

@@ -1,4 +1,5 @@
-"""The CycleGAN class trains the right networks in Keras 3 (see DEVELOPERS.md, "Keras 3 pitfall").
+"""The CycleGAN class trains the right networks in Keras 3 (the frozen-discriminator pitfall: see
+models/combined.py's docstring, item 1, "The freeze").
 
 Every check compares snapshots of `model.weights` (all variables, trainable or not) before and
 after real `train_on_batch` steps: a frozen model's `trainable_weights` is empty, so a check on it
@@ -146,6 +147,29 @@ def test_the_books_own_calls_from_chapter_5(gan):
     assert valid_A.shape == (1,) + gan.disc_patch
     if keras.backend.backend() == "tensorflow":  # the positional calls ran the named calls' traced step
         assert gan.combined.trace_count == traces + 2  # one test function and one predict function, no train retrace
+
+
+def test_the_losses_are_the_papers_formulas(gan):
+    """The generators' terms and total (models/combined.py, generator_objective) and the
+    discriminators' loss with its implicit 1/2 (CycleGAN.train_step), recomputed in numpy."""
+    a, b = batch(70, n=2), batch(71, n=2)
+    valid, fake = np.ones((2,) + gan.disc_patch, "float32"), np.zeros((2,) + gan.disc_patch, "float32")
+    logs = gan.combined.test_on_batch([a, b], [valid, valid, a, b, a, b])
+    g_AB, g_BA = gan.g_AB.predict(a, verbose=0), gan.g_BA.predict(b, verbose=0)  # G(a), F(b)
+    terms = [np.mean((gan.d_A.predict(g_BA, verbose=0) - 1) ** 2),             # LSGAN, eq. 1
+             np.mean((gan.d_B.predict(g_AB, verbose=0) - 1) ** 2),
+             np.mean(np.abs(gan.g_BA.predict(g_AB, verbose=0) - a)),            # cycle, eq. 2
+             np.mean(np.abs(gan.g_AB.predict(g_BA, verbose=0) - b)),
+             np.mean(np.abs(gan.g_BA.predict(a, verbose=0) - a)),               # identity, section 5.2
+             np.mean(np.abs(gan.g_AB.predict(b, verbose=0) - b))]
+    cfg = gan.config
+    lambdas = [cfg.lambda_validation] * 2 + [cfg.lambda_reconstr] * 2 + [cfg.lambda_id] * 2
+    np.testing.assert_allclose(logs[1:], terms, rtol=1e-4, atol=1e-6)
+    assert logs[0] == pytest.approx(float(np.dot(lambdas, terms)), rel=1e-4)          # eq. 3
+
+    d_loss = gan.d_A.test_on_batch(np.concatenate([a, g_BA]), np.concatenate([valid, fake]))
+    half = 0.5 * (np.mean((gan.d_A.predict(a, verbose=0) - 1) ** 2) + np.mean(gan.d_A.predict(g_BA, verbose=0) ** 2))
+    assert d_loss == pytest.approx(float(half), rel=1e-4)
 
 
 def test_a_wrong_positional_call_names_the_expected_form(gan):

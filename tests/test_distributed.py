@@ -41,7 +41,7 @@ def weights():
     return {f"{net}/{i}": keras.ops.convert_to_numpy(w).copy()
             for net in ("g_AB", "g_BA", "d_A", "d_B") for i, w in enumerate(getattr(gan, net).weights)}
 before = weights()
-translated = gan.translate(rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32"))   # 3: padded to split evenly
+translated = gan.translate(rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32"))   # 3: not a multiple of 2
 losses = [gan.train_step(rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"),
                          rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"))]
 np.savez(sys.argv[2], translated=translated,
