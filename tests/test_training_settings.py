@@ -64,32 +64,17 @@ def test_build_and_resume_are_one_choice(tmp_path):
         train(None, None, mode="load")
 
 
-def test_one_device_executor_passes_batches_through_and_predicts_each_input():
+def test_one_device_executor_passes_batches_through():
     executor = make_executor(False)
     assert isinstance(executor, OneDevice) and executor.n_devices == 1
     a, b = np.zeros((3, 4, 4, 3)), np.ones((3, 4, 4, 3))
     even_a, even_b = executor.even_batches(a, b)
     assert even_a.shape == (3, 4, 4, 3) and even_a.dtype == np.float32 and np.array_equal(even_b, b)
 
-    class Doubler:
-        def predict_on_batch(self, x):
-            return x * 2
 
-    np.testing.assert_array_equal(executor.predict_on_batch(Doubler(), b), b * 2)
-
-
-def test_an_executor_on_two_devices_tops_up_and_trims(monkeypatch):
+def test_an_executor_on_two_devices_tops_up(monkeypatch):
     executor = OneDevice()
     monkeypatch.setattr(executor, "n_devices", 2)
     images = np.arange(3, dtype=np.float32).reshape(3, 1, 1, 1)
     (even,) = executor.even_batches(images)
     assert even[:, 0, 0, 0].tolist() == [0, 1, 2, 0]   # topped up with its own first image
-
-    class Recorder:
-        def predict_on_batch(self, x):
-            self.seen = len(x)
-            return x + 1
-
-    model = Recorder()
-    out = executor.predict_on_batch(model, images)
-    assert model.seen == 4 and out[:, 0, 0, 0].tolist() == [1, 2, 3]   # as many outputs as inputs

@@ -32,6 +32,12 @@ def test_every_image_keeps_its_size_and_bad_files_are_skipped(tiny_run, input_fo
     assert "broken.png" in capsys.readouterr().out
 
 
+def test_limit_translates_only_the_first_images_by_name(tiny_run, input_folder, tmp_path):
+    written, skipped = translate_folder(tiny_run, "AtoB", input_folder, tmp_path / "out", progress=False, limit=3)
+    assert [p.name for p in written] == ["gray.png", "odd.png"] and [p.name for p, _ in skipped] == ["broken.png"]
+    assert len(list((tmp_path / "out").iterdir())) == 2   # the three first images by name; photo.* not touched
+
+
 def test_default_output_folder_is_inside_the_run(tiny_run, input_folder):
     written, _ = translate_folder(tiny_run / "weights" / "ckpt-00000000", "BtoA", input_folder, progress=False)
     assert written[0].parent == tiny_run / "translated" / "BtoA_inputs"

@@ -134,7 +134,7 @@ def translate_image(model, image, direction="AtoB", fit=False, max_side=DEFAULT_
 
 
 def translate_folder(source, direction, input_dir, output_dir=None, progress=True, fit=False,
-                     max_side=DEFAULT_MAX_SIDE, overwrite=False):
+                     max_side=DEFAULT_MAX_SIDE, overwrite=False, limit=None):
     """Translate every image in input_dir and write PNGs of the same names and sizes to output_dir.
 
     source: a run folder, a checkpoint folder, a model folder (pretrained/...) or a CycleGAN.
@@ -142,7 +142,8 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
     `<run folder>/translated/<direction>_<input folder name>/`. Files that cannot be read are named
     in a warning and skipped. The output folder may not be the input folder or inside it, each
     input gets its own output name, and existing files are replaced only with overwrite=True
-    (this module's docstring). Returns (written paths, skipped [(path, reason)]).
+    (this module's docstring). limit: only the first `limit` images (sorted by name), e.g. the handful a
+    notebook shows. Returns (written paths, skipped [(path, reason)]).
     """
     check_direction(direction)
     input_dir = Path(input_dir)
@@ -157,7 +158,7 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
         output_dir = base / "translated" / f"{direction}_{input_dir.name}"
     output_dir = Path(output_dir)
     check_output_folder(input_dir, output_dir)
-    paths = list_images(input_dir)
+    paths = list_images(input_dir)[:limit]
     names = output_names(paths)   # a.png and a.jpg would both become a.png: each gets its own
     refuse_existing([output_dir / name for name in names.values()], overwrite)
     refuse_inputs([output_dir / name for name in names.values()], paths)
