@@ -13,6 +13,7 @@ and the cycle error, for the CycleGAN and for doing nothing, histogram matching 
 
 from pathlib import Path
 
+from models.onednn import prefer_onednn
 from utils.cli import ArgumentParser, run_main
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
@@ -27,6 +28,7 @@ def main(argv=None):
     p.add_argument("--test-limit", type=int, help="score at most this many test images per domain (quick looks)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
+    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
     quiet(verbose=args.verbose)
     if not (Path(args.run) / "config.json").is_file():
         p.error(f"{args.run} is not a run folder (no config.json): give a folder under run/cyclegan/ or pretrained/")

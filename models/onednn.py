@@ -1,27 +1,86 @@
-"""TensorFlow's oneDNN CPU kernels on every x86 CPU, not only on the ones TensorFlow picks them for.
+"""TensorFlow's CPU kernels, chosen per workload and CPU before TensorFlow loads: oneDNN or Eigen.
 
 TensorFlow turns its oneDNN kernels on by default only on x86 CPUs with AVX512 neural-network
-instructions (AVX512_VNNI, AVX512_BF16, AMX). Elsewhere (a 2-core AMD EPYC with AVX2 only, a common
-cloud CPU; many laptops) it falls back to its Eigen kernels. Measured there, one fresh process each
-(benchmarks/results/cpu_tensorflow_onednn_avx2.json): a book U-Net training step takes 1.80 s with
-Eigen against 0.76-0.84 s with oneDNN (2.2-2.4x faster), a ResNet-9 step 3.26 s against 2.73 s (1.2x);
-translating one 128 px image gets slower, 0.03 -> 0.07 s (U-Net) and 0.09 -> 0.19 s (ResNet-9).
-Training is what takes a student's hour, so the project asks for oneDNN on every x86 CPU.
+instructions (AVX512_VNNI, AVX512_BF16, AMX); elsewhere it runs its Eigen kernels. What each costs here
+(benchmarks/results/cpu_tensorflow_onednn_avx2.json, benchmarks/results/full_resolution_kernels.json):
 
-TensorFlow reads the variable once, when it loads: `prefer_onednn()` runs on import of `models` (and so
-of `utils`), which every entry point and notebook does before Keras. A value the user set is kept
-(`TF_ENABLE_ONEDNN_OPTS=0 python train.py ...` runs the Eigen kernels). Other backends ignore it.
+    training, any x86 CPU        oneDNN: a book U-Net step 0.76-0.84 s against 1.80 s with Eigen on a
+                                 2-core AVX2 CPU (2.2-2.4x), a ResNet-9 step 2.73 s against 3.26 s
+    translation, AVX-512 CPU     oneDNN: its direct convolutions; a 1024 px photo through the book U-Net
+                                 1.5 s against 2.3 s with Eigen
+    translation, AVX2-only CPU   Eigen: oneDNN has no direct convolution for these layers there and
+                                 uses im2col + GEMM, whose buffer for a large image passes oneDNN's
+                                 scratchpad limit; it then falls back to its reference kernel, and a
+                                 1024 px photo did not finish in 35 minutes (Eigen: seconds)
+
+So `import models` asks for the training choice (oneDNN on every x86 CPU), and the translating entry
+points (translate.py, serve.py, evaluate.py) call `prefer_onednn("translation")` first thing, before
+TensorFlow loads. A notebook trains and translates in one process with the training choice; there,
+on a CPU without AVX-512, `translation_side_limit()` caps the side of a photo translated at its own
+size (SAFE_SIDE), so it never reaches the reference kernel. TensorFlow reads the variable once, when it
+loads. A value the user set is kept (`TF_ENABLE_ONEDNN_OPTS=0 python train.py ...` runs Eigen).
+`ONEDNN_MAX_CPU_ISA=AVX2` (oneDNN's own variable) makes an AVX-512 CPU behave as an AVX2 one here too.
+Other backends ignore all of this.
 """
 
 import os
 import platform
+from pathlib import Path
 
+VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+CHOSEN_FOR = "CYCLEGAN_KERNELS_CHOSEN_FOR"   # set beside VARIABLE when this module chose it, not the user
+WORKLOADS = ("training", "translation")
+SAFE_SIDE = 512    # oneDNN on an AVX2-only CPU: the book U-Net 0.95 s and a 64-filter ResNet-9 12 s at 512 px
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
-def prefer_onednn(environ=None, machine=None):
-    """Set TF_ENABLE_ONEDNN_OPTS=1 on an x86 machine unless it is already set. Returns the value in force (or None)."""
+def cpu_has_avx512(cpuinfo="/proc/cpuinfo", environ=None):
+    """Whether oneDNN may use AVX-512 here: the CPU has avx512f (/proc/cpuinfo) and ONEDNN_MAX_CPU_ISA, if
+    set, allows it. A machine without /proc/cpuinfo (macOS, Windows) counts as without."""
     environ = os.environ if environ is None else environ
-    if (machine or platform.machine()).lower() in X86:
-        environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    return environ.get("TF_ENABLE_ONEDNN_OPTS")
+    limit = environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if limit and not limit.startswith(("AVX512", "AVX10", "ALL", "DEFAULT")):
+        return False
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512f" in flags
+
+
+def kernels_for(workload, machine=None, avx512=None):
+    """TF_ENABLE_ONEDNN_OPTS for a workload on this CPU: "1" (oneDNN), "0" (Eigen), None (not x86: unset)."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"workload={workload!r}: must be one of {WORKLOADS}")
+    if (machine or platform.machine()).lower() not in X86:
+        return None
+    if workload == "training":
+        return "1"
+    return "1" if (cpu_has_avx512() if avx512 is None else avx512) else "0"
+
+
+def prefer_onednn(workload="training", environ=None, machine=None, avx512=None):
+    """Set TF_ENABLE_ONEDNN_OPTS for `workload` unless the user set it; returns the value in force (or None).
+
+    Call it before TensorFlow loads (later it changes nothing in this process). A value this module set
+    earlier (`import models` sets the training one) is replaced; the user's own never is.
+    """
+    environ = os.environ if environ is None else environ
+    if VARIABLE in environ and CHOSEN_FOR not in environ:
+        return environ[VARIABLE]   # the user's choice
+    value = kernels_for(workload, machine, avx512)
+    if value is not None:
+        environ[VARIABLE], environ[CHOSEN_FOR] = value, workload
+    return environ.get(VARIABLE)
+
+
+def translation_side_limit(environ=None, machine=None, avx512=None):
+    """SAFE_SIDE when this process runs TensorFlow with oneDNN on an x86 CPU without AVX-512 (a notebook
+    that trains and translates), else None: above it oneDNN may reach its reference kernel (module doc)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or environ.get(VARIABLE) != "1":
+        return None
+    if (machine or platform.machine()).lower() not in X86:
+        return None
+    return None if (cpu_has_avx512(environ=environ) if avx512 is None else avx512) else SAFE_SIDE

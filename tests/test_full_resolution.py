@@ -124,3 +124,30 @@ def test_a_folder_without_generators_is_named_in_the_error(tmp_path):
         load_generators(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such model"):
         load_generators(tmp_path / "missing")
+
+
+def test_a_1024_px_photo_translates_in_seconds_on_an_avx2_cpu_too(tmp_path):
+    """translate.py picks TensorFlow's CPU kernels for translating before TensorFlow loads (models/onednn.py).
+    With oneDNN on an AVX2-only CPU the book U-Net's 256 x 256 x 256 convolution of a 1024 px photo fell back to
+    oneDNN's reference kernel and never finished; ONEDNN_MAX_CPU_ISA=AVX2 makes any x86 CPU behave so. The
+    bound is generous (seconds are expected): a hang fails here, not on a student's evening."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    book = CycleGAN(input_dim=(128, 128, 3), generator_type="unet", gen_n_filters=32, disc_n_filters=8, seed=0)
+    folder = save_model_folder(book, tmp_path / "book_unet", made_by="a test")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    yy, xx = np.mgrid[:1024, :1024]
+    Image.fromarray(np.stack([(yy * 7 + xx * 3) % 256, (xx * 5) % 256, (yy * 11) % 256], -1).astype(np.uint8)
+                    ).save(photos / "big.png")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("TF_ENABLE_ONEDNN_OPTS", "CYCLEGAN_KERNELS_CHOSEN_FOR")}
+    env.update(ONEDNN_MAX_CPU_ISA="AVX2", CUDA_VISIBLE_DEVICES="-1")
+    done = subprocess.run([sys.executable, "translate.py", str(folder), "--direction", "AtoB", "--input", str(photos),
+                           "--output", str(tmp_path / "out"), "--no-progress"],
+                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Image.open(tmp_path / "out" / "big.png").size == (1024, 1024)

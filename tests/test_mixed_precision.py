@@ -119,14 +119,27 @@ def test_train_prints_the_warning_on_a_cpu_without_bfloat16(monkeypatch, tmp_pat
     assert "warning: this CPU has no bfloat16 instructions" in printed
 
 
-def test_prefer_onednn_asks_for_onednn_on_x86_only_and_keeps_the_users_choice():
-    from models.onednn import prefer_onednn
+def test_the_kernels_are_chosen_per_workload_and_cpu_and_the_users_choice_is_kept():
+    from models.onednn import CHOSEN_FOR, VARIABLE, cpu_has_avx512, prefer_onednn, translation_side_limit
     for machine in ("x86_64", "AMD64"):
         environ = {}
-        assert prefer_onednn(environ, machine) == "1" and environ == {"TF_ENABLE_ONEDNN_OPTS": "1"}
-    assert prefer_onednn({"TF_ENABLE_ONEDNN_OPTS": "0"}, "x86_64") == "0"
+        assert prefer_onednn("training", environ, machine, avx512=False) == "1" and environ[CHOSEN_FOR] == "training"
+        # a translating entry point, after `import models` chose for training: Eigen without AVX-512
+        assert prefer_onednn("translation", environ, machine, avx512=False) == "0"
+        assert prefer_onednn("translation", {}, machine, avx512=True) == "1"
+    assert prefer_onednn("translation", {VARIABLE: "1"}, "x86_64", avx512=False) == "1"   # the user's own value
+    assert prefer_onednn("training", {VARIABLE: "0"}, "x86_64") == "0"
     environ = {}
-    assert prefer_onednn(environ, "arm64") is None and environ == {}
+    assert prefer_onednn("training", environ, "arm64") is None and environ == {}
+    with pytest.raises(ValueError, match="workload"):
+        prefer_onednn("inference", {}, "x86_64")
+    # a process that trains with oneDNN on an AVX2-only CPU caps the side of what it translates
+    assert translation_side_limit({VARIABLE: "1"}, "x86_64", avx512=False) == 512
+    assert translation_side_limit({VARIABLE: "1"}, "x86_64", avx512=True) is None
+    assert translation_side_limit({VARIABLE: "0"}, "x86_64", avx512=False) is None
+    assert translation_side_limit({VARIABLE: "1", "KERAS_BACKEND": "jax"}, "x86_64", avx512=False) is None
+    # oneDNN's own ISA limit makes an AVX-512 CPU an AVX2 one
+    assert cpu_has_avx512(environ={"ONEDNN_MAX_CPU_ISA": "AVX2"}) is False
 
 
 def test_the_device_line_names_the_gpu_or_says_cpu():

@@ -38,9 +38,11 @@ from tqdm.auto import tqdm
 from models.directions import check_direction
 from models.files import write_atomic
 from models.generators import run_generator
+from models.onednn import translation_side_limit
 from utils.images import ImageReadError, list_images, read_rgb, resize_rgb, to_model_range, to_uint8
 from utils.inference.trained_model import load_generators
 
+_warned_side = []    # the cap's note is printed once a process
 MIN_SIDE = 32        # smaller images are padded up to this (the U-Net's 16x downsampling leaves 2 x 2)
 DEFAULT_MAX_SIDE = 1024
 
@@ -110,9 +112,24 @@ def translate_at_own_size(generator, image, multiple, max_side=DEFAULT_MAX_SIDE)
     """Translate one uint8 image (h, w, c) at its own size (above max_side: a scaled-down copy, scaled back).
 
     generator: a (None, None, c) Keras model (utils/inference/trained_model.py), multiple: its size multiple.
+    In a process whose CPU kernels were chosen for training on a CPU without AVX-512 (a notebook), the side
+    is capped at models/onednn.SAFE_SIDE, where those kernels would crawl (models/onednn.py).
     """
+    max_side = _safe_max_side(max_side, image.shape[:2])
     work_hw = scaled_size(image.shape[:2], max_side)
     return translate_padded(generator, image, work_hw, padded_size(work_hw, multiple))
+
+
+def _safe_max_side(max_side, hw):
+    limit = translation_side_limit()
+    if limit is None or (max_side and max_side <= limit) or max(hw) <= limit:
+        return max_side
+    if not _warned_side:
+        _warned_side.append(limit)
+        print(f"note: this process runs TensorFlow's oneDNN kernels (chosen for training) on a CPU without AVX-512, "
+              f"which crawl on large images: photos are translated at most {limit} px a side here and scaled back "
+              "(translate.py chooses the kernels for translating: models/onednn.py)", flush=True)
+    return limit
 
 
 def translate_image(model, image, direction="AtoB", fit=False, max_side=DEFAULT_MAX_SIDE):
