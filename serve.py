@@ -5,8 +5,9 @@
     python serve.py run/ablation/apple2orange_64                    # every variant of an ablation, side by side
 
 Each model is a run folder, a checkpoint, a model folder (pretrained/...) or an ablation folder.
-The page listens on 127.0.0.1 (this computer only) unless --host says otherwise; uploads over
---max-upload-mb or that are not images are refused with a message (utils/inference/serve.py). Ctrl-C stops it.
+The page is a Gradio app (utils/inference/serve.py; build_app shows it in a notebook too). It listens on
+127.0.0.1 (this computer only) unless --host says otherwise, makes no share link and sends no analytics;
+uploads over --max-upload-mb or that are not images are refused with a message. Ctrl-C stops it.
 """
 
 import sys
@@ -33,23 +34,20 @@ def main(argv=None):
     quiet(verbose=args.verbose)
 
     from utils.evaluation.ablation import model_sources
-    from utils.inference.serve import make_server
+    from utils.inference.serve import LOCAL_HOSTS, build_app, launch
     try:
-        server = make_server(model_sources(args.models), args.host, args.port, int(args.max_upload_mb * 2**20), args.max_side)
+        app = build_app(model_sources(args.models), max_side=args.max_side, max_bytes=int(args.max_upload_mb * 2**20))
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
-    except OSError as error:   # the port is taken, or the address is not this machine's
-        sys.exit(f"error: cannot listen on {args.host}:{args.port} ({error.strerror}); try --port {args.port + 1}")
-    host, port = server.server_address[:2]
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"note: listening on {host}: anyone who can reach this computer can use the page")
-    print(f"Open http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/ (Ctrl-C stops)", flush=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        url = launch(app, args.host, args.port)
+    except OSError as error:   # the port is taken, or the address is not this machine's
+        reason = error.strerror or error
+        sys.exit(f"error: cannot listen on {args.host}:{args.port} ({reason}); try --port {args.port + 1}")
+    if args.host not in LOCAL_HOSTS:
+        print(f"note: listening on {args.host}: anyone who can reach this computer can use the page")
+    print(f"Open {url.replace('0.0.0.0', '127.0.0.1')} (Ctrl-C stops)", flush=True)
+    app.block_thread()   # until Ctrl-C; then Gradio closes the server
 
 
 if __name__ == "__main__":

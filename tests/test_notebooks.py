@@ -67,6 +67,11 @@ def test_notebook_runs_top_to_bottom_with_a_tiny_configuration(path, tiny_data):
     injected = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in overrides.items()))
     injected.metadata["tags"] = ["injected-parameters"]
     notebook.cells.insert(index + 1, injected)
+    has_page = any("build_app(" in cell.source for cell in notebook.cells if cell.cell_type == "code")
+    if has_page:   # the inline classroom page (utils/inference/serve.py) runs in the kernel: check it, close it
+        notebook.cells.append(nbformat.v4.new_code_cell("import urllib.request\n"
+                                                        "assert urllib.request.urlopen(page.local_url).status == 200\n"
+                                                        "page.close()"))
     client = NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})   # cwd = notebooks/
     client.execute()
@@ -76,6 +81,9 @@ def test_notebook_runs_top_to_bottom_with_a_tiny_configuration(path, tiny_data):
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert re.search(r"about \d+ minutes? .*on this machine", printed), "no time estimate printed before training"
     assert "To change it" in printed
+    if has_page:
+        shown = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+        assert '<iframe src="http://127.0.0.1:' in shown, "the classroom page is not shown in the notebook"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -28,7 +28,7 @@ COLAB_ROOT = "/content/cyclegan-keras"   # Colab's working folder is /content
 NOTEBOOK_DATASETS = {"05_01_cyclegan_apple2orange": "apple2orange", "05_02_cyclegan_monet": "monet2photo",
                      "05_03_cyclegan_ablation": None}   # 05_03 uses the built-in synthetic data
 # Colab brings its own notebook server and kernel: replacing them breaks the session. The tests are not needed.
-NOT_ON_COLAB = ("jupyter", "ipykernel", "nbclient", "nbformat", "pytest")
+NOT_ON_COLAB = ("jupyter", "ipykernel", "nbclient", "nbformat", "pytest", "playwright")
 TENSORFLOW = {"gpu": "tensorflow[and-cuda]==2.21.0", "cpu": "tensorflow==2.21.0"}
 
 
