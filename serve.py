@@ -13,6 +13,7 @@ uploads over --max-upload-mb or that are not images are refused with a message. 
 import sys
 from pathlib import Path
 
+from models.onednn import prefer_onednn
 from utils.cli import ArgumentParser, port_number, positive_float, positive_int
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
@@ -31,6 +32,7 @@ def main(argv=None):
     missing = [model for model in args.models if not Path(model).exists()]
     if missing:   # before TensorFlow's import (seconds)
         p.error(f"no such model: {missing[0]} (a run folder, a ckpt-* folder, a model folder or an ablation folder)")
+    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
     quiet(verbose=args.verbose)
 
     from utils.evaluation.ablation import model_sources
