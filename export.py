@@ -19,7 +19,8 @@ from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main(
 USAGE = {
     "keras": "import models.layers; keras.models.load_model('{out}')  # with this project's models/ importable",
     "savedmodel": "tf.saved_model.load('{out}').serve(x)",
-    "tflite": "tf.lite.Interpreter('{out}'): resize_tensor_input(0, x.shape), allocate_tensors, set_tensor, invoke",
+    "tflite": "pip install ai-edge-litert; from ai_edge_litert.interpreter import Interpreter; Interpreter('{out}'): "
+              "allocate_tensors, set_tensor, invoke, get_tensor (tf.lite.Interpreter is deprecated in TensorFlow 2.21)",
     "onnx": "onnxruntime.InferenceSession('{out}').run(None, {{input_name: x}})",
 }
 

@@ -1,6 +1,14 @@
-"""Seconds and peak memory of full-resolution translation (utils/inference/translation.py) at 512 and 1024 px.
+"""Seconds and peak memory of full-resolution translation (utils/inference/translation.py) at 512 and 1024 px,
+with each of TensorFlow's CPU kernels (models/onednn.py: oneDNN or Eigen, chosen before TensorFlow loads).
 
     nice -n 5 .venv/bin/python benchmarks/bench_full_resolution.py [--sizes 512 1024] [--models demo book]
+    .venv/bin/python benchmarks/bench_full_resolution.py --sizes 256 512 1024 2048 --models book \
+        --kernels chosen onednn eigen [--isa AVX2] [--timeout 120]
+
+--kernels: `chosen` is what translate.py picks on this CPU (models/onednn.prefer_onednn("translation")),
+`onednn` and `eigen` force TF_ENABLE_ONEDNN_OPTS=1 / 0. --isa AVX2 sets oneDNN's ONEDNN_MAX_CPU_ISA, so an
+AVX-512 CPU runs oneDNN's AVX2 code paths (what an AVX2-only laptop gets). A translation that passes
+--timeout seconds is reported as not finished.
 
 Each (model, size) runs in a fresh process, so its peak resident memory (ru_maxrss) is its own:
 the process loads the generators, translates one photo-like image of that size once to warm up,
@@ -48,12 +56,34 @@ print(json.dumps({{"seconds": sorted(times)[len(times) // 2], "peak_rss_mib": ro
 """
 
 
-def measure(model, size, repeats):
+KERNELS = {"onednn": "1", "eigen": "0"}
+
+
+def child_environment(kernels, isa=None):
+    """The environment of one measurement: TF_ENABLE_ONEDNN_OPTS forced or chosen as translate.py does."""
+    sys.path.insert(0, str(ROOT))
+    from models.onednn import CHOSEN_FOR, VARIABLE, prefer_onednn
+    env = {key: value for key, value in os.environ.items() if key not in (VARIABLE, CHOSEN_FOR)}
+    if isa:
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    if kernels == "chosen":
+        prefer_onednn("translation", env)
+    else:
+        env[VARIABLE] = KERNELS[kernels]
+    return env
+
+
+def measure(model, size, repeats, kernels="chosen", isa=None, timeout=1800):
     code = CHILD.format(root=str(ROOT), fields=MODELS[model], size=size, repeats=repeats)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    env = child_environment(kernels, isa)
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"seconds": None, "peak_rss_mib": None, "image_mib": None, "timed_out_after_s": timeout,
+                "onednn": env.get("TF_ENABLE_ONEDNN_OPTS")}
     if done.returncode != 0:
         raise RuntimeError(f"{model} at {size} px failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "onednn": env.get("TF_ENABLE_ONEDNN_OPTS")}
 
 
 def main(argv=None):
@@ -61,22 +91,34 @@ def main(argv=None):
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     p.add_argument("--models", nargs="+", default=["demo", "book"], choices=sorted(MODELS))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--kernels", nargs="+", default=["chosen"], choices=("chosen", *KERNELS),
+                   help="TensorFlow's CPU kernels: as translate.py chooses, or forced (default: chosen)")
+    p.add_argument("--isa", help="oneDNN's ONEDNN_MAX_CPU_ISA for the children, e.g. AVX2 on an AVX-512 CPU")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds one measurement may take")
     p.add_argument("--json-out", help="also write the rows as JSON here")
     args = p.parse_args(argv)
     load_before = os.getloadavg()
     print(f"{os.cpu_count()} CPUs, load average before: {load_before[0]:.1f} (1 min), {load_before[1]:.1f} (5 min)")
-    print("| model | size | seconds (median) | peak RSS MiB | of which the image MiB |\n|---|---|---|---|---|")
+    print(f"oneDNN ISA limit: {args.isa or 'none (the CPU as it is)'}")
+    print("| model | kernels | size | seconds (median) | peak RSS MiB | of which the image MiB |\n"
+          "|---|---|---|---|---|---|")
     rows = []
     for model in args.models:
-        for size in args.sizes:
-            row = {"model": model, "size": size, **measure(model, size, args.repeats)}
-            rows.append(row)
-            print(f"| {model} | {size} x {size} | {row['seconds']:.2f} | {row['peak_rss_mib']} | {row['image_mib']} |",
-                  flush=True)
+        for kernels in args.kernels:
+            for size in args.sizes:
+                row = {"model": model, "kernels": kernels, "size": size,
+                       **measure(model, size, args.repeats, kernels, args.isa, args.timeout)}
+                rows.append(row)
+                name = f"{kernels} (TF_ENABLE_ONEDNN_OPTS={row['onednn']})"
+                seconds = (f"{row['seconds']:.2f}" if row["seconds"] is not None
+                           else f"not finished in {row['timed_out_after_s']:.0f} s")
+                print(f"| {model} | {name} | {size} x {size} | {seconds} | {row['peak_rss_mib']} | {row['image_mib']} |",
+                      flush=True)
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.1f} (1 min), {load_after[1]:.1f} (5 min)")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"rows": rows, "cpus": os.cpu_count(), "load_before": load_before,
+        Path(args.json_out).write_text(json.dumps({"rows": rows, "cpus": os.cpu_count(), "isa_limit": args.isa,
+                                                   "load_before": load_before,
                                                    "load_after": load_after, "time": time.ctime()}, indent=2))
     return rows
 

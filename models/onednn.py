@@ -49,7 +49,7 @@ def cpu_has_avx512(cpuinfo="/proc/cpuinfo", environ=None):
     return "avx512f" in flags
 
 
-def kernels_for(workload, machine=None, avx512=None):
+def kernels_for(workload, machine=None, avx512=None, environ=None):
     """TF_ENABLE_ONEDNN_OPTS for a workload on this CPU: "1" (oneDNN), "0" (Eigen), None (not x86: unset)."""
     if workload not in WORKLOADS:
         raise ValueError(f"workload={workload!r}: must be one of {WORKLOADS}")
@@ -57,7 +57,7 @@ def kernels_for(workload, machine=None, avx512=None):
         return None
     if workload == "training":
         return "1"
-    return "1" if (cpu_has_avx512() if avx512 is None else avx512) else "0"
+    return "1" if (cpu_has_avx512(environ=environ) if avx512 is None else avx512) else "0"
 
 
 def prefer_onednn(workload="training", environ=None, machine=None, avx512=None):
@@ -69,7 +69,7 @@ def prefer_onednn(workload="training", environ=None, machine=None, avx512=None):
     environ = os.environ if environ is None else environ
     if VARIABLE in environ and CHOSEN_FOR not in environ:
         return environ[VARIABLE]   # the user's choice
-    value = kernels_for(workload, machine, avx512)
+    value = kernels_for(workload, machine, avx512, environ)
     if value is not None:
         environ[VARIABLE], environ[CHOSEN_FOR] = value, workload
     return environ.get(VARIABLE)

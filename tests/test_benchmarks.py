@@ -96,10 +96,12 @@ def test_gpu_check_tiny_runs_the_whole_script_on_the_cpu(tmp_path):
 
 def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):
     printed, report = run_benchmark(tmp_path, "bench_full_resolution.py", "--sizes", "48", "--models", "demo",
-                                    "--repeats", "1")
-    assert "| demo | 48 x 48 |" in printed and "load average before" in printed
-    (row,) = report["rows"]
-    assert row["seconds"] > 0 and row["peak_rss_mib"] > row["image_mib"] >= 0
+                                    "--repeats", "1", "--kernels", "chosen", "eigen", "--isa", "AVX2")
+    assert "| demo | eigen (TF_ENABLE_ONEDNN_OPTS=0) | 48 x 48 |" in printed and "load average before" in printed
+    chosen, eigen = report["rows"]
+    assert chosen["kernels"] == "chosen" and report["isa_limit"] == "AVX2"
+    assert chosen["onednn"] in ("0", None)   # translating on an AVX2 CPU (or not x86): never oneDNN
+    assert all(row["seconds"] > 0 and row["peak_rss_mib"] > row["image_mib"] >= 0 for row in (chosen, eigen))
 
 
 def _write_images(folder, n, size, seed):

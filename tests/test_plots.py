@@ -107,3 +107,10 @@ def test_pool_picture_shows_this_steps_fake_beside_the_pools_older_ones(tmp_path
     width, height = Image.open(path).size
     # One row of 1.6-inch cells at 100 dpi: the fake and the 3 pooled images side by side, not two rows.
     assert len(gan.pool_A) == 3 and width >= 4 * 160 and height < 2 * 160
+
+
+def test_kid_is_printed_with_its_spread_at_one_sensible_precision():
+    assert page.kid_with_spread(0.0023, 0.0011) == "0.0023 ± 0.0011"
+    assert page.kid_with_spread(3.23, 0.53) == "3.2 ± 0.5"
+    assert page.kid_with_spread(0.05, 7.9e-16) == "0.050 ± <0.001"   # a tiny test set: no spread to speak of
+    assert page.kid_with_spread(0.0, 0.0) == "0 ± 0"

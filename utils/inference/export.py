@@ -5,7 +5,8 @@
     savedmodel  `model.export(dir, format="tf_saved_model")`: a TensorFlow SavedModel; loads with
                 `tf.saved_model.load(dir).serve(x)`, no Keras and no code of this project.
     tflite      `model.export(file, format="litert")`: a TensorFlow Lite flat buffer (Keras runs
-                TensorFlow's own converter); loads with `tf.lite.Interpreter` or `ai_edge_litert`.
+                TensorFlow's own converter); loads with LiteRT's interpreter (`pip install ai-edge-litert`,
+                `ai_edge_litert.interpreter.Interpreter`; TensorFlow 2.21 deprecates `tf.lite.Interpreter`).
                 Its height and width are fixed (default: the training size): with both left free
                 the converter keeps some convolutions as TensorFlow ops (FlexConv2D) that the plain
                 TFLite interpreter refuses to run.

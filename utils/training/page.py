@@ -8,6 +8,7 @@ it for any run folder: `python -m utils.training.page run/cyclegan/0001_syntheti
 
 import html
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -73,13 +74,26 @@ def write_index(run_folder, status=None):
     return path
 
 
+def kid_with_spread(mean, spread):
+    """A KID and its spread at one precision: two significant digits of the larger, e.g. '0.0023 ± 0.0011',
+    '3.2 ± 0.5'; a spread that rounds to 0 there (a tiny test set) is shown as '± <0.001'."""
+    scale = max(abs(mean), abs(spread))
+    if scale == 0:
+        return "0 ± 0"
+    decimals = max(0, 1 - math.floor(math.log10(scale)))
+    spread_text = f"{spread:.{decimals}f}"
+    if float(spread_text) == 0:
+        spread_text = "<" + f"{10.0 ** -decimals:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {spread_text}"
+
+
 def results_table(results):
     """Rows (method, direction, judged target, mean p, KID judge, KID inception, cycle error) as text."""
     def pct(value):
         return "withheld" if value is None else f"{value:.1%}"
 
     def kid_text(value):
-        return "-" if value is None else f"{value[0]:.3g} ± {value[1]:.2g}"
+        return "-" if value is None else kid_with_spread(*value)
 
     rows = []
     for name, scores in results["methods"].items():
