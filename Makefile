@@ -1,12 +1,13 @@
 # Two commands for a newcomer (see README, Quickstart; how long they take: docs/speed.md):
 #   make demo   builds .venv, then trains a short demo on built-in synthetic data into run/cyclegan/
-#   make test   builds .venv, then runs the test suite
+#   make test   builds .venv, then runs the test suite (all but the long end-to-end tests)
+#   make test-long   the long end-to-end tests (notebooks executed, process kills, data parallel, the browser)
 #   make test-backends   builds .venv-backends (JAX and PyTorch, CPU), runs the core tests under each
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test test-backends check-platforms clean-venv
+.PHONY: venv demo test test-long test-backends check-platforms clean-venv
 
 $(VENV)/.installed: requirements.txt
 	@echo "Creating $(VENV) and installing requirements.txt, once (time: docs/speed.md, How long the commands take; pip lists each package)"
@@ -23,7 +24,11 @@ demo: venv
 
 test: venv
 	@echo "Running the tests (time: docs/speed.md, How long the commands take; pytest shows each file and its progress)"
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not long"
+
+test-long: venv
+	@echo "Running the long end-to-end tests (time: docs/speed.md, How long the commands take)"
+	$(PY) -m pytest -m long
 
 # The core tests under the two other Keras backends (TensorFlow is `make test`).
 BACKENDS_VENV := .venv-backends

@@ -1,7 +1,8 @@
 """The Quickstart without make: needs nothing but Python 3.11-3.13 (Windows, macOS, Linux).
 
     python quickstart.py demo            # = make demo: builds .venv from requirements.txt, trains the short demo
-    python quickstart.py test            # = make test: builds .venv if needed, runs the test suite
+    python quickstart.py test            # = make test: builds .venv if needed, runs the tests but the long ones
+    python quickstart.py test-long       # = make test-long: the long end-to-end tests
     python quickstart.py venv            # = make venv: only builds .venv
     python quickstart.py venv --gpu      # Linux with an NVIDIA GPU: TensorFlow with its CUDA libraries
     python quickstart.py demo -- --max-steps 500       # after --, arguments go to train.py (demo) or pytest (test)
@@ -20,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 REQUIREMENTS = ROOT / "requirements.txt"
+TEST_MARKERS = {"test": "not long", "test-long": "long"}   # pytest -m, as the Makefile's test and test-long
 TENSORFLOW_CUDA = "tensorflow[and-cuda]==2.21.0"   # docs/install.md's GPU line (tools/check_platforms.py resolves it)
 
 
@@ -56,7 +58,7 @@ def run_commands(commands, dry_run):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("demo", "test", "venv"))
+    p.add_argument("command", choices=("demo", "test", "test-long", "venv"))
     p.add_argument("--venv", default=str(ROOT / ".venv"), help="the virtual environment to build and use")
     p.add_argument("--python", help="use this interpreter (it has the requirements) instead of building a venv")
     p.add_argument("--gpu", action="store_true", help=f"install {TENSORFLOW_CUDA} (Linux with an NVIDIA GPU)")
@@ -84,8 +86,8 @@ def main(argv=None):
         python = str(venv_python(args.venv))
     if args.command == "demo":
         run_commands([[python, "train.py", "--demo", *args.extra]], args.dry_run)
-    elif args.command == "test":
-        run_commands([[python, "-m", "pytest", *args.extra]], args.dry_run)
+    elif args.command in TEST_MARKERS:   # the same split as make test / make test-long
+        run_commands([[python, "-m", "pytest", "-m", TEST_MARKERS[args.command], *args.extra]], args.dry_run)
 
 
 if __name__ == "__main__":

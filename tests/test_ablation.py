@@ -96,6 +96,7 @@ def tiny(tmp_path_factory):
             "after_kill": after_kill, "resumed_calls": resumed.calls}
 
 
+@pytest.mark.long
 def test_kill_leaves_the_first_variant_finished_and_the_second_checkpointed(tiny):
     after = tiny["after_kill"]
     assert after["calls"] == [("full", False), ("lambda_id_0", False)]
@@ -200,6 +201,7 @@ def test_check_claims_reads_the_right_rows():
                         "lambda_reconstr=0 has a larger BtoA cycle_error than full": False}
 
 
+@pytest.mark.long
 def test_notebook_runs_on_the_tiny_ablation(tiny, monkeypatch):
     """The instructor's notebook, top to bottom, with the tiny settings injected after its parameters cell.
 

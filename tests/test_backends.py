@@ -61,6 +61,7 @@ def test_optimizers_are_built_before_the_first_step_so_it_traces_once():
         assert gan.combined.trace_count == 2
 
 
+@pytest.mark.long
 def test_identity_branch_is_skipped_when_its_weight_is_zero():
     gan = CycleGAN(**{**TINY, "lambda_id": 0.0})
     outputs = gan.combined({"img_A": batch(0), "img_B": batch(1)}, training=True)

@@ -23,6 +23,7 @@ def run_benchmark(tmp_path, script, *args):
     return run.stdout, json.loads(out.read_text())
 
 
+@pytest.mark.long
 def test_bench_train_reports_a_step_translation_flops_and_memory(tmp_path):
     printed, report = run_benchmark(tmp_path, "bench_train.py", "--configs", "smoke", "--iters", "2", "--warmup", "1")
     assert "| smoke |" in printed  # the table
@@ -81,7 +82,7 @@ def test_official_gpu_harness_loads_the_shared_official_options():
     assert run.returncode == 0 and "--netG" in run.stdout and "--size" in run.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_gpu_check_tiny_runs_the_whole_script_on_the_cpu(tmp_path):
     env = {**os.environ, "BACKENDS": "tensorflow", "PYTHON": sys.executable, "OUT": str(tmp_path)}
     run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--tiny"], capture_output=True,
@@ -94,6 +95,7 @@ def test_gpu_check_tiny_runs_the_whole_script_on_the_cpu(tmp_path):
     assert "| speed_tensorflow_mixed | smoke | cpu |" in run.stdout   # the summary table
 
 
+@pytest.mark.long
 def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):
     printed, report = run_benchmark(tmp_path, "bench_full_resolution.py", "--sizes", "48", "--models", "demo",
                                     "--repeats", "1", "--kernels", "chosen", "eigen", "--isa", "AVX2")
@@ -112,7 +114,7 @@ def _write_images(folder, n, size, seed):
         Image.fromarray(rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)).save(folder / f"{i:03d}.jpg")
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_gpu_showcase_tiny_trains_writes_a_model_folder_that_loads_and_translates(tmp_path):
     data, out = tmp_path / "monet256", tmp_path / "out"
     for split, n, seed in (("trainA", 6, 0), ("trainB", 6, 1), ("testB", 2, 2)):

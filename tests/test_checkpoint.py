@@ -17,6 +17,7 @@ def batches(n):
              rng.uniform(-1, 1, (1, 32, 32, 3)).astype("float32")) for _ in range(n)]
 
 
+@pytest.mark.long
 def test_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(tmp_path):
     data = batches(8)
     straight = CycleGAN(**TINY)
@@ -65,6 +66,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         CycleGAN.from_checkpoint(tmp_path)
 
 
+@pytest.mark.long
 def test_a_save_killed_midway_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     gan = CycleGAN(**TINY)
     data = batches(2)
@@ -86,6 +88,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint(tmp_path, monkeypat
     assert ckpt.resolve(tmp_path).name == "ckpt-00000002"
 
 
+@pytest.mark.long
 def test_only_the_newest_checkpoints_are_kept(tmp_path):
     gan = CycleGAN(**TINY)
     for a, b in batches(4):
@@ -94,6 +97,7 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == ["ckpt-00000003", "ckpt-00000004"]
 
 
+@pytest.mark.long
 def test_checkpoint_before_the_first_step_loads_and_trains(tmp_path):
     CycleGAN(**TINY).save_checkpoint(tmp_path)
     gan = CycleGAN.from_checkpoint(tmp_path)

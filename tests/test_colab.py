@@ -73,7 +73,7 @@ def archive_server(tmp_path):
     server.server_close()
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_setup_cell_forced_clones_downloads_and_leaves_the_notebook_ready(tmp_path, local_remote, archive_server,
                                                                           monkeypatch):
     clone = tmp_path / "content" / "cyclegan-keras"

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOISE = re.compile(r"^(E|W|I)0000 |absl|oneDNN|cpu_feature_guard|remapper|meta_optimizer", re.MULTILINE)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_train_command_prints_no_tensorflow_noise_and_plain_progress_lines(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel")}
     command = [sys.executable, "train.py", "--dataset", "synthetic_apple2orange", "--img-size", "32",

@@ -214,6 +214,7 @@ def test_learning_rate_reaches_all_three_optimizers(gan):
     assert gan.learning_rate == pytest.approx(gan.config.learning_rate)
 
 
+@pytest.mark.long
 def test_loss_weights_change_without_rebuilding():
     gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4)
     gan.set_loss_weights(lambda_validation=0, lambda_reconstr=3, lambda_id=0)
@@ -240,7 +241,7 @@ def _toy_domains(rng, n, size=SIZE):
     return red, blue
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_a_few_hundred_steps_lower_discriminator_and_cycle_losses():
     rng = np.random.default_rng(0)
     gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=8, disc_n_filters=8, buffer_max_length=10)

@@ -123,7 +123,7 @@ def assert_same_step(single, single_update, parallel, parallel_update):
         assert parallel["losses"][0][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.skipif(keras.backend.backend() == "torch", reason="no data-parallel engine in Keras' torch backend")
 def test_two_devices_with_global_batch_2_equal_one_device_with_batch_2(tmp_path):
     (single, single_update), (parallel, parallel_update) = run_both(tmp_path)
@@ -131,7 +131,7 @@ def test_two_devices_with_global_batch_2_equal_one_device_with_batch_2(tmp_path)
     assert_same_step(single, single_update, parallel, parallel_update)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF_CONFIG multi-worker is TensorFlow's")
 def test_two_workers_with_global_batch_2_equal_one_device_with_batch_2(tmp_path):
     """TensorFlow's multi-worker engine (MultiWorkerMirroredStrategy from TF_CONFIG), two processes
@@ -174,7 +174,7 @@ print("RESULT " + json.dumps({"after_recompile": after_recompile, "steps": losse
 """
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.skipif(keras.backend.backend() == "torch", reason="no data-parallel engine in Keras' torch backend")
 def test_training_loop_runs_data_parallel_with_an_uneven_last_batch_and_resumes(tmp_path):
     """5 images, batch 2 on 2 devices: the epoch's last batch (1 image) is topped up to split evenly;

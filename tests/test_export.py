@@ -67,6 +67,7 @@ def test_keras_file_round_trip(run, tmp_path, capsys):
         assert np.abs(keras.ops.convert_to_numpy(loaded(x)) - expected[key]).max() <= 1e-5
 
 
+@pytest.mark.long
 def test_savedmodel_and_tflite_translate_the_same_without_this_project(run, tmp_path):
     folder, inputs, expected = run
     for fmt, name, size in (("savedmodel", "g_BA_savedmodel", []), ("tflite", "g_BA.tflite", []),

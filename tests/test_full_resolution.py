@@ -126,6 +126,7 @@ def test_a_folder_without_generators_is_named_in_the_error(tmp_path):
         load_generators(tmp_path / "missing")
 
 
+@pytest.mark.long
 def test_a_1024_px_photo_translates_in_seconds_on_an_avx2_cpu_too(tmp_path):
     """translate.py picks TensorFlow's CPU kernels for translating before TensorFlow loads (models/onednn.py).
     With oneDNN on an AVX2-only CPU the book U-Net's 256 x 256 x 256 convolution of a 1024 px photo fell back to

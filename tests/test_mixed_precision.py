@@ -37,6 +37,7 @@ def test_float16_trains_with_loss_scaling_float32_weights_and_finite_losses():
     assert gan.translate(batch(0)).dtype == np.float32
 
 
+@pytest.mark.long
 def test_loss_scale_state_is_saved_and_restored_by_checkpoints(tmp_path):
     gan = CycleGAN(**TINY, mixed_precision="float16")
     gan.train_step(batch(0), batch(1))
@@ -109,6 +110,7 @@ def test_training_on_a_cpu_without_bfloat16_says_so():
     assert devices.precision_warning("bfloat16", "bfloat16", device=t4, cpu_bfloat16=False) is None   # a GPU
 
 
+@pytest.mark.long
 def test_train_prints_the_warning_on_a_cpu_without_bfloat16(monkeypatch, tmp_path, capsys):
     from utils.training.trainer import train
     monkeypatch.setattr(devices, "cpu_runs_bfloat16_fast", lambda: False)

@@ -56,7 +56,7 @@ def tiny_data(tmp_path_factory):
     return root
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_with_a_tiny_configuration(path, tiny_data):
     notebook = nbformat.read(path, as_version=4)

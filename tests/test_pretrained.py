@@ -63,6 +63,7 @@ def test_it_translates_a_real_photo_at_its_own_size(shipped, tmp_path):
     assert out.shape == (150, 200, 3) and out.std() > 5   # a picture, not a flat colour
 
 
+@pytest.mark.long
 def test_it_still_scores_as_documented_on_the_real_sample(shipped):
     folder, (sample, _, _, _), generators = shipped
     needs_sample(sample)

@@ -37,7 +37,10 @@ def test_a_built_venv_is_reused_and_rebuilt_when_the_requirements_change(tmp_pat
     assert not quickstart.needs_install(venv)
     run = _run("test", "--venv", str(venv), "--dry-run", "--", "-x")
     assert [line for line in run.stdout.splitlines() if line.startswith("+ ")] == \
-        [f"+ {quickstart.venv_python(venv)} -m pytest -x"]
+        [f"+ {quickstart.venv_python(venv)} -m pytest -m 'not long' -x"]   # make test's split
+    run = _run("test-long", "--venv", str(venv), "--dry-run")
+    assert [line for line in run.stdout.splitlines() if line.startswith("+ ")] == \
+        [f"+ {quickstart.venv_python(venv)} -m pytest -m long"]
     os.utime(venv / ".installed", (0, 0))   # older than requirements.txt
     assert quickstart.needs_install(venv)
 
@@ -54,7 +57,7 @@ def test_test_runs_pytest_with_the_given_arguments():
     assert " passed" in run.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_demo_trains_with_the_given_arguments(tmp_path):
     run = _run("--python", sys.executable, "demo", "--", "--max-steps", "2", "--img-size", "32", "--gen-filters", "4",
                "--disc-filters", "4", "--data-root", str(tmp_path / "data"), "--run-root", str(tmp_path / "run"),

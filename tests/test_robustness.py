@@ -56,6 +56,7 @@ def test_non_finite_settings_are_refused(field, value):
         CycleGANConfig(**{field: value})
 
 
+@pytest.mark.long
 def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoints(data_root, tmp_path):
     from utils.training.loop import NonFiniteLossError
     from utils.training.trainer import train
@@ -76,6 +77,7 @@ def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoi
     assert not (run / ".lock").exists()
 
 
+@pytest.mark.long
 def test_weights_with_nan_are_neither_saved_nor_loaded(two_checkpoints, tmp_path):
     import h5py
     folder = tmp_path / "weights"
@@ -303,6 +305,7 @@ print(json.dumps(result))
 """
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not hasattr(os, "getrlimit") and sys.platform == "win32", reason="needs RLIMIT_FSIZE (POSIX)")
 @pytest.mark.parametrize("limit, where", [(400_000, "optimizers.npz"), (100_000, "weights.h5")])
 def test_disk_full_while_saving_keeps_the_good_checkpoints_and_leaves_no_temporary_files(tmp_path, limit, where):
@@ -325,6 +328,7 @@ def test_disk_full_while_saving_keeps_the_good_checkpoints_and_leaves_no_tempora
 
 @pytest.mark.skipif(not hasattr(__import__("resource"), "prlimit") if os.name == "posix" else True,
                     reason="needs resource.prlimit (Linux) to shrink a running process's file size limit")
+@pytest.mark.long
 def test_disk_full_mid_run_is_one_message_and_the_run_resumes(data_root, tmp_path):
     """A trainer whose disk fills up (its file size limit drops to 1 KB mid-run) stops with one line
     naming the place, the free space and the last good checkpoint, leaves no temporary file, and
@@ -407,6 +411,7 @@ def test_a_dataset_without_a_test_split_leaves_no_orphan_folder(data_root, tmp_p
     assert not list((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.long
 def test_a_nested_dataset_name_with_dollars_trains(data_root, tmp_path):
     """'sub/a$\\q$b': a safe folder name, and the grid title is plain text (mathtext would fail on it)."""
     from utils.training.trainer import train
@@ -426,6 +431,7 @@ def test_two_variants_sharing_a_folder_are_refused():
 
 
 # ----------------------------------------------------------------- 9. one line, or the traceback with --debug
+@pytest.mark.long
 def test_user_errors_are_one_line_and_debug_shows_the_traceback(tiny_run, photos):
     args = [REPO / "translate.py", tiny_run, "--direction", "AtoB", "--input", photos, "--output", photos]
     plain = run_script(*args)

@@ -73,6 +73,7 @@ def contested_run(tmp_path_factory):
             "second": second, "steps_before_term": steps_before_term}
 
 
+@pytest.mark.long
 def test_a_second_trainer_on_one_run_is_refused_naming_the_first(contested_run):
     second, first = contested_run["second"], contested_run["first"]
     assert contested_run["holder"]["pid"] == first.pid

@@ -143,6 +143,7 @@ def test_the_page_over_http_translates_and_its_upload_route_refuses_an_oversize_
     assert error.value.code == 413 and f"maximum allowed size of {LIMIT} bytes" in error.value.read().decode()
 
 
+@pytest.mark.long
 def test_the_page_connects_to_no_other_machine(tiny_run, tmp_path):
     """Importing Gradio, starting the page and translating through it open no connection but to 127.0.0.1
     (an audit hook sees every socket.connect of the process): no analytics, no version check, no share link."""

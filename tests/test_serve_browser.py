@@ -63,6 +63,7 @@ def translations(page, n_models=2):
     return [images.nth(i).get_attribute("src") for i in range(images.count())]
 
 
+@pytest.mark.long
 def test_an_uploaded_photo_is_translated_on_the_page(page, page_url, tmp_path):
     photo = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
     Image.fromarray(photo).save(tmp_path / "my photo.png")

@@ -40,6 +40,7 @@ def csv_steps(run):
     return read_losses(run / layout.LOSSES_CSV)["step"].astype(int).tolist()
 
 
+@pytest.mark.long
 def test_run_folder_holds_every_part(first_run):
     run = first_run
     assert re.fullmatch(r"0001_synthetic_apple2orange", run.name)
@@ -90,6 +91,7 @@ def test_index_html_links_only_files_that_exist(first_run):
     assert re.search(r'class="changed"><td>model</td><td>input_dim</td><td>32 x 32 x 3', page)
 
 
+@pytest.mark.long
 def test_resume_drops_rows_past_the_checkpoint_and_continues(first_run, data_root, tmp_path):
     run = tmp_path / first_run.name
     shutil.copytree(first_run, run)
@@ -113,6 +115,7 @@ def test_resume_drops_rows_past_the_checkpoint_and_continues(first_run, data_roo
     assert after["elapsed_s"][-1] > after["elapsed_s"][3]
 
 
+@pytest.mark.long
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(data_root, tmp_path, capsys):
     before = signal.getsignal(signal.SIGINT)   # Python's default; SIG_IGN in a job started in the background
 
@@ -130,6 +133,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(data_root, tmp_path, c
     assert signal.getsignal(signal.SIGINT) is before   # the caller's handler restored
 
 
+@pytest.mark.long
 def test_sigkill_at_a_random_moment_loses_at_most_one_checkpoint_interval(data_root, tmp_path):
     interval = 5
     command = [sys.executable, str(REPO / "train.py"), "--dataset", DATASET, "--data-root", str(data_root),

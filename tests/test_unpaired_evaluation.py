@@ -131,6 +131,7 @@ def test_a_judge_that_cannot_tell_the_domains_apart_has_its_rates_withheld(tmp_p
     assert scores["AtoB"]["kid_judge"] is not None
 
 
+@pytest.mark.long
 def test_inception_features_plumbing_with_random_weights():
     """Only the plumbing: random weights (the ImageNet ones are never downloaded in tests)."""
     model = judges.inception_features_model(weights=None)

@@ -57,6 +57,7 @@ def test_a_lock_that_is_a_link_is_refused_and_its_target_is_untouched(tmp_path):
     assert outside.read_text() == "keep me"
 
 
+@pytest.mark.long
 @needs_links
 def test_train_py_with_a_lock_linked_outside_the_run_leaves_that_file_unchanged(data_root, tmp_path):
     from utils.training.trainer import train
@@ -191,6 +192,7 @@ def _falls_back_to(run, step, says, capsys):
     assert CycleGAN.from_checkpoint(run / "weights").step == step
 
 
+@pytest.mark.long
 @needs_links
 @pytest.mark.parametrize("target", ["another run", "an older step"])
 def test_a_checkpoint_folder_that_is_a_link_is_refused(run, target, capsys):
@@ -231,6 +233,7 @@ def test_a_state_missing_a_key_is_damaged_and_falls_back(run, capsys):
     _falls_back_to(run, 1, f"damaged: {newest / 'state.json'} lacks pool_rng", capsys)
 
 
+@pytest.mark.long
 def test_a_resume_that_fails_appends_nothing_to_config_json(data_root, tmp_path):
     from utils.training.trainer import train
     run = train(TINY, DATASET, data_root=data_root, run_root=tmp_path, max_steps=2, checkpoint_interval=1,
@@ -279,6 +282,7 @@ def test_non_finite_or_huge_state_is_damage_and_falls_back(run, capsys, file, da
     _falls_back_to(run, 1, says, capsys)
 
 
+@pytest.mark.long
 def test_a_diverging_run_never_saves_a_huge_checkpoint_and_resumes_with_a_new_learning_rate(data_root, tmp_path):
     """--learning-rate 1e30: the first step's weights are around 1e30 while the losses may stay finite."""
     from utils.training.loop import NonFiniteLossError
@@ -332,6 +336,7 @@ def test_a_model_folder_carries_a_manifest_and_the_shipped_ones_check_out(model_
         check_model_folder(folder, json.loads((folder / "config.json").read_text()))   # raises if not
 
 
+@pytest.mark.long
 def test_a_model_folder_with_one_nan_weight_is_refused_by_translate_export_and_evaluate(model_folder, photos,
                                                                                           tmp_path):
     folder = _model_copy(model_folder, tmp_path, lambda p: _set_h5_value(p, np.nan))   # hashes recomputed
@@ -459,6 +464,7 @@ def test_the_page_refuses_a_negative_length_and_reads_no_body_without_one(page):
     assert answer.startswith("HTTP/1.1 200") and "HTTP/1.1 400" in answer
 
 
+@pytest.mark.long
 def test_the_page_refuses_a_form_of_many_parts(page):
     _, port = page
     part = b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ny\r\n"
