@@ -27,7 +27,8 @@ MODEL_FLAGS = {"generator_type": "generator_type", "gen_filters": "gen_n_filters
                "n_resnet_blocks": "n_resnet_blocks", "lambda_validation": "lambda_validation",
                "lambda_reconstr": "lambda_reconstr", "lambda_id": "lambda_id", "learning_rate": "learning_rate",
                "epochs": "epochs", "decay_epochs": "decay_epochs", "seed": "seed",
-               "data_parallel": "data_parallel", "mixed_precision": "mixed_precision", "jit": "jit_compile"}
+               "data_parallel": "data_parallel", "mixed_precision": "mixed_precision", "jit": "jit_compile",
+               "unet_upsampling": "unet_upsampling", "diff_augment": "diff_augment"}
 JIT = {"auto": "auto", "on": True, "off": False}  # --jit -> CycleGANConfig.jit_compile
 
 
@@ -54,6 +55,13 @@ def parse_args(argv=None):
     model.add_argument("--epochs", type=int, help="epochs at the constant learning rate (default 100)")
     model.add_argument("--decay-epochs", type=int, help="epochs of linear decay to 0 (default 100)")
     model.add_argument("--seed", type=non_negative_int, help="seeds weights, data order and image pool (default 0)")
+    model.add_argument("--unet-upsampling", choices=("nearest", "bilinear"), help="how the U-Net doubles its size: "
+                       "nearest (default, the book's: nearest neighbour + 4x4 conv) or bilinear (+ 3x3 conv, against "
+                       "checkerboard artifacts; docs/training.md)")
+    model.add_argument("--diff-augment", nargs="?", const="color,translation,cutout", metavar="POLICY",
+                       help="DiffAugment for small datasets (Zhao et al. 2020): every image the discriminators see "
+                       "in training is randomly augmented, fakes with the gradient through it; alone: the paper's "
+                       "color,translation,cutout, or name a comma-separated subset (default off; docs/training.md)")
     speed = p.add_argument_group("speed (docs/speed.md, docs/backends_and_devices.md)")
     speed.add_argument("--data-parallel", action="store_true", default=None,
                        help="split each batch across this machine's devices, or with TF_CONFIG a cluster's "

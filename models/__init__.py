@@ -17,6 +17,7 @@ prefer_onednn()   # before anything loads TensorFlow: its fast CPU kernels on ev
 _HOMES = {
     "CycleGAN": "models.cyclegan",
     "CycleGANConfig": "models.config",
+    "DiffAugment": "models.augment",
     "FusableLeakyReLU": "models.layers",
     "InstanceNormalization": "models.layers",
     "ReflectionPadding2D": "models.layers",

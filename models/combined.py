@@ -9,6 +9,10 @@ It takes {'img_A', 'img_B'} and returns six named outputs, each compared to a ta
     id_A       = g_BA(img_A)               vs img_A   identity (paper section 5.2, "L_identity")
     id_B       = g_AB(img_B)               vs img_B
 
+With `diff_augment` (models/augment.py) d_A and d_B augment their input when called with training=True,
+so in a training step valid_A and valid_B score augmented fakes and the generators' gradient passes
+through the augmentation; the fakes handed back (below) are not augmented.
+
 The generators' objective (paper eq. 3 plus the identity term) is written out, term by term, in
 one method: `CombinedGeneratorModel.generator_objective`. The discriminators' objective is in
 `CycleGAN.train_step` (models/cyclegan.py).

@@ -12,12 +12,30 @@ from dataclasses import dataclass
 
 GENERATOR_TYPES = ("unet", "resnet")
 SIZE_MULTIPLE = {"unet": 16, "resnet": 4}   # the U-Net halves height and width 4 times, the ResNet twice
-# Fields that fix the networks' shapes: a checkpoint only loads into a model that agrees on these.
+UNET_UPSAMPLING = ("nearest", "bilinear")   # the book's, and one against checkerboards (models/generators.py)
+DIFF_AUGMENT_OPS = ("color", "translation", "cutout")   # in the order applied (models/augment.py)
+DIFF_AUGMENT_PAPER = "color,translation,cutout"          # the paper's policy for a few thousand images or fewer
 # Upper bounds that keep an absurd value (--img-size 1000000000) a message instead of an out-of-memory
 # traceback: a side of 4096 px and 1024 filters (or blocks) are far beyond anything trained here.
 MAX_IMAGE_SIZE = 4096
 MAX_WIDTH = 1024
-ARCHITECTURE_FIELDS = ("input_dim", "generator_type", "gen_n_filters", "disc_n_filters", "n_resnet_blocks")
+# Fields that fix the networks a CycleGAN builds: a checkpoint only loads into a model that agrees on these
+# (the layers' shapes, the U-Net's upsampling, and the augmentation layer in front of each discriminator).
+ARCHITECTURE_FIELDS = ("input_dim", "generator_type", "gen_n_filters", "disc_n_filters", "n_resnet_blocks",
+                       "unet_upsampling", "diff_augment")
+
+
+def parse_diff_augment(policy):
+    """The operations of a DiffAugment policy ('color,translation,cutout'; '' is none) as a tuple in the
+    order they are applied; ValueError names a wrong one."""
+    if not isinstance(policy, str):
+        raise ValueError(f"diff_augment={policy!r}: must be a string such as {DIFF_AUGMENT_PAPER!r} ('' is off).")
+    names = [name.strip() for name in policy.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DIFF_AUGMENT_OPS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"diff_augment={policy!r}: a comma-separated list of distinct operations from "
+                         f"{DIFF_AUGMENT_OPS}, e.g. {DIFF_AUGMENT_PAPER!r} (the paper's), or '' (off).")
+    return tuple(name for name in DIFF_AUGMENT_OPS if name in names)
 
 
 @dataclass
@@ -51,6 +69,13 @@ class CycleGANConfig:
     data_parallel: split each batch across the devices with the backend's own engine
         (JAX DataParallel, TensorFlow MirroredStrategy or, with TF_CONFIG, MultiWorkerMirroredStrategy;
         models/executor.py). The batch size must be a multiple of the device count.
+    unet_upsampling: how the U-Net doubles its size before each convolution: 'nearest' (the book's:
+        nearest neighbour, then a 4x4 conv) or 'bilinear' (bilinear, then a 3x3 conv: against the
+        checkerboard pattern, Odena et al. 2016; models/generators.py). The ResNet ignores it.
+    diff_augment: DiffAugment (Zhao et al. 2020) for small datasets: the operations, from 'color',
+        'translation' and 'cutout', applied at random to every image a discriminator sees in training,
+        reals and fakes, also on the generators' path (models/augment.py); '' (default) is off,
+        'color,translation,cutout' the paper's policy for a few thousand images or fewer.
     """
 
     input_dim: tuple = (128, 128, 3)
@@ -71,9 +96,13 @@ class CycleGANConfig:
     jit_compile: bool | str = "auto"
     mixed_precision: bool | str = False
     data_parallel: bool = False
+    unet_upsampling: str = "nearest"
+    diff_augment: str = ""
 
     def __post_init__(self):
         self.input_dim = tuple(int(v) for v in self.input_dim)
+        if isinstance(self.diff_augment, str):   # one spelling: 'translation, color' -> 'color,translation'
+            self.diff_augment = ",".join(parse_diff_augment(self.diff_augment))
         if self.generator_type == "u-net":  # the book's spelling
             self.generator_type = "unet"
         if self.n_resnet_blocks is None:
@@ -129,6 +158,9 @@ class CycleGANConfig:
         if self.mixed_precision not in (False, True, "float16", "bfloat16"):
             raise ValueError(f"mixed_precision={self.mixed_precision!r}: must be False, True (the fast 16-bit type for "
                              "the device), 'float16' or 'bfloat16'.")
+        if self.unet_upsampling not in UNET_UPSAMPLING:
+            raise ValueError(f"unet_upsampling={self.unet_upsampling!r}: must be one of {UNET_UPSAMPLING}.")
+        parse_diff_augment(self.diff_augment)
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"jit_compile={self.jit_compile!r}: must be True, False or 'auto'.")
         for name in ("epochs", "decay_epochs"):

@@ -85,8 +85,12 @@ class CycleGAN:
         cfg = self.config
         self.g_AB = self._build_generator("g_AB")
         self.g_BA = self._build_generator("g_BA")
-        self.d_A = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_A")
-        self.d_B = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_B")
+        # With cfg.diff_augment each discriminator starts with DiffAugment (models/augment.py): every image
+        # it sees in training, in its own step and in the combined model's, is augmented; predict is not.
+        self.d_A = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_A",
+                                                diff_augment=cfg.diff_augment)
+        self.d_B = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_B",
+                                                diff_augment=cfg.diff_augment)
 
         # Discriminators: LSGAN loss (mse; written out in train_step), one Adam each (Example 5-4).
         # They stay trainable for good.
@@ -113,7 +117,7 @@ class CycleGAN:
     def _build_generator(self, name):
         cfg = self.config
         if cfg.generator_type == "unet":
-            return build_unet_generator(cfg.input_dim, cfg.gen_n_filters, name=name)
+            return build_unet_generator(cfg.input_dim, cfg.gen_n_filters, name=name, upsampling=cfg.unet_upsampling)
         return build_resnet_generator(cfg.input_dim, cfg.gen_n_filters, cfg.n_resnet_blocks, name=name)
 
     def _adam(self):
@@ -187,6 +191,8 @@ class CycleGAN:
         3. Train d_A on [real A; pooled fake A] with targets [1; 0], one Adam step on the mean
            squared error, i.e. the paper's (L_real + L_fake) / 2; the same for d_B (the
            discriminators' objective, written out at that step below).
+        With diff_augment on, the discriminators see every image of steps 1 and 3 through DiffAugment
+        (their first layer, models/augment.py); the pools keep the fakes as the generators made them.
         Each fake is computed once per step (the book translates twice: for D, then in combined).
         Every call runs through `self.executor` (one device, or the batch split across several).
 

@@ -5,11 +5,16 @@ patch of the input as real (1) or fake (0), with no sigmoid (least-squares GAN l
 strides follow the official code (4x4 convs, zero padding 1, strides 2, 2, 2, 1, 1), so a 256 px
 image gives a 30x30 patch map and a 128 px image a 14x14 map; with 64 filters the network has
 2,764,737 parameters.
+
+With `diff_augment` (a DiffAugment policy, models/augment.py) the network starts with a layer that
+augments every image it sees in training (training=True) and passes it unchanged otherwise; it has
+no weights, so the parameter count is the same and a weight file loads with or without it.
 """
 
 import keras
 from keras import layers
 
+from models.augment import DiffAugment
 from models.layers import FusableLeakyReLU, InstanceNormalization, conv_init
 
 STRIDES = (2, 2, 2, 1, 1)  # C64, C128, C256, C512, output conv
@@ -22,8 +27,12 @@ def patch_size(img_size):
     return img_size
 
 
-def build_patchgan_discriminator(img_shape=(256, 256, 3), n_filters=64, name="patchgan_discriminator"):
-    """Build the PatchGAN D: (batch, h, w, c) image in [-1, 1] -> (batch, ph, pw, 1) real/fake scores."""
+def build_patchgan_discriminator(img_shape=(256, 256, 3), n_filters=64, name="patchgan_discriminator",
+                                 diff_augment=""):
+    """Build the PatchGAN D: (batch, h, w, c) image in [-1, 1] -> (batch, ph, pw, 1) real/fake scores.
+
+    diff_augment: '' (default, the paper's D) or a DiffAugment policy such as 'color,translation,cutout'.
+    """
 
     def conv4(x, filters, strides, norm=True):
         x = layers.ZeroPadding2D(1)(x)
@@ -33,7 +42,8 @@ def build_patchgan_discriminator(img_shape=(256, 256, 3), n_filters=64, name="pa
         return FusableLeakyReLU(negative_slope=0.2)(x)  # LeakyReLU(0.2); why: models/layers.py
 
     img = keras.Input(shape=img_shape, name="img")
-    y = conv4(img, n_filters, STRIDES[0], norm=False)  # (h/2, w/2, f): no norm on the first block
+    y = DiffAugment(diff_augment, dtype="float32")(img) if diff_augment else img  # float32 under mixed precision
+    y = conv4(y, n_filters, STRIDES[0], norm=False)    # (h/2, w/2, f): no norm on the first block
     y = conv4(y, n_filters * 2, STRIDES[1])            # (h/4, w/4, 2f)
     y = conv4(y, n_filters * 4, STRIDES[2])            # (h/8, w/8, 4f)
     y = conv4(y, n_filters * 8, STRIDES[3])            # (h/8 - 1, w/8 - 1, 8f)

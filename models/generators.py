@@ -1,7 +1,8 @@
 """The two CycleGAN generator architectures, as functional `keras.Model`s.
 
 - `build_unet_generator`: the book's U-Net (Example 5-2): four stride-2 downsampling blocks, three
-  upsampling blocks with skip connections (Concatenate), a last upsampling and a 4x4 conv + tanh.
+  upsampling blocks with skip connections (Concatenate), a last upsampling and a 4x4 conv + tanh
+  (`upsampling="bilinear"`: bilinear resizes and 3x3 convs instead, against checkerboards).
 - `build_resnet_generator`: the paper's ResNet generator (appendix 7.2, after Johnson et al.):
   c7s1-64, d128, d256, n x R256, u128, u64, c7s1-3 (tanh), with reflection padding, as the
   official PyTorch code builds it (same layers, same padding, same parameter count).
@@ -14,10 +15,15 @@ import keras
 import numpy as np
 from keras import layers
 
+from models.config import UNET_UPSAMPLING
 from models.layers import InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D, conv_init
 
+# upsampling -> (UpSampling2D interpolation, kernel of the conv after it)
+_RESIZE_CONV = {"nearest": ("nearest", 4), "bilinear": ("bilinear", 3)}
 
-def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_generator", first_layer_norm=False):
+
+def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_generator", first_layer_norm=False,
+                         upsampling="nearest"):
     """Book Example 5-2: U-Net generator. Height and width must be divisible by 16.
 
     Shapes for a 128 px input and n_filters f: 128 -> d1 64 (f) -> d2 32 (2f) -> d3 16 (4f) -> d4 8 (8f)
@@ -28,7 +34,23 @@ def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_gener
     any skip connection, so the decoder must guess the background colour: measured on the paired
     synthetic_apple2orange test set (docs/ablation/README.md), it doubled the background change of a
     translation. `first_layer_norm=True` builds the book's exact network (same parameter count).
+
+    upsampling: how each of the four upsamplings doubles height and width before its convolution.
+    'nearest' (default): the book's, nearest-neighbour UpSampling2D and a 4x4 conv. 'bilinear':
+    bilinear UpSampling2D and a 3x3 conv (9/16 of those convs' weights; the rest unchanged).
+    Why: Odena et al. 2016 ("Deconvolution and Checkerboard Artifacts", Distill) trace checkerboards
+    to upsampling that treats neighbouring output pixels unevenly, and advise resizing, then
+    convolving, as the book does. But a nearest-neighbour resize copies each pixel into a 2x2 block,
+    so a smooth gradient (a sky) becomes a staircase, and any convolution of a staircase alternates
+    between even and odd pixels: a period-2 pattern, the checkerboard; the even 4x4 kernel with
+    'same' padding also sits half a pixel off centre. A bilinear resize keeps a gradient a gradient
+    (it reproduces a linear ramp exactly), and a 3x3 kernel is centred. Odena et al. themselves did
+    best with nearest neighbour in their models: which of the two paints better here is an
+    experiment (docs/training.md), so the book's stays the default.
     """
+    if upsampling not in _RESIZE_CONV:
+        raise ValueError(f"upsampling={upsampling!r}: must be one of {UNET_UPSAMPLING}.")
+    interpolation, kernel = _RESIZE_CONV[upsampling]
 
     def downsample(x, filters, norm=True):
         x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=conv_init())(x)
@@ -37,8 +59,8 @@ def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_gener
         return layers.Activation("relu")(x)
 
     def upsample(x, skip, filters):
-        x = layers.UpSampling2D(size=2)(x)
-        x = layers.Conv2D(filters, 4, strides=1, padding="same", kernel_initializer=conv_init())(x)
+        x = layers.UpSampling2D(size=2, interpolation=interpolation)(x)
+        x = layers.Conv2D(filters, kernel, strides=1, padding="same", kernel_initializer=conv_init())(x)
         x = InstanceNormalization()(x)
         x = layers.Activation("relu")(x)
         return layers.Concatenate()([x, skip])
@@ -51,8 +73,8 @@ def build_unet_generator(img_shape=(128, 128, 3), n_filters=32, name="unet_gener
     u1 = upsample(d4, d3, n_filters * 4)
     u2 = upsample(u1, d2, n_filters * 2)
     u3 = upsample(u2, d1, n_filters)
-    u4 = layers.UpSampling2D(size=2)(u3)
-    out = layers.Conv2D(img_shape[-1], 4, strides=1, padding="same", activation="tanh",
+    u4 = layers.UpSampling2D(size=2, interpolation=interpolation)(u3)
+    out = layers.Conv2D(img_shape[-1], kernel, strides=1, padding="same", activation="tanh",
                         kernel_initializer=conv_init(), dtype="float32")(u4)  # float32 under mixed precision
     return keras.Model(img, out, name=name)
 

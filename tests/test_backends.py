@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 from models import CycleGAN
+from models.augment import DiffAugment
+from models.config import DIFF_AUGMENT_PAPER
+from test_networks import gradient   # d sum(fn(x) * weights) / dx with the backend's own autodiff
 
 TINY = dict(input_dim=(32, 32, 3), generator_type="resnet", n_resnet_blocks=1, gen_n_filters=4,
             disc_n_filters=4, buffer_max_length=2, seed=2)
@@ -92,3 +95,30 @@ def test_mixed_precision_keeps_float32_weights_outputs_and_losses():
     assert gan.translate(batch(0)).dtype == np.float32
     losses = gan.train_step(batch(0), batch(1))
     assert all(np.isfinite(value) for value in losses.values())
+
+
+def test_diff_augment_passes_gradients_and_trains_the_right_networks():
+    """DiffAugment (models/augment.py) is keras.ops and keras.random only: its gradient reaches the input
+    on every backend, and with it a step moves all four networks, the combined step only the generators."""
+    layer = DiffAugment(DIFF_AUGMENT_PAPER, seed=0)
+    grad = gradient(lambda images: layer(images, training=True), batch(0, n=2))
+    assert grad.shape == (2, 32, 32, 3) and np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0
+
+    gan = CycleGAN(**{**TINY, "diff_augment": DIFF_AUGMENT_PAPER})
+
+    def snapshot():
+        return {name: [keras.ops.convert_to_numpy(w).copy() for w in getattr(gan, name).weights]
+                for name in ("g_AB", "g_BA", "d_A", "d_B")}
+
+    def moved(before):
+        return {name for name, weights in snapshot().items()
+                if any(not np.array_equal(b, a) for b, a in zip(before[name], weights))}
+
+    before = snapshot()
+    losses = gan.train_step(batch(0), batch(1))
+    assert all(np.isfinite(value) for value in losses.values())
+    assert moved(before) == {"g_AB", "g_BA", "d_A", "d_B"}
+    valid = np.ones((1,) + gan.disc_patch, "float32")
+    before = snapshot()
+    gan.combined.train_on_batch([batch(2), batch(3)], [valid, valid, batch(2), batch(3), batch(2), batch(3)])
+    assert moved(before) == {"g_AB", "g_BA"}

@@ -268,6 +268,8 @@ def test_a_few_hundred_steps_lower_discriminator_and_cycle_losses():
     ({"learning_rate": 0}, ["learning_rate", "> 0"]),
     ({"disc_n_filters": -8}, ["disc_n_filters"]),
     ({"input_dim": (16, 16, 3)}, ["input_dim", "at least 32"]),
+    ({"unet_upsampling": "cubic"}, ["unet_upsampling", "nearest", "bilinear"]),
+    ({"diff_augment": "color,flip"}, ["diff_augment", "color", "translation", "cutout"]),
 ])
 def test_bad_configuration_names_the_value_and_what_is_allowed(kwargs, words):
     with pytest.raises(ValueError) as error:
@@ -281,3 +283,30 @@ def test_book_spelling_and_paper_block_choice():
     assert CycleGANConfig(generator_type="u-net").generator_type == "unet"
     assert CycleGANConfig(input_dim=(128, 128, 3), generator_type="resnet").n_resnet_blocks == 6
     assert CycleGANConfig(input_dim=(256, 256, 3), generator_type="resnet").n_resnet_blocks == 9
+
+
+def test_issue_26_switches_round_trip_and_a_config_saved_before_them_loads_as_the_book():
+    """unet_upsampling and diff_augment: off by default, kept through JSON, architecture (and run) fields."""
+    import json
+
+    from models.checkpoint_checks import RUN_FIELDS
+    from models.config import CycleGANConfig
+    book = CycleGANConfig()
+    assert (book.unet_upsampling, book.diff_augment) == ("nearest", "")
+    changed = CycleGANConfig(unet_upsampling="bilinear", diff_augment="color,translation,cutout")
+    assert CycleGANConfig.from_dict(json.loads(json.dumps(changed.to_dict()))) == changed
+    old = {name: value for name, value in book.to_dict().items() if name not in ("unet_upsampling", "diff_augment")}
+    assert CycleGANConfig.from_dict(json.loads(json.dumps(old))) == book   # a run's config.json from before
+    assert book.architecture_mismatch(changed) == ["unet_upsampling: 'bilinear' != 'nearest'",
+                                                   "diff_augment: 'color,translation,cutout' != ''"]
+    assert {"unet_upsampling", "diff_augment"} <= set(RUN_FIELDS)
+
+
+def test_bilinear_unet_is_built_from_the_config_and_its_checkpoint_refuses_the_books_network(tmp_path):
+    gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, unet_upsampling="bilinear")
+    assert {layer.interpolation for layer in gan.g_AB.layers if isinstance(layer, keras.layers.UpSampling2D)} == \
+        {"bilinear"}
+    path = gan.save_checkpoint(tmp_path / "weights")
+    with pytest.raises(ValueError, match="unet_upsampling: 'bilinear' != 'nearest'"):
+        CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4).load_checkpoint(path)
+    assert CycleGAN.from_checkpoint(path).config.unet_upsampling == "bilinear"

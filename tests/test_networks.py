@@ -1,5 +1,7 @@
 """Networks: parameter counts equal the official PyTorch code's, shapes, init, custom layers, saving."""
 
+from collections import Counter
+
 import keras
 import numpy as np
 import pytest
@@ -133,8 +135,10 @@ def test_reflection_padding_too_large_is_an_error_naming_the_sizes():
 
 
 @pytest.mark.parametrize("builder", [lambda: build_unet_generator((32, 32, 3), 4),
+                                     lambda: build_unet_generator((32, 32, 3), 4, upsampling="bilinear"),
                                      lambda: build_resnet_generator((32, 32, 3), 4, 1),
-                                     lambda: build_patchgan_discriminator((32, 32, 3), 4)])
+                                     lambda: build_patchgan_discriminator((32, 32, 3), 4),
+                                     lambda: build_patchgan_discriminator((32, 32, 3), 4, diff_augment="color")])
 def test_models_round_trip_through_keras_files_without_custom_objects(tmp_path, builder):
     model = builder()
     model.save(tmp_path / "m.keras")
@@ -151,3 +155,43 @@ def test_unet_first_block_keeps_the_mean_colour_unless_the_book_variant_is_asked
     ours, book = build_unet_generator((32, 32, 3), 4), build_unet_generator((32, 32, 3), 4, first_layer_norm=True)
     assert norms(book) == norms(ours) + 1 == 7
     assert ours.count_params() == book.count_params()
+
+
+UNET_LAYERS = {"InputLayer": 1, "Conv2D": 8, "Activation": 7, "InstanceNormalization": 6, "UpSampling2D": 4,
+               "Concatenate": 3}   # the book's U-Net (Example 5-2), 29 layers
+
+
+def upsampling_and_kernels(model):
+    """The interpolation of each UpSampling2D and the kernel of the conv right after it."""
+    found = []
+    for layer, following in zip(model.layers, model.layers[1:]):
+        if isinstance(layer, keras.layers.UpSampling2D):
+            assert isinstance(following, keras.layers.Conv2D)
+            found.append((layer.interpolation, tuple(following.kernel_size)))
+    return found
+
+
+def test_unet_by_default_is_the_books_network_unchanged():
+    """Default upsampling='nearest': the network as before the switch (issue 26), layer by layer."""
+    model = build_unet_generator((32, 32, 3), 4)
+    assert Counter(type(layer).__name__ for layer in model.layers) == UNET_LAYERS
+    assert upsampling_and_kernels(model) == [("nearest", (4, 4))] * 4
+    assert model.count_params() == 24_731
+    assert build_unet_generator((128, 128, 3), 32).count_params() == 1_545_411   # the book's apple2orange U-Net
+
+
+def test_unet_bilinear_upsampling_has_3x3_convs_and_keeps_shapes():
+    """upsampling='bilinear': the same layers, bilinear resizes and 3x3 convs after them, fewer weights."""
+    f = 4
+    nearest = build_unet_generator((32, 32, 3), f)
+    bilinear = build_unet_generator((32, 32, 3), f, upsampling="bilinear")
+    assert Counter(type(layer).__name__ for layer in bilinear.layers) == UNET_LAYERS
+    assert upsampling_and_kernels(bilinear) == [("bilinear", (3, 3))] * 4
+    # The four convs after a resize (inputs 8f, 4f + 4f, 2f + 2f, f + f; outputs 4f, 2f, f, 3) lose 16 - 9 taps.
+    assert nearest.count_params() - bilinear.count_params() == 7 * (8 * f * 4 * f + 8 * f * 2 * f + 4 * f * f
+                                                                    + 2 * f * 3) == 5_992
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    y = keras.ops.convert_to_numpy(bilinear(x))
+    assert y.shape == x.shape and -1 <= y.min() and y.max() <= 1
+    with pytest.raises(ValueError, match="upsampling='cubic'.*nearest.*bilinear"):
+        build_unet_generator((32, 32, 3), f, upsampling="cubic")

@@ -206,3 +206,19 @@ def test_train_py_speed_flags_set_the_config():
     default = cli.model_config(cli.parse_args(["--dataset", DATASET])[1])
     assert default.data_parallel is False and default.mixed_precision is False and default.jit_compile == "auto"
     assert cli.model_config(cli.parse_args(["--dataset", DATASET, "--jit", "on"])[1]).jit_compile is True
+
+
+def test_train_py_issue_26_flags_set_the_config():
+    """--unet-upsampling and --diff-augment (alone: the paper's policy); off by default."""
+    sys.path.insert(0, str(REPO))
+    import train as cli
+
+    def config(*flags):
+        return cli.model_config(cli.parse_args(["--dataset", DATASET, *flags])[1])
+
+    assert (config().unet_upsampling, config().diff_augment) == ("nearest", "")
+    assert config("--unet-upsampling", "bilinear").unet_upsampling == "bilinear"
+    assert config("--diff-augment").diff_augment == "color,translation,cutout"
+    assert config("--diff-augment", "translation,cutout").diff_augment == "translation,cutout"
+    with pytest.raises(SystemExit):
+        config("--unet-upsampling", "cubic")

@@ -129,7 +129,7 @@ def build_any_size_generator(config, name, dtype=None):
     keras.config.set_dtype_policy(dtype or "float32")  # float32 even for a mixed-precision run
     try:
         if config.generator_type == "unet":
-            return build_unet_generator(shape, config.gen_n_filters, name=name)
+            return build_unet_generator(shape, config.gen_n_filters, name=name, upsampling=config.unet_upsampling)
         return build_resnet_generator(shape, config.gen_n_filters, config.n_resnet_blocks, name=name)
     finally:
         keras.config.set_dtype_policy(previous)
