@@ -10,6 +10,8 @@ with each of TensorFlow's CPU kernels (models/onednn.py: oneDNN or Eigen, chosen
 AVX-512 CPU runs oneDNN's AVX2 code paths (what an AVX2-only laptop gets). A translation that passes
 --timeout seconds is reported as not finished.
 
+The whole image is translated at its own size, padded to the size multiple (translate.py's path without
+its caps: --max-side and, in a notebook, models/onednn.SAFE_SIDE), so the kernels are what is measured.
 Each (model, size) runs in a fresh process, so its peak resident memory (ru_maxrss) is its own:
 the process loads the generators, translates one photo-like image of that size once to warm up,
 then --repeats more times, and reports the median seconds, the peak RSS and the peak minus the RSS
@@ -35,24 +37,30 @@ CHILD = """
 import json, os, resource, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {root!r})
+from models.onednn import prefer_onednn
+prefer_onednn("translation")   # what translate.py does first thing (kept when the parent forced a value)
 import numpy as np
 from models.config import CycleGANConfig
 from utils.inference.trained_model import build_any_size_generator
-from utils.inference.translation import translate_at_own_size
+from utils.inference.translation import padded_size, translate_padded
 config = CycleGANConfig(**{fields!r})
 generator = build_any_size_generator(config, "g_AB")
 yy, xx = np.mgrid[:{size}, :{size}]
 image = np.stack([(yy * 7 + xx * 3) % 256, (xx * 5) % 256, (yy * 11) % 256], -1).astype(np.uint8)
+hw = image.shape[:2]   # the whole image at its own size: no cap (the kernels are measured, not the caps)
+padded = padded_size(hw, config.size_multiple)
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-translate_at_own_size(generator, image, config.size_multiple, max_side=None)
+out = translate_padded(generator, image, hw, padded)
+assert out.shape == image.shape, out.shape
 times = []
 for _ in range({repeats}):
     start = time.perf_counter()
-    translate_at_own_size(generator, image, config.size_multiple, max_side=None)
+    translate_padded(generator, image, hw, padded)
     times.append(time.perf_counter() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"seconds": sorted(times)[len(times) // 2], "peak_rss_mib": round(peak),
-                  "image_mib": round(peak - rss_before)}}))
+                  "image_mib": round(peak - rss_before), "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+                  "translated_hw": list(padded)}}))
 """
 
 
@@ -62,13 +70,11 @@ KERNELS = {"onednn": "1", "eigen": "0"}
 def child_environment(kernels, isa=None):
     """The environment of one measurement: TF_ENABLE_ONEDNN_OPTS forced or chosen as translate.py does."""
     sys.path.insert(0, str(ROOT))
-    from models.onednn import CHOSEN_FOR, VARIABLE, prefer_onednn
+    from models.onednn import CHOSEN_FOR, VARIABLE
     env = {key: value for key, value in os.environ.items() if key not in (VARIABLE, CHOSEN_FOR)}
     if isa:
         env["ONEDNN_MAX_CPU_ISA"] = isa
-    if kernels == "chosen":
-        prefer_onednn("translation", env)
-    else:
+    if kernels != "chosen":   # chosen: the child calls prefer_onednn("translation") as translate.py does
         env[VARIABLE] = KERNELS[kernels]
     return env
 
@@ -76,14 +82,15 @@ def child_environment(kernels, isa=None):
 def measure(model, size, repeats, kernels="chosen", isa=None, timeout=1800):
     code = CHILD.format(root=str(ROOT), fields=MODELS[model], size=size, repeats=repeats)
     env = child_environment(kernels, isa)
+    from models.onednn import kernels_for   # importable once child_environment put the root on sys.path
     try:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"seconds": None, "peak_rss_mib": None, "image_mib": None, "timed_out_after_s": timeout,
-                "onednn": env.get("TF_ENABLE_ONEDNN_OPTS")}
+                "onednn": env.get("TF_ENABLE_ONEDNN_OPTS") or kernels_for("translation", environ=env)}
     if done.returncode != 0:
         raise RuntimeError(f"{model} at {size} px failed:\n{done.stderr[-2000:]}")
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "onednn": env.get("TF_ENABLE_ONEDNN_OPTS")}
+    return json.loads(done.stdout.strip().splitlines()[-1])   # "onednn": the value the child's TensorFlow loaded with
 
 
 def main(argv=None):

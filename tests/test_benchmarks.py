@@ -102,7 +102,10 @@ def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):
     assert "| demo | eigen (TF_ENABLE_ONEDNN_OPTS=0) | 48 x 48 |" in printed and "load average before" in printed
     chosen, eigen = report["rows"]
     assert chosen["kernels"] == "chosen" and report["isa_limit"] == "AVX2"
-    assert chosen["onednn"] in ("0", None)   # translating on an AVX2 CPU (or not x86): never oneDNN
+    # what the child's TensorFlow loaded with, after `import models` chose for training: translating on an AVX2
+    # CPU (or not x86) never runs oneDNN
+    assert chosen["onednn"] in ("0", None)
+    assert all(row["translated_hw"] == [48, 48] for row in (chosen, eigen))   # the whole image, no cap
     assert all(row["seconds"] > 0 and row["peak_rss_mib"] > row["image_mib"] >= 0 for row in (chosen, eigen))
 
 
