@@ -33,6 +33,14 @@ Why a subclass, and three things it does that the book's functional model does n
    official code's order: G, then D).
 3. No wasted identity branch. With lambda_id == 0 the two identity passes (a third of the
    generator work) are not computed at all in a training step; their losses are reported as 0.
+4. Stacked batches where they are faster (`stack_calls`, chosen by models/onednn.stack_generator_calls:
+   TensorFlow's oneDNN on a CPU without AVX-512). g_AB translates img_A (fake_B) and img_B (id_B) in
+   one call on the two stacked; then g_BA translates img_B (fake_A), fake_B (reconstr_A) and img_A
+   (id_A) in one call; then g_AB translates fake_A (reconstr_B). The generators hold no batch
+   statistics (instance norm is per image), so the numbers are those of six separate calls (tested).
+   There oneDNN runs a batch of one through a slow im2col + GEMM kernel and a stacked batch through
+   its direct one: the ResNet-9 step is 1.26x faster; with AVX-512 it is 10 % slower, so it stays off
+   (docs/speed.md).
 
 The book's positional calls work too and take the same path: `train_on_batch([imgs_A, imgs_B],
 [valid, valid, imgs_A, imgs_B, imgs_A, imgs_B])` and `predict([imgs_A, imgs_B])` are turned into
@@ -80,8 +88,9 @@ class CombinedGeneratorModel(keras.Model):
     `trace_count` counts how often its forward pass was traced (TF, JAX) or run (PyTorch, eager).
     """
 
-    def __init__(self, g_AB, g_BA, d_A, d_B, name="combined"):
+    def __init__(self, g_AB, g_BA, d_A, d_B, stack_calls=False, name="combined"):
         super().__init__(name=name)
+        self.stack_calls = stack_calls   # 4. in the module docstring
         self.g_AB, self.g_BA, self.d_A, self.d_B = g_AB, g_BA, d_A, d_B
         self.img_shape = tuple(g_AB.input_shape[1:])
         self.output_loss_weights = {name: 1.0 for name in OUTPUT_NAMES}
@@ -164,19 +173,38 @@ class CombinedGeneratorModel(keras.Model):
         self.trace_count += 1
         inputs = _named_inputs(inputs)
         img_A, img_B = inputs["img_A"], inputs["img_B"]
-        fake_B = self.g_AB(img_A, training=training)                  # A -> B: (batch, h, w, c)
-        fake_A = self.g_BA(img_B, training=training)                  # B -> A
-        outputs = {
-            "valid_A": self.d_A(fake_A, training=training),           # (batch, ph, pw, 1) patch scores
-            "valid_B": self.d_B(fake_B, training=training),
-            "reconstr_A": self.g_BA(fake_B, training=training),       # A -> B -> A
-            "reconstr_B": self.g_AB(fake_A, training=training),       # B -> A -> B
-        }
-        if not (training and self.skips_identity):
-            outputs["id_A"] = self.g_BA(img_A, training=training)
-            outputs["id_B"] = self.g_AB(img_B, training=training)
+        identity = not (training and self.skips_identity)
+        if self.stack_calls:
+            outputs = self._stacked_translations(img_A, img_B, identity, training)
+        else:
+            fake_B = self.g_AB(img_A, training=training)              # A -> B: (batch, h, w, c)
+            fake_A = self.g_BA(img_B, training=training)              # B -> A
+            outputs = {"fake_A": fake_A, "fake_B": fake_B,
+                       "reconstr_A": self.g_BA(fake_B, training=training),   # A -> B -> A
+                       "reconstr_B": self.g_AB(fake_A, training=training)}   # B -> A -> B
+            if identity:
+                outputs["id_A"] = self.g_BA(img_A, training=training)
+                outputs["id_B"] = self.g_AB(img_B, training=training)
+        fake_A, fake_B = outputs.pop("fake_A"), outputs.pop("fake_B")
+        outputs["valid_A"] = self.d_A(fake_A, training=training)     # (batch, ph, pw, 1) patch scores
+        outputs["valid_B"] = self.d_B(fake_B, training=training)
         if training:
             outputs["fake_A"], outputs["fake_B"] = fake_A, fake_B
+        return outputs
+
+    def _stacked_translations(self, img_A, img_B, identity, training):
+        """The same translations in three calls (4. in the module docstring): g_AB on [img_A; img_B],
+        g_BA on [img_B; fake_B; img_A], g_AB on fake_A."""
+        real_for_AB = [img_A, img_B] if identity else [img_A]
+        fake_B, *id_B = ops.split(self.g_AB(ops.concatenate(real_for_AB, axis=0), training=training),
+                                  len(real_for_AB), axis=0)                  # A -> B; B -> B (identity)
+        for_BA = [img_B, fake_B, img_A] if identity else [img_B, fake_B]
+        fake_A, reconstr_A, *id_A = ops.split(self.g_BA(ops.concatenate(for_BA, axis=0), training=training),
+                                              len(for_BA), axis=0)          # B -> A; A -> B -> A; A -> A
+        outputs = {"fake_A": fake_A, "fake_B": fake_B, "reconstr_A": reconstr_A,
+                   "reconstr_B": self.g_AB(fake_A, training=training)}       # B -> A -> B
+        if identity:
+            outputs["id_A"], outputs["id_B"] = id_A[0], id_B[0]               # g_BA(img_A), g_AB(img_B)
         return outputs
 
     def generator_objective(self, y, y_pred):

@@ -34,6 +34,7 @@ from models.executor import make_executor
 from models.generators import build_resnet_generator, build_unet_generator, run_generator
 from models.image_pool import ImagePool
 from models.lr_schedule import learning_rate_at
+from models.onednn import stack_generator_calls
 
 
 class CycleGAN:
@@ -97,7 +98,8 @@ class CycleGAN:
         for d in (self.d_A, self.d_B):
             d.compile(loss="mse", optimizer=self._adam(), jit_compile=cfg.jit_compile)
         # Generators: trained through the combined model, whose trainable weights are only theirs.
-        self.combined = CombinedGeneratorModel(self.g_AB, self.g_BA, self.d_A, self.d_B)
+        self.combined = CombinedGeneratorModel(self.g_AB, self.g_BA, self.d_A, self.d_B,
+                                               stack_calls=stack_generator_calls())
         self.combined_optimizer = self._adam()
         self.compile_combined()
         self.build_optimizers()

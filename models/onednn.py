@@ -75,12 +75,27 @@ def prefer_onednn(workload="training", environ=None, machine=None, avx512=None):
     return environ.get(VARIABLE)
 
 
+def onednn_without_avx512(environ=None, machine=None, avx512=None):
+    """Whether this process runs TensorFlow with oneDNN on an x86 CPU without AVX-512 (the case the two
+    functions below are for)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or environ.get(VARIABLE) != "1":
+        return False
+    if (machine or platform.machine()).lower() not in X86:
+        return False
+    return not (cpu_has_avx512(environ=environ) if avx512 is None else avx512)
+
+
 def translation_side_limit(environ=None, machine=None, avx512=None):
     """SAFE_SIDE when this process runs TensorFlow with oneDNN on an x86 CPU without AVX-512 (a notebook
     that trains and translates), else None: above it oneDNN may reach its reference kernel (module doc)."""
-    environ = os.environ if environ is None else environ
-    if environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or environ.get(VARIABLE) != "1":
-        return None
-    if (machine or platform.machine()).lower() not in X86:
-        return None
-    return None if (cpu_has_avx512(environ=environ) if avx512 is None else avx512) else SAFE_SIDE
+    return SAFE_SIDE if onednn_without_avx512(environ, machine, avx512) else None
+
+
+def stack_generator_calls(environ=None, machine=None, avx512=None):
+    """Whether the combined model stacks each generator's translations into one batch (models/combined.py,
+    4.): in a TensorFlow process running oneDNN on an x86 CPU without AVX-512. There oneDNN convolves a
+    batch of one by im2col + GEMM and a larger batch by its direct (brgemm) kernel, 1.6x faster per image
+    for the ResNet's 3x3 convolutions; with AVX-512 a batch of one already gets the direct kernel and the
+    stacking costs 10 % (benchmarks/results/cpu_tensorflow_stacked_generator_calls.json)."""
+    return onednn_without_avx512(environ, machine, avx512)

@@ -172,6 +172,32 @@ def test_the_losses_are_the_papers_formulas(gan):
     assert d_loss == pytest.approx(float(half), rel=1e-4)
 
 
+@pytest.mark.parametrize("stack_calls", [True, False])
+@pytest.mark.parametrize("lambda_id", [2.0, 0.0])
+def test_stacked_generator_calls_give_the_six_translations_of_separate_calls(lambda_id, stack_calls):
+    """models/combined.py may run each generator once on everything it translates, stacked (4. in its
+    docstring; on by itself only with oneDNN on a CPU without AVX-512): every output must equal the
+    separate calls, in a training pass (with and without the identity branch) and in predict."""
+    gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, lambda_id=lambda_id, seed=2)
+    gan.combined.stack_calls = stack_calls
+    a, b = batch(80, n=2), batch(81, n=2)
+
+    def g(net, x):
+        return keras.ops.convert_to_numpy(getattr(gan, net)(x, training=True))
+
+    fake_B, fake_A = g("g_AB", a), g("g_BA", b)
+    expected = {"fake_A": fake_A, "fake_B": fake_B, "reconstr_A": g("g_BA", fake_B), "reconstr_B": g("g_AB", fake_A),
+                "valid_A": keras.ops.convert_to_numpy(gan.d_A(fake_A)), "valid_B": keras.ops.convert_to_numpy(gan.d_B(fake_B)),
+                "id_A": g("g_BA", a), "id_B": g("g_AB", b)}
+    outputs = {k: keras.ops.convert_to_numpy(v) for k, v in gan.combined({"img_A": a, "img_B": b}, training=True).items()}
+    assert set(outputs) == set(expected) - ({"id_A", "id_B"} if lambda_id == 0 else set())
+    for name, value in outputs.items():
+        np.testing.assert_allclose(value, expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    predicted = gan.combined.predict([a, b], verbose=0)   # the book's positional form, identity included
+    for name, value in zip(("valid_A", "valid_B", "reconstr_A", "reconstr_B", "id_A", "id_B"), predicted):
+        np.testing.assert_allclose(value, expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
 def test_a_wrong_positional_call_names_the_expected_form(gan):
     valid = np.ones((1,) + gan.disc_patch)
     with pytest.raises(ValueError, match="six targets"):

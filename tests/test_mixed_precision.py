@@ -122,7 +122,8 @@ def test_train_prints_the_warning_on_a_cpu_without_bfloat16(monkeypatch, tmp_pat
 
 
 def test_the_kernels_are_chosen_per_workload_and_cpu_and_the_users_choice_is_kept():
-    from models.onednn import CHOSEN_FOR, VARIABLE, cpu_has_avx512, prefer_onednn, translation_side_limit
+    from models.onednn import (CHOSEN_FOR, VARIABLE, cpu_has_avx512, prefer_onednn, stack_generator_calls,
+                               translation_side_limit)
     for machine in ("x86_64", "AMD64"):
         environ = {}
         assert prefer_onednn("training", environ, machine, avx512=False) == "1" and environ[CHOSEN_FOR] == "training"
@@ -140,6 +141,11 @@ def test_the_kernels_are_chosen_per_workload_and_cpu_and_the_users_choice_is_kep
     assert translation_side_limit({VARIABLE: "1"}, "x86_64", avx512=True) is None
     assert translation_side_limit({VARIABLE: "0"}, "x86_64", avx512=False) is None
     assert translation_side_limit({VARIABLE: "1", "KERAS_BACKEND": "jax"}, "x86_64", avx512=False) is None
+    # the same process stacks each generator's translations into one batch (models/combined.py), and only it
+    assert stack_generator_calls({VARIABLE: "1"}, "x86_64", avx512=False) is True
+    assert not stack_generator_calls({VARIABLE: "1"}, "x86_64", avx512=True)
+    assert not stack_generator_calls({VARIABLE: "0"}, "x86_64", avx512=False)
+    assert not stack_generator_calls({VARIABLE: "1"}, "arm64", avx512=False)
     # oneDNN's own ISA limit makes an AVX-512 CPU an AVX2 one
     assert cpu_has_avx512(environ={"ONEDNN_MAX_CPU_ISA": "AVX2"}) is False
 

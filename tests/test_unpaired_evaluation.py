@@ -77,6 +77,16 @@ def test_kid_refuses_mismatched_or_too_small_sets():
         judges.kid(np.zeros((1, 3)), np.zeros((5, 3)))
 
 
+def test_kid_of_sets_no_larger_than_a_subset_still_has_a_spread():
+    """Subsets of 100 from 100 test images are all the whole set: the spread would be 0 and say nothing."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(100, 8)), rng.normal(0.3, 1.0, size=(100, 8))
+    mean, spread = judges.kid(x, y, n_subsets=30, subset_size=100)
+    assert spread > 0.01 * abs(mean) and spread > 0
+    whole = judges.kid(x[:60], y, n_subsets=30, subset_size=100)   # subsets of y differ: size kept at 60
+    assert whole[1] > 0
+
+
 def test_the_judge_tells_separable_domains_apart_and_is_cached(dataset, trained_judge):
     judge, _, info = trained_judge
     test = {d: load_images(dataset / "blobs" / f"test{d}", SIZE) for d in ("A", "B")}
