@@ -8,6 +8,7 @@ import pytest
 from models import CycleGAN, CycleGANConfig, build_patchgan_discriminator
 from models.augment import DiffAugment
 from models.config import DIFF_AUGMENT_PAPER
+from test_cyclegan import changed, snapshot   # which networks' weights moved
 from test_networks import gradient   # d sum(fn(x) * weights) / dx with the backend's own autodiff
 
 SIZE = 32
@@ -112,15 +113,6 @@ def test_a_discriminator_with_it_predicts_as_the_plain_one():
     np.testing.assert_allclose(augmenting.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-6)
     trained = keras.ops.convert_to_numpy(augmenting(x, training=True))
     assert not np.allclose(trained, plain.predict(x, verbose=0), atol=1e-4)
-
-
-def snapshot(gan):
-    return {name: [keras.ops.convert_to_numpy(w).copy() for w in getattr(gan, name).weights]
-            for name in ("g_AB", "g_BA", "d_A", "d_B")}
-
-
-def changed(before, after):
-    return {name for name in before if any(not np.array_equal(b, a) for b, a in zip(before[name], after[name]))}
 
 
 @pytest.fixture(scope="module")
