@@ -17,7 +17,7 @@ The generators' objective (paper eq. 3 plus the identity term) is written out, t
 one method: `CombinedGeneratorModel.generator_objective`. The discriminators' objective is in
 `CycleGAN.train_step` (models/cyclegan.py).
 
-Why a subclass, and three things it does that the book's functional model does not:
+Why a subclass, and four things it does that the book's functional model does not:
 
 1. The freeze. The book sets `d.trainable = False` before compiling this model. In Keras 3 that
    flag is read when a model's train function is first traced, so it silently freezes a
