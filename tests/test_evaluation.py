@@ -197,6 +197,23 @@ def test_histogram_matching_to_an_image_itself_is_the_identity():
     np.testing.assert_allclose(matcher(test_set["B"], "AtoB"), test_set["B"], atol=1e-12)
 
 
+def test_histogram_matching_gives_skimages_images_with_the_reference_sorted_once():
+    from skimage import exposure
+
+    rng = np.random.default_rng(0)
+    train_A = np.round(rng.uniform(0, 1, (3, 12, 10, 3)) * 255) / 255        # 8-bit levels, as loaded photos
+    train_B = rng.beta(2, 5, (2, 12, 10, 3))                                 # and arbitrary floats
+    images = np.concatenate([np.round(rng.uniform(0.2, 0.9, (2, 9, 7, 3)) * 255) / 255,
+                             rng.uniform(0, 1, (2, 9, 7, 3))])
+    matcher = baselines.HistogramMatcher(train_A, train_B)
+    for direction, reference in (("AtoB", train_B), ("BtoA", train_A)):
+        pooled = reference.reshape(-1, reference.shape[2], 3)
+        expected = np.stack([exposure.match_histograms(image, pooled, channel_axis=-1) for image in images])
+        out = matcher(images, direction)
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+        assert not np.allclose(out, images)
+
+
 def test_colour_transfer_gives_the_target_lab_mean_and_std():
     rng = np.random.default_rng(0)
     source = rng.uniform(0.3, 0.6, (1, 16, 16, 3))

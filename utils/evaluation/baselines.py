@@ -10,7 +10,7 @@ baselines it must beat. Each is a function `translate(images, direction) -> imag
 import warnings
 
 import numpy as np
-from skimage import color, exposure
+from skimage import color
 
 from models.directions import GENERATORS
 from models.generators import run_generator
@@ -45,16 +45,27 @@ class HistogramMatcher:
     """Match each image's per-channel histogram to the pooled training images of the target domain.
 
     train_A, train_B: (n, h, w, 3) in [0, 1]. The reference is all training pixels of a domain
-    stacked into one image, so each test image gets that domain's colour distribution
-    (skimage.exposure.match_histograms), wherever its pixels are.
+    pooled, so each test image gets that domain's colour distribution, wherever its pixels are.
+    The mapping is skimage.exposure.match_histograms' (the image's quantiles interpolated onto the
+    reference's), with the reference's sorted values and quantiles computed once per domain instead
+    of once per image and channel (with 200 reference images at 256 px that sort was 9 of the 13
+    minutes of an evaluation); the test checks the two give the same images.
     """
 
     def __init__(self, train_A, train_B):
-        self.reference = {"AtoB": _stack(train_B), "BtoA": _stack(train_A)}
+        self.reference = {"AtoB": _channel_quantiles(train_B), "BtoA": _channel_quantiles(train_A)}
 
     def __call__(self, images, direction):
-        return np.stack([exposure.match_histograms(image, self.reference[direction], channel_axis=-1)
-                         for image in as_batch(images)])
+        out = []
+        for image in as_batch(images):
+            matched = np.empty_like(image)
+            for channel, (values, quantiles) in enumerate(self.reference[direction]):
+                source_values, lookup, counts = np.unique(image[..., channel].reshape(-1),
+                                                          return_inverse=True, return_counts=True)
+                source_quantiles = np.cumsum(counts) / lookup.size
+                matched[..., channel] = np.interp(source_quantiles, quantiles, values)[lookup].reshape(image.shape[:2])
+            out.append(matched)
+        return np.stack(out)
 
 
 class ColourTransfer:
@@ -83,6 +94,17 @@ def _stack(images):
     """(n, h, w, c) -> one tall image (n * h, w, c) holding every pixel."""
     images = as_batch(images)
     return images.reshape(-1, images.shape[2], images.shape[3])
+
+
+def _channel_quantiles(images):
+    """Per channel of images (n, h, w, c): (its distinct values, sorted; their cumulative share of the pixels)."""
+    images = as_batch(images)
+    pixels = images.reshape(-1, images.shape[-1])
+    out = []
+    for channel in range(pixels.shape[1]):
+        values, counts = np.unique(pixels[:, channel], return_counts=True)
+        out.append((values, np.cumsum(counts) / len(pixels)))
+    return out
 
 
 def _lab_stats(images):
