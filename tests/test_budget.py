@@ -1,6 +1,7 @@
 """utils/training/budget.py: the notebooks' time estimate, the "auto" step budget, and that timing trains nothing."""
 
 import re
+import time
 
 import keras
 import numpy as np
@@ -26,6 +27,13 @@ def test_timing_a_model_prints_the_estimate_and_leaves_it_untouched(capsys):
     assert ESTIMATE.search(out) and "MAX_STEPS = 5: 5 steps" in out and "BUDGET_MINUTES" in out
     assert gan.step == 0 and len(gan.pool_A) == 0 and len(gan.pool_B) == 0
     assert all(np.array_equal(b, a) for b, a in zip(before, weights(gan)))   # every weight and Adam moment
+
+
+def test_a_step_slowed_by_another_job_does_not_set_the_estimate(monkeypatch):
+    gan = CycleGAN(**TINY)
+    slow = iter([0.0, 0.3, 0.3, 0.02, 0.3, 0.3])   # the tracing step, then five timed: one undisturbed
+    monkeypatch.setattr(gan, "train_step", lambda *images: time.sleep(next(slow)))
+    assert 0.02 <= budget.seconds_per_step(gan, n_timed=5) < 0.2
 
 
 def test_auto_on_a_cpu_fits_the_budget_and_ends_with_the_decay(monkeypatch, capsys):
