@@ -85,3 +85,14 @@ def test_an_ablation_shares_the_budget_between_its_runs(monkeypatch):
 def test_a_bad_max_steps_names_the_value_and_what_is_allowed(max_steps):
     with pytest.raises(ValueError, match="MAX_STEPS"):
         budget.plan_steps(CycleGANConfig(**TINY), 10, max_steps)
+
+
+@pytest.mark.parametrize("gpu", [None, {"name": "a GPU", "compute_capability": None}])
+def test_auto_settings_come_from_the_recipe_of_the_machine_and_the_others_stay(monkeypatch, capsys, gpu):
+    monkeypatch.setattr(budget.devices, "gpu", lambda: gpu)
+    book, cpu = dict(IMG_SIZE=256, GENERATOR_TYPE="resnet"), dict(IMG_SIZE=128, GENERATOR_TYPE="unet")
+    size, generator = budget.for_this_machine(dict(IMG_SIZE="auto", GENERATOR_TYPE="auto"), gpu=book, cpu=cpu)
+    assert (size, generator) == ((256, "resnet") if gpu else (128, "unet"))
+    assert f"IMG_SIZE = {size}" in capsys.readouterr().out
+    assert budget.for_this_machine(dict(IMG_SIZE=32, GENERATOR_TYPE="auto"), gpu=book, cpu=cpu) == \
+        (32, "resnet" if gpu else "unet")
