@@ -97,3 +97,33 @@ def test_committed_notebook_is_thin_and_clean(path):
         lines = [line for line in cell.source.splitlines() if line.strip() and not line.strip().startswith("#")]
         assert len(lines) <= MAX_CODE_LINES, f"a code cell of {len(lines)} lines:\n{cell.source}"
         assert not any(line.lstrip().startswith(("def ", "class ")) for line in lines), cell.source
+
+
+def auto_settings(source):
+    """Names a parameters cell sets to "auto" (also in tuple assignments such as `A, B = "auto", 1`)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                pairs = (zip(target.elts, node.value.elts) if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                         else [(target, node.value)])
+                names |= {t.id for t, v in pairs if isinstance(t, ast.Name) and isinstance(v, ast.Constant) and v.value == "auto"}
+    return names
+
+
+def names_used(source, context):
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name) and isinstance(n.ctx, context)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_a_setting_left_auto_is_filled_in_before_a_cell_reads_it(path):
+    """A setting that a later cell replaces ("auto" -> this machine's value, as 05_02's size and generator)
+    is not read by a cell before that one; the tiny run sets those settings by hand and cannot see it."""
+    notebook = nbformat.read(path, as_version=4)
+    index = parameters_cell(notebook)
+    code = [cell.source for cell in notebook.cells[index + 1:] if cell.cell_type == "code"]
+    for name in auto_settings(notebook.cells[index].source):
+        filled = [i for i, source in enumerate(code) if name in names_used(source, ast.Store)]
+        if filled:   # else "auto" is handed on as it is (MAX_STEPS to plan_steps)
+            early = [source for source in code[:filled[0]] if name in names_used(source, ast.Load)]
+            assert not early, f"{name} is read while still 'auto', before the cell that fills it in:\n{early[0]}"
