@@ -128,7 +128,8 @@ def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batc
         fit = max_steps // steps_per_epoch
         if max_steps < schedule and fit >= 2:   # end with the decay: half the epochs constant, half decaying
             config.epochs, config.decay_epochs = fit - fit // 2, fit // 2
-            shape = f"{config.epochs} epochs at the full learning rate, then {config.decay_epochs} decaying to 0"
+            shape = (f"{config.epochs} epoch{'s' * (config.epochs != 1)} at the full learning rate, "
+                     f"then {config.decay_epochs} decaying to 0")
         else:
             shape = "the learning rate stays at its start value" if max_steps < schedule else "the full schedule"
         runs = f" for each of {n_runs} runs" if n_runs > 1 else ""
