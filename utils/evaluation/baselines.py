@@ -48,8 +48,8 @@ class HistogramMatcher:
     pooled, so each test image gets that domain's colour distribution, wherever its pixels are.
     The mapping is skimage.exposure.match_histograms' (the image's quantiles interpolated onto the
     reference's), with the reference's sorted values and quantiles computed once per domain instead
-    of once per image and channel (with 200 reference images at 256 px that sort was 9 of the 13
-    minutes of an evaluation); the test checks the two give the same images.
+    of once per image and channel (with 200 reference images at 256 px, 1.4 s an image against
+    0.011 s); the test checks the two give the same images.
     """
 
     def __init__(self, train_A, train_B):
