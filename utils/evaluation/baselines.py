@@ -60,8 +60,8 @@ class HistogramMatcher:
         for image in as_batch(images):
             matched = np.empty_like(image)
             for channel, (values, quantiles) in enumerate(self.reference[direction]):
-                source_values, lookup, counts = np.unique(image[..., channel].reshape(-1),
-                                                          return_inverse=True, return_counts=True)
+                _, lookup, counts = np.unique(image[..., channel].reshape(-1),
+                                             return_inverse=True, return_counts=True)
                 source_quantiles = np.cumsum(counts) / lookup.size
                 matched[..., channel] = np.interp(source_quantiles, quantiles, values)[lookup].reshape(image.shape[:2])
             out.append(matched)
