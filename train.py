@@ -28,7 +28,8 @@ MODEL_FLAGS = {"generator_type": "generator_type", "gen_filters": "gen_n_filters
                "lambda_reconstr": "lambda_reconstr", "lambda_id": "lambda_id", "learning_rate": "learning_rate",
                "epochs": "epochs", "decay_epochs": "decay_epochs", "seed": "seed",
                "data_parallel": "data_parallel", "mixed_precision": "mixed_precision", "jit": "jit_compile",
-               "unet_upsampling": "unet_upsampling", "diff_augment": "diff_augment"}
+               "unet_upsampling": "unet_upsampling", "diff_augment": "diff_augment",
+               "disc_n_layers": "disc_n_layers"}
 JIT = {"auto": "auto", "on": True, "off": False}  # --jit -> CycleGANConfig.jit_compile
 
 
@@ -62,6 +63,9 @@ def parse_args(argv=None):
                        help="DiffAugment for small datasets (Zhao et al. 2020): every image the discriminators see "
                        "in training is randomly augmented, fakes with the gradient through it; alone: the paper's "
                        "color,translation,cutout, or name a comma-separated subset (default off; docs/training.md)")
+    model.add_argument("--disc-n-layers", type=positive_int, help="stride-2 blocks of the PatchGAN discriminators, "
+                       "the patch one score sees: 3 (default, the paper's 70x70), 2 (34x34), 1 (16x16); "
+                       "docs/training.md")
     speed = p.add_argument_group("speed (docs/speed.md, docs/backends_and_devices.md)")
     speed.add_argument("--data-parallel", action="store_true", default=None,
                        help="split each batch across this machine's devices, or with TF_CONFIG a cluster's "

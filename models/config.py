@@ -22,7 +22,35 @@ MAX_WIDTH = 1024
 # Fields that fix the networks a CycleGAN builds: a checkpoint only loads into a model that agrees on these
 # (the layers' shapes, the U-Net's upsampling, and the augmentation layer in front of each discriminator).
 ARCHITECTURE_FIELDS = ("input_dim", "generator_type", "gen_n_filters", "disc_n_filters", "n_resnet_blocks",
-                       "unet_upsampling", "diff_augment")
+                       "unet_upsampling", "diff_augment", "disc_n_layers")
+
+
+# The PatchGAN discriminator's geometry (models/discriminator.py builds it): 4x4 convs, zero padding 1.
+DISC_KERNEL = 4
+PAPER_DISC_N_LAYERS = 3  # C64, C128, C256 with stride 2, then C512 and the output conv with stride 1: 70x70
+MAX_DISC_N_LAYERS = 6    # a 4478 px patch: far beyond any image trained here
+
+
+def disc_strides(n_layers=PAPER_DISC_N_LAYERS):
+    """Strides of the discriminator's convs, the output conv's included: n_layers of 2, then two of 1
+    (the official code's NLayerDiscriminator)."""
+    return (2,) * n_layers + (1, 1)
+
+
+def patch_size(img_size, n_layers=PAPER_DISC_N_LAYERS):
+    """Side of the patch map for an image side of `img_size` pixels (k=4, p=1 convs with `disc_strides`)."""
+    for stride in disc_strides(n_layers):
+        img_size = (img_size + 2 - DISC_KERNEL) // stride + 1
+    return img_size
+
+
+def receptive_field(n_layers=PAPER_DISC_N_LAYERS):
+    """Side in pixels of the input patch one score sees: 70 for the paper's n_layers=3."""
+    field, jump = 1, 1
+    for stride in disc_strides(n_layers):
+        field += (DISC_KERNEL - 1) * jump
+        jump *= stride
+    return field
 
 
 def parse_diff_augment(policy):
@@ -76,6 +104,9 @@ class CycleGANConfig:
         'translation' and 'cutout', applied at random to every image a discriminator sees in training,
         reals and fakes, also on the generators' path (models/augment.py); '' (default) is off,
         'color,translation,cutout' the paper's policy for a few thousand images or fewer.
+    disc_n_layers: stride-2 blocks of each PatchGAN discriminator (the official code's --n_layers_D),
+        which set the patch one score sees: 3 (default) is the paper's 70x70, 2 is 34x34, 1 is 16x16
+        (models/discriminator.py).
     """
 
     input_dim: tuple = (128, 128, 3)
@@ -98,6 +129,7 @@ class CycleGANConfig:
     data_parallel: bool = False
     unet_upsampling: str = "nearest"
     diff_augment: str = ""
+    disc_n_layers: int = 3
 
     def __post_init__(self):
         self.input_dim = tuple(int(v) for v in self.input_dim)
@@ -161,6 +193,13 @@ class CycleGANConfig:
         if self.unet_upsampling not in UNET_UPSAMPLING:
             raise ValueError(f"unet_upsampling={self.unet_upsampling!r}: must be one of {UNET_UPSAMPLING}.")
         parse_diff_augment(self.diff_augment)
+        if isinstance(self.disc_n_layers, bool) or not isinstance(self.disc_n_layers, int) or \
+                not 1 <= self.disc_n_layers <= MAX_DISC_N_LAYERS:
+            raise ValueError(f"disc_n_layers={self.disc_n_layers!r}: must be an integer from 1 to {MAX_DISC_N_LAYERS} "
+                             "(paper: 3, a 70x70 patch).")
+        if patch_size(min(height, width), self.disc_n_layers) < 1:
+            raise ValueError(f"disc_n_layers={self.disc_n_layers}: a {min(height, width)} px side is too small for a "
+                             f"{receptive_field(self.disc_n_layers)} px patch; use fewer layers or larger images.")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"jit_compile={self.jit_compile!r}: must be True, False or 'auto'.")
         for name in ("epochs", "decay_epochs"):

@@ -27,9 +27,9 @@ import numpy as np
 
 from models import checkpoint, devices
 from models.combined import CombinedGeneratorModel
-from models.config import CycleGANConfig
+from models.config import CycleGANConfig, patch_size
 from models.directions import GENERATORS, check_direction
-from models.discriminator import build_patchgan_discriminator, patch_size
+from models.discriminator import build_patchgan_discriminator
 from models.executor import make_executor
 from models.generators import build_resnet_generator, build_unet_generator, run_generator
 from models.image_pool import ImagePool
@@ -62,7 +62,8 @@ class CycleGAN:
         keras.utils.set_random_seed(cfg.seed)  # the same seed gives the same initial weights
 
         self.img_shape = cfg.input_dim
-        self.disc_patch = (patch_size(cfg.input_dim[0]), patch_size(cfg.input_dim[1]), 1)
+        self.disc_patch = (patch_size(cfg.input_dim[0], cfg.disc_n_layers),
+                           patch_size(cfg.input_dim[1], cfg.disc_n_layers), 1)
         policy = f"mixed_{self.compute_dtype}" if self.compute_dtype else keras.config.dtype_policy().name
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(policy)
@@ -89,9 +90,9 @@ class CycleGAN:
         # With cfg.diff_augment each discriminator starts with DiffAugment (models/augment.py): every image
         # it sees in training, in its own step and in the combined model's, is augmented; predict is not.
         self.d_A = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_A",
-                                                diff_augment=cfg.diff_augment)
+                                                diff_augment=cfg.diff_augment, n_layers=cfg.disc_n_layers)
         self.d_B = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_B",
-                                                diff_augment=cfg.diff_augment)
+                                                diff_augment=cfg.diff_augment, n_layers=cfg.disc_n_layers)
 
         # Discriminators: LSGAN loss (mse; written out in train_step), one Adam each (Example 5-4).
         # They stay trainable for good.

@@ -296,6 +296,8 @@ def test_a_few_hundred_steps_lower_discriminator_and_cycle_losses():
     ({"input_dim": (16, 16, 3)}, ["input_dim", "at least 32"]),
     ({"unet_upsampling": "cubic"}, ["unet_upsampling", "nearest", "bilinear"]),
     ({"diff_augment": "color,flip"}, ["diff_augment", "color", "translation", "cutout"]),
+    ({"disc_n_layers": 0}, ["disc_n_layers", "1 to 6"]),
+    ({"input_dim": (32, 32, 3), "disc_n_layers": 4}, ["disc_n_layers=4", "32 px", "142 px patch", "fewer layers"]),
 ])
 def test_bad_configuration_names_the_value_and_what_is_allowed(kwargs, words):
     with pytest.raises(ValueError) as error:
@@ -336,3 +338,23 @@ def test_bilinear_unet_is_built_from_the_config_and_its_checkpoint_refuses_the_b
     with pytest.raises(ValueError, match="unet_upsampling: 'bilinear' != 'nearest'"):
         CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4).load_checkpoint(path)
     assert CycleGAN.from_checkpoint(path).config.unet_upsampling == "bilinear"
+
+
+def test_a_shallower_discriminator_trains_and_its_checkpoint_refuses_the_papers(tmp_path):
+    """disc_n_layers (the official --n_layers_D): 3 by default and in a config.json from before it; 2 gives
+    34x34 patches, so the targets of both discriminators and of the combined model take its patch map."""
+    import json
+
+    from models.config import CycleGANConfig
+    book = CycleGANConfig()
+    old = {name: value for name, value in book.to_dict().items() if name != "disc_n_layers"}
+    assert book.disc_n_layers == 3 and CycleGANConfig.from_dict(json.loads(json.dumps(old))) == book
+    gan = CycleGAN(input_dim=(64, 64, 3), gen_n_filters=4, disc_n_filters=4, disc_n_layers=2)
+    assert gan.disc_patch == (14, 14, 1) and gan.d_A.output_shape == (None, 14, 14, 1)
+    before = snapshot(gan)
+    gan.train_step(batch(0, size=64), batch(1, size=64))
+    assert changed(before, snapshot(gan)) == {"g_AB", "g_BA", "d_A", "d_B"}
+    path = gan.save_checkpoint(tmp_path / "weights")
+    with pytest.raises(ValueError, match="disc_n_layers: 2 != 3"):
+        CycleGAN(input_dim=(64, 64, 3), gen_n_filters=4, disc_n_filters=4).load_checkpoint(path)
+    assert CycleGAN.from_checkpoint(path).config.disc_n_layers == 2

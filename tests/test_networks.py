@@ -8,7 +8,7 @@ import pytest
 
 from models import (FusableLeakyReLU, InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D,
                     build_patchgan_discriminator, build_resnet_generator, build_unet_generator)
-from models.discriminator import patch_size
+from models.config import patch_size, receptive_field
 
 
 # Figures from the official implementation (junyanz/pytorch-CycleGAN-and-pix2pix, networks.py).
@@ -29,6 +29,21 @@ def test_generators_keep_the_image_shape_and_range():
         y = keras.ops.convert_to_numpy(model(x))
         assert y.shape == x.shape
         assert y.min() >= -1 and y.max() <= 1
+
+
+# The official NLayerDiscriminator with --n_layers_D 1, 2, 3, 4 and 64 filters, counted by hand from its
+# layer list: widths 64, min(2^n, 8) x 64, 4x4 convs with bias, no affine instance norm, one output channel.
+@pytest.mark.parametrize("n_layers, expected", [(1, 136_385), (2, 662_977), (3, 2_764_737), (4, 6_959_553)])
+def test_patchgan_depth_matches_the_official_n_layers_discriminator(n_layers, expected):
+    d = build_patchgan_discriminator((128, 128, 3), n_filters=64, n_layers=n_layers)
+    assert d.count_params() == expected
+    assert d.output_shape == (None, patch_size(128, n_layers), patch_size(128, n_layers), 1)
+
+
+def test_patchgan_patch_sides_are_the_pix2pix_papers():
+    """pix2pix (Isola et al. 2017, section 4.4) compares 16x16, 70x70 and 286x286 patches."""
+    assert [receptive_field(n) for n in (1, 2, 3, 4, 5)] == [16, 34, 70, 142, 286]
+    assert [patch_size(128, n) for n in (1, 2, 3, 4)] == [62, 30, 14, 6]
 
 
 @pytest.mark.parametrize("size, patch", [(256, 30), (128, 14), (64, 6), (32, 2)])

@@ -209,7 +209,7 @@ def test_train_py_speed_flags_set_the_config():
 
 
 def test_train_py_issue_26_flags_set_the_config():
-    """--unet-upsampling and --diff-augment (alone: the paper's policy); off by default."""
+    """--unet-upsampling, --diff-augment (alone: the paper's policy), --disc-n-layers; the paper's by default."""
     sys.path.insert(0, str(REPO))
     import train as cli
 
@@ -220,5 +220,6 @@ def test_train_py_issue_26_flags_set_the_config():
     assert config("--unet-upsampling", "bilinear").unet_upsampling == "bilinear"
     assert config("--diff-augment").diff_augment == "color,translation,cutout"
     assert config("--diff-augment", "translation,cutout").diff_augment == "translation,cutout"
+    assert config().disc_n_layers == 3 and config("--disc-n-layers", "2").disc_n_layers == 2
     with pytest.raises(SystemExit):
         config("--unet-upsampling", "cubic")
