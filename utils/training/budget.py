@@ -73,8 +73,9 @@ def for_this_machine(settings, gpu, cpu):
 
     settings: {name: value or "auto"}; gpu, cpu: {name: value} for every name. Returns the values in
     the order of `settings` and prints what "auto" chose. 05_02 uses it to train the book's setup
-    (ResNet, 256 px) on a GPU and the CPU recipe (U-Net, 128 px: about 20 times the steps a minute)
-    on a CPU, where the book's setup gets a few hundred steps in 10 minutes.
+    (ResNet, 256 px, a 64-filter discriminator) on a GPU and the CPU recipe (the same ResNet at 128 px,
+    32 filters: 5 to 7 times the steps a minute; docs/monet2photo.md) on a CPU, where the book's setup
+    gets about 160 steps in 10 minutes.
     """
     recipe, device = (gpu, "a GPU") if devices.gpu() else (cpu, "no GPU")
     chosen = {name: recipe[name] if value == "auto" else value for name, value in settings.items()}
@@ -128,6 +129,7 @@ def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batc
         fit = max_steps // steps_per_epoch
         if max_steps < schedule and fit >= 2:   # end with the decay: half the epochs constant, half decaying
             config.epochs, config.decay_epochs = fit - fit // 2, fit // 2
+            max_steps = fit * steps_per_epoch   # where the shrunk schedule ends (the rest of an epoch is not trained)
             shape = (f"{config.epochs} epoch{'s' * (config.epochs != 1)} at the full learning rate, "
                      f"then {config.decay_epochs} decaying to 0")
         else:
