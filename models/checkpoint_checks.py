@@ -28,7 +28,7 @@ STATE_KEYS = ("format", "config", "epoch", "batch", "step", "learning_rate", "po
 # belongs to another run. The learning rate may change on resume (train.py --resume --learning-rate).
 RUN_FIELDS = ("input_dim", "generator_type", "gen_n_filters", "disc_n_filters", "n_resnet_blocks", "seed",
               "lambda_validation", "lambda_reconstr", "lambda_id", "buffer_max_length", "epochs", "decay_epochs",
-              "unet_upsampling", "diff_augment", "disc_n_layers")
+              "unet_upsampling", "resnet_upsampling", "diff_augment", "disc_n_layers")
 # A network weight above this is divergence, not learning: the shipped models' largest is 0.24, and a
 # run with --learning-rate 1e30 passes it in its first step. Such a checkpoint is not saved or used.
 MAX_WEIGHT = 1e4

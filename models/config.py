@@ -13,6 +13,7 @@ from dataclasses import dataclass
 GENERATOR_TYPES = ("unet", "resnet")
 SIZE_MULTIPLE = {"unet": 16, "resnet": 4}   # the U-Net halves height and width 4 times, the ResNet twice
 UNET_UPSAMPLING = ("nearest", "bilinear")   # the book's, and one against checkerboards (models/generators.py)
+RESNET_UPSAMPLING = ("transposed", "nearest", "bilinear")   # the paper's, and two resize-convolutions
 DIFF_AUGMENT_OPS = ("color", "translation", "cutout")   # in the order applied (models/augment.py)
 DIFF_AUGMENT_PAPER = "color,translation,cutout"          # the paper's policy for a few thousand images or fewer
 # Upper bounds that keep an absurd value (--img-size 1000000000) a message instead of an out-of-memory
@@ -20,9 +21,9 @@ DIFF_AUGMENT_PAPER = "color,translation,cutout"          # the paper's policy fo
 MAX_IMAGE_SIZE = 4096
 MAX_WIDTH = 1024
 # Fields that fix the networks a CycleGAN builds: a checkpoint only loads into a model that agrees on these
-# (the layers' shapes, the U-Net's upsampling, and the augmentation layer in front of each discriminator).
+# (the layers' shapes, the generators' upsampling, and the augmentation layer in front of each discriminator).
 ARCHITECTURE_FIELDS = ("input_dim", "generator_type", "gen_n_filters", "disc_n_filters", "n_resnet_blocks",
-                       "unet_upsampling", "diff_augment", "disc_n_layers")
+                       "unet_upsampling", "resnet_upsampling", "diff_augment", "disc_n_layers")
 
 
 # The PatchGAN discriminator's geometry (models/discriminator.py builds it): 4x4 convs, zero padding 1.
@@ -100,6 +101,9 @@ class CycleGANConfig:
     unet_upsampling: how the U-Net doubles its size before each convolution: 'nearest' (the book's:
         nearest neighbour, then a 4x4 conv) or 'bilinear' (bilinear, then a 3x3 conv: against the
         checkerboard pattern, Odena et al. 2016; models/generators.py). The ResNet ignores it.
+    resnet_upsampling: how the ResNet's u128 and u64 double their size: 'transposed' (the paper's 3x3
+        stride-2 transposed convs) or a resize, 'nearest' or 'bilinear', then a 3x3 conv with the same
+        filters (the same parameter count; against checkerboards, Odena et al. 2016). The U-Net ignores it.
     diff_augment: DiffAugment (Zhao et al. 2020) for small datasets: the operations, from 'color',
         'translation' and 'cutout', applied at random to every image a discriminator sees in training,
         reals and fakes, also on the generators' path (models/augment.py); '' (default) is off,
@@ -128,6 +132,7 @@ class CycleGANConfig:
     mixed_precision: bool | str = False
     data_parallel: bool = False
     unet_upsampling: str = "nearest"
+    resnet_upsampling: str = "transposed"
     diff_augment: str = ""
     disc_n_layers: int = 3
 
@@ -192,6 +197,8 @@ class CycleGANConfig:
                              "the device), 'float16' or 'bfloat16'.")
         if self.unet_upsampling not in UNET_UPSAMPLING:
             raise ValueError(f"unet_upsampling={self.unet_upsampling!r}: must be one of {UNET_UPSAMPLING}.")
+        if self.resnet_upsampling not in RESNET_UPSAMPLING:
+            raise ValueError(f"resnet_upsampling={self.resnet_upsampling!r}: must be one of {RESNET_UPSAMPLING}.")
         parse_diff_augment(self.diff_augment)
         if isinstance(self.disc_n_layers, bool) or not isinstance(self.disc_n_layers, int) or \
                 not 1 <= self.disc_n_layers <= MAX_DISC_N_LAYERS:

@@ -121,7 +121,8 @@ class CycleGAN:
         cfg = self.config
         if cfg.generator_type == "unet":
             return build_unet_generator(cfg.input_dim, cfg.gen_n_filters, name=name, upsampling=cfg.unet_upsampling)
-        return build_resnet_generator(cfg.input_dim, cfg.gen_n_filters, cfg.n_resnet_blocks, name=name)
+        return build_resnet_generator(cfg.input_dim, cfg.gen_n_filters, cfg.n_resnet_blocks, name=name,
+                                      upsampling=cfg.resnet_upsampling)
 
     def _adam(self):
         cfg = self.config

@@ -14,9 +14,9 @@ the line the training prints at its start and for `CycleGAN(mixed_precision=True
 Weights, the generators' tanh, the discriminators' scores and the losses stay float32 in both modes.
 """
 
-from pathlib import Path
-
 import keras
+
+from models.onednn import CPUINFO, cpu_flags
 
 # x86 CPU flags (Linux /proc/cpuinfo) of instructions that run bfloat16 matrix products natively.
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -50,17 +50,12 @@ def gpu():
     return None
 
 
-def cpu_runs_bfloat16_fast(cpuinfo="/proc/cpuinfo"):
-    """Whether this CPU has bfloat16 instructions (BFLOAT16_CPU_FLAGS). Without them the bfloat16 kernels
-    are emulated: a book U-Net step took 6.6 s in bfloat16 against 0.8 s in float32 on a 2-core AMD
-    EPYC with AVX2 only (oneDNN on; benchmarks/results/cpu_tensorflow_onednn_avx2.json). A machine without
+def cpu_runs_bfloat16_fast(cpuinfo=CPUINFO):
+    """Whether this CPU has bfloat16 instructions (BFLOAT16_CPU_FLAGS; models/onednn.cpu_flags). Without them
+    the bfloat16 kernels are emulated: a book U-Net step took 6.6 s in bfloat16 against 0.8 s in float32 on a
+    2-core AMD EPYC with AVX2 only (benchmarks/results/cpu_tensorflow_onednn_avx2.json). A machine without
     /proc/cpuinfo (macOS, Windows) counts as without: float32 is the safe choice there."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+    return bool(cpu_flags(cpuinfo) & set(BFLOAT16_CPU_FLAGS))
 
 
 def mixed_precision_dtype(setting, device=None, cpu_bfloat16=None):

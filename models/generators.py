@@ -5,7 +5,8 @@
   (`upsampling="bilinear"`: bilinear resizes and 3x3 convs instead, against checkerboards).
 - `build_resnet_generator`: the paper's ResNet generator (appendix 7.2, after Johnson et al.):
   c7s1-64, d128, d256, n x R256, u128, u64, c7s1-3 (tanh), with reflection padding, as the
-  official PyTorch code builds it (same layers, same padding, same parameter count).
+  official PyTorch code builds it (same layers, same padding, same parameter count); `upsampling="nearest"`
+  or `"bilinear"`: resize-convolutions for u128 and u64 instead, against checkerboards.
 
 Both map an image in [-1, 1] of shape (batch, h, w, channels) to an image of the same shape in
 [-1, 1], hold no training state and use N(0, 0.02) weights.
@@ -15,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from models.config import UNET_UPSAMPLING
+from models.config import RESNET_UPSAMPLING, UNET_UPSAMPLING
 from models.layers import InstanceNormalization, ReflectionPadding2D, TopLeftCropping2D, conv_init
 
 # upsampling -> (UpSampling2D interpolation, kernel of the conv after it)
@@ -99,31 +100,45 @@ def _residual_block(x, filters):
     return layers.Add()([x, y])
 
 
-def _upsample(x, filters):
-    """u_k: 3x3 stride-2 transposed conv, as PyTorch's ConvTranspose2d(k=3, s=2, p=1, output_padding=1).
+def _upsample(x, filters, upsampling="transposed"):
+    """u_k: 3x3 stride-2 transposed conv, as PyTorch's ConvTranspose2d(k=3, s=2, p=1, output_padding=1);
+    or, with upsampling 'nearest' / 'bilinear', a 2x resize, reflection pad 1 and a 3x3 conv.
 
     A 'valid' transposed conv gives 2h + 1 rows; PyTorch's padding=1 drops the first row and column.
+    The resize-convolution has the same 3x3 x filters weights, so the parameter count is unchanged: it
+    spreads every input pixel evenly over the output, where a stride-2 transposed conv gives even and odd
+    pixels different numbers of kernel taps, the checkerboard (Odena et al. 2016, "Deconvolution and
+    Checkerboard Artifacts").
     """
-    x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", kernel_initializer=conv_init())(x)
-    x = TopLeftCropping2D(1, 1)(x)
+    if upsampling == "transposed":
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", kernel_initializer=conv_init())(x)
+        x = TopLeftCropping2D(1, 1)(x)
+    else:
+        x = layers.UpSampling2D(size=2, interpolation=upsampling)(x)
+        x = ReflectionPadding2D(1)(x)
+        x = layers.Conv2D(filters, 3, padding="valid", kernel_initializer=conv_init())(x)
     x = InstanceNormalization()(x)
     return layers.Activation("relu")(x)
 
 
-def build_resnet_generator(img_shape=(256, 256, 3), n_filters=64, n_blocks=9, name="resnet_generator"):
+def build_resnet_generator(img_shape=(256, 256, 3), n_filters=64, n_blocks=9, name="resnet_generator",
+                           upsampling="transposed"):
     """Paper appendix 7.2: ResNet generator with n_blocks residual blocks (6 at 128 px, 9 at 256 px).
 
     Height and width must be divisible by 4. With 64 filters it has 11,378,179 parameters for
-    9 blocks and 7,837,699 for 6, exactly as the official code.
+    9 blocks and 7,837,699 for 6, exactly as the official code, with any `upsampling` (_upsample):
+    'transposed' (the paper's), 'nearest' or 'bilinear' (resize-convolutions, against checkerboards).
     """
+    if upsampling not in RESNET_UPSAMPLING:
+        raise ValueError(f"upsampling={upsampling!r}: must be one of {RESNET_UPSAMPLING}.")
     img = keras.Input(shape=img_shape, name="img")
     x = _conv_norm_relu(img, n_filters, 7, reflect=3)                    # c7s1-64: (h, w, f)
     x = _conv_norm_relu(x, n_filters * 2, 3, strides=2, zero_pad=1)     # d128: (h/2, w/2, 2f)
     x = _conv_norm_relu(x, n_filters * 4, 3, strides=2, zero_pad=1)     # d256: (h/4, w/4, 4f)
     for _ in range(n_blocks):
         x = _residual_block(x, n_filters * 4)                           # R256 x n
-    x = _upsample(x, n_filters * 2)                                      # u128: (h/2, w/2, 2f)
-    x = _upsample(x, n_filters)                                          # u64: (h, w, f)
+    x = _upsample(x, n_filters * 2, upsampling)                          # u128: (h/2, w/2, 2f)
+    x = _upsample(x, n_filters, upsampling)                              # u64: (h, w, f)
     x = ReflectionPadding2D(3)(x)
     out = layers.Conv2D(img_shape[-1], 7, padding="valid", activation="tanh", kernel_initializer=conv_init(),
                         dtype="float32")(x)                              # float32 under mixed precision

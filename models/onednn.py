@@ -34,19 +34,39 @@ SAFE_SIDE = 512    # oneDNN on an AVX2-only CPU: the book U-Net 0.95 s and a 64-
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
-def cpu_has_avx512(cpuinfo="/proc/cpuinfo", environ=None):
-    """Whether oneDNN may use AVX-512 here: the CPU has avx512f (/proc/cpuinfo) and ONEDNN_MAX_CPU_ISA, if
+# CYCLEGAN_CPU_KIND=avx2 or avx512 makes this process decide as on that kind of CPU (the flags below
+# instead of /proc/cpuinfo's): how the test suite is run as on the other kind (docs/testing.md).
+CPU_KIND_VARIABLE = "CYCLEGAN_CPU_KIND"
+CPU_KINDS = {"avx2": frozenset({"sse2", "avx", "avx2", "fma"}),
+             "avx512": frozenset({"sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni",
+                                  "avx512_bf16"})}
+CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_flags(cpuinfo=CPUINFO, environ=None):
+    """The x86 flags of this CPU (a set; empty without /proc/cpuinfo, as on macOS and Windows): the one
+    place they are read. CYCLEGAN_CPU_KIND, when set, replaces the machine's own (the default file only)."""
+    environ = os.environ if environ is None else environ
+    kind = environ.get(CPU_KIND_VARIABLE, "").lower()
+    if kind and str(cpuinfo) == CPUINFO:
+        if kind not in CPU_KINDS:
+            raise ValueError(f"{CPU_KIND_VARIABLE}={kind!r}: must be one of {sorted(CPU_KINDS)} (or unset)")
+        return set(CPU_KINDS[kind])
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
+def cpu_has_avx512(cpuinfo=CPUINFO, environ=None):
+    """Whether oneDNN may use AVX-512 here: the CPU has avx512f (`cpu_flags`) and ONEDNN_MAX_CPU_ISA, if
     set, allows it. A machine without /proc/cpuinfo (macOS, Windows) counts as without."""
     environ = os.environ if environ is None else environ
     limit = environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
     if limit and not limit.startswith(("AVX512", "AVX10", "ALL", "DEFAULT")):
         return False
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return "avx512f" in flags
+    return "avx512f" in cpu_flags(cpuinfo, environ)
 
 
 def kernels_for(workload, machine=None, avx512=None, environ=None):

@@ -7,6 +7,19 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# `CYCLEGAN_CPU_KIND=avx2 make test` runs the suite with every choice this project makes from the CPU made as
+# on a CPU without AVX-512 (models/onednn.cpu_flags); `=avx512` the other way (docs/testing.md, "Both CPU
+# kinds"). It leaves oneDNN's own kernels alone: ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU is no AVX2 CPU
+# (TensorFlow still sends bfloat16 convolutions to oneDNN, which then has no kernel for them).
+
+
+def pytest_report_header(config):
+    from models.onednn import CPU_KIND_VARIABLE, cpu_flags, cpu_has_avx512
+    chosen = os.environ.get(CPU_KIND_VARIABLE)
+    kind = "AVX-512" if cpu_has_avx512() else "no AVX-512"
+    bf16 = "with" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "without"
+    source = f"{CPU_KIND_VARIABLE}={chosen}" if chosen else f"this machine's; {CPU_KIND_VARIABLE}=avx2 or avx512 for the other"
+    return f"CPU kind the code decides for: {kind}, {bf16} bfloat16 ({source})"
 
 
 @pytest.fixture(scope="module")

@@ -150,6 +150,23 @@ def test_the_kernels_are_chosen_per_workload_and_cpu_and_the_users_choice_is_kep
     assert cpu_has_avx512(environ={"ONEDNN_MAX_CPU_ISA": "AVX2"}) is False
 
 
+def test_cyclegan_cpu_kind_makes_every_choice_as_on_that_cpu(tmp_path, monkeypatch):
+    """CYCLEGAN_CPU_KIND (how docs/testing.md runs the suite as on the other CPU kind) replaces the machine's
+    flags for each decision read from the CPU; a cpuinfo file named by a test still wins."""
+    from models.onednn import CPU_KIND_VARIABLE, VARIABLE, cpu_flags, cpu_has_avx512, stack_generator_calls
+    for kind, avx512 in (("avx2", False), ("AVX512", True)):
+        environ = {CPU_KIND_VARIABLE: kind, VARIABLE: "1"}
+        assert cpu_has_avx512(environ=environ) is avx512
+        assert stack_generator_calls(environ, "x86_64") is (not avx512)
+        monkeypatch.setenv(CPU_KIND_VARIABLE, kind)
+        assert devices.cpu_runs_bfloat16_fast() is avx512
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO.format(n=0, extra=" avx512f"))
+    assert cpu_has_avx512(cpuinfo, environ={CPU_KIND_VARIABLE: "avx2"}) is True
+    with pytest.raises(ValueError, match="CYCLEGAN_CPU_KIND='sse'"):
+        cpu_flags(environ={CPU_KIND_VARIABLE: "sse"})
+
+
 def test_the_device_line_names_the_gpu_or_says_cpu():
     assert devices.device_line() == "training on CPU (no GPU found)"
     t4 = {"name": "Tesla T4", "compute_capability": (7, 5)}

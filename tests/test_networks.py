@@ -12,10 +12,30 @@ from models.config import patch_size, receptive_field
 
 
 # Figures from the official implementation (junyanz/pytorch-CycleGAN-and-pix2pix, networks.py).
+@pytest.mark.parametrize("upsampling", ["transposed", "nearest", "bilinear"])
 @pytest.mark.parametrize("n_blocks, expected", [(9, 11_378_179), (6, 7_837_699)])
-def test_resnet_generator_parameter_count_matches_official(n_blocks, expected):
-    model = build_resnet_generator((64, 64, 3), n_filters=64, n_blocks=n_blocks)
+def test_resnet_generator_parameter_count_matches_official(n_blocks, expected, upsampling):
+    """The resize-convolutions (issue #33) have the transposed convs' 3x3 x filters weights: same count."""
+    model = build_resnet_generator((64, 64, 3), n_filters=64, n_blocks=n_blocks, upsampling=upsampling)
     assert model.count_params() == expected
+
+
+@pytest.mark.parametrize("upsampling, even", [("transposed", False), ("nearest", True), ("bilinear", True)])
+def test_resize_convolution_upsampling_leaves_no_checkerboard_on_a_flat_input(upsampling, even):
+    """Odena et al. 2016: a stride-2 transposed conv gives even and odd output pixels different numbers of
+    kernel taps, so even a flat feature map comes out as a period-2 pattern; a resize, then a conv, does not."""
+    from models.generators import _upsample
+    inputs = keras.Input((8, 8, 4))
+    block = keras.Model(inputs, _upsample(inputs, 4, upsampling))
+    y = keras.ops.convert_to_numpy(block(np.ones((1, 8, 8, 4), "float32")))[0]
+    assert y.shape == (16, 16, 4)
+    centre = y[2:-2, 2:-2]   # away from the borders' padding
+    if even:
+        np.testing.assert_allclose(centre, np.broadcast_to(centre[:1, :1], centre.shape), atol=1e-3)
+    else:
+        assert np.abs(centre[0::2, 0::2] - centre[1::2, 1::2]).max() > 0.1   # even pixels differ from odd ones
+    with pytest.raises(ValueError, match="upsampling='cubic'"):
+        build_resnet_generator((32, 32, 3), 4, 1, upsampling="cubic")
 
 
 @pytest.mark.parametrize("n_filters, expected", [(64, 2_764_737), (32, 694_241)])
@@ -25,7 +45,8 @@ def test_patchgan_parameter_count_matches_official(n_filters, expected):
 
 def test_generators_keep_the_image_shape_and_range():
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    for model in (build_unet_generator((32, 32, 3), 8), build_resnet_generator((32, 32, 3), 8, 2)):
+    for model in (build_unet_generator((32, 32, 3), 8), build_resnet_generator((32, 32, 3), 8, 2),
+                  build_resnet_generator((32, 32, 3), 8, 2, upsampling="bilinear")):
         y = keras.ops.convert_to_numpy(model(x))
         assert y.shape == x.shape
         assert y.min() >= -1 and y.max() <= 1

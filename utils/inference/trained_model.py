@@ -130,7 +130,8 @@ def build_any_size_generator(config, name, dtype=None):
     try:
         if config.generator_type == "unet":
             return build_unet_generator(shape, config.gen_n_filters, name=name, upsampling=config.unet_upsampling)
-        return build_resnet_generator(shape, config.gen_n_filters, config.n_resnet_blocks, name=name)
+        return build_resnet_generator(shape, config.gen_n_filters, config.n_resnet_blocks, name=name,
+                                      upsampling=config.resnet_upsampling)
     finally:
         keras.config.set_dtype_policy(previous)
 
