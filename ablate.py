@@ -9,14 +9,16 @@ same command again resumes a half-done ablation: finished variants are skipped, 
 from its checkpoint.
 """
 
-import sys
-
-from utils.cli import ArgumentParser, finite_float, non_negative_int, positive_int, run_main
+from utils.cli import ArgumentParser, finite_float, flag_words, name_the_flags, non_negative_int, positive_int, run_main
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+
+# command-line flag -> CycleGANConfig field of the base config
+MODEL_FLAGS = {"generator": "generator_type", "gen_filters": "gen_n_filters", "disc_filters": "disc_n_filters",
+               "lambda_validation": "lambda_validation", "lambda_reconstr": "lambda_reconstr", "lambda_id": "lambda_id",
+               "epochs": "epochs", "decay_epochs": "decay_epochs", "seed": "seed"}
 
 
 def parse_args(argv=None):
-    from utils.evaluation import ablation   # imports Keras: main() calls quiet() first
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="synthetic_apple2orange",
                         help="a dataset folder under --data-root; synthetic_* ones are generated if missing")
@@ -31,9 +33,10 @@ def parse_args(argv=None):
     parser.add_argument("--generator", default="unet", choices=("unet", "resnet"))
     parser.add_argument("--gen-filters", type=positive_int, default=32)
     parser.add_argument("--disc-filters", type=positive_int, default=32)
-    parser.add_argument("--lambda-validation", type=finite_float, default=ablation.FULL_LOSS["lambda_validation"])
-    parser.add_argument("--lambda-reconstr", type=finite_float, default=ablation.FULL_LOSS["lambda_reconstr"])
-    parser.add_argument("--lambda-id", type=finite_float, default=ablation.FULL_LOSS["lambda_id"])
+    full = "(default: the full loss, FULL_LOSS in utils/evaluation/ablation.py)"
+    parser.add_argument("--lambda-validation", type=finite_float, help=full)
+    parser.add_argument("--lambda-reconstr", type=finite_float, help=full)
+    parser.add_argument("--lambda-id", type=finite_float, help=full)
     parser.add_argument("--epochs", type=int, default=100,
                         help="epochs at the constant learning rate (paper 100); the decay follows")
     parser.add_argument("--decay-epochs", type=int, default=100,
@@ -52,21 +55,49 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def base_values(args):
+    """The base config's fields that the flags set (an unset lambda: the full loss's, filled in by main())."""
+    values = {field: getattr(args, flag) for flag, field in MODEL_FLAGS.items() if getattr(args, flag) is not None}
+    return {**values, "input_dim": (args.img_size, args.img_size, 3)}
+
+
+def check_values(args):
+    """The flags checked by the settings' own rules before TensorFlow is imported (seconds): one line that names
+    the flag (ValueError: exit 2). The variants are checked once the ablation code is loaded (main())."""
+    from models.config import CycleGANConfig   # no Keras in it
+    from utils.training.settings import TrainingSettings, training_set_size
+    given = {field: (flag_words(f"--{flag.replace('_', '-')}", getattr(args, flag)), getattr(args, flag))
+             for flag, field in MODEL_FLAGS.items() if getattr(args, flag) is not None}
+    given["input_dim"] = (f"--img-size {args.img_size}", (args.img_size, args.img_size, 3))
+    given["batch_size"] = (f"--batch-size {args.batch_size}", args.batch_size)
+    try:
+        settings = TrainingSettings(batch_size=args.batch_size)
+        settings.check_config(CycleGANConfig(**base_values(args)))
+        counts = training_set_size(args.data_root, args.dataset)
+        if counts:
+            settings.check_dataset(*counts, args.dataset)
+    except ValueError as error:
+        raise ValueError(name_the_flags(error, given)) from None   # run_main: one line, exit 2
+
+
 def main(argv=None):
-    quiet(verbose="--verbose" in (sys.argv[1:] if argv is None else argv))   # before parse_args imports Keras
-    from utils.evaluation import ablation
     args = parse_args(argv)
-    base = ablation.full_config(
-        input_dim=(args.img_size, args.img_size, 3), generator_type=args.generator, gen_n_filters=args.gen_filters,
-        disc_n_filters=args.disc_filters, lambda_validation=args.lambda_validation,
-        lambda_reconstr=args.lambda_reconstr, lambda_id=args.lambda_id, epochs=args.epochs,
-        decay_epochs=args.decay_epochs, seed=args.seed)
+    check_values(args)
+    quiet(verbose=args.verbose)
+    from utils.evaluation import ablation
+    from utils.training.settings import TrainingSettings
+    base = ablation.full_config(**base_values(args))
     parsed = [ablation.parse_variant(v) for v in args.variant or []]
     names = [name for name, _ in parsed]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"--variant {repeated[0]!r} is given twice: each variant needs its own name")
     variants = dict(parsed) if args.variant is not None else None
+    for variant, config in ablation.variant_configs(base, variants).items():   # before the first one trains
+        try:
+            TrainingSettings(batch_size=args.batch_size).check_config(config)
+        except ValueError as error:
+            raise ValueError(f"variant {variant!r}: {error}") from None
     name = args.name or f"{args.dataset}_{args.img_size}px_{args.steps}"
     folder = ablation.run_ablation(base, args.dataset, name, variants, max_steps=args.steps, data_root=args.data_root,
                                    out_root=args.out_root, batch_size=args.batch_size, n_examples=args.examples,

@@ -28,12 +28,13 @@ def main(argv=None):
     p.add_argument("--test-limit", type=int, help="score at most this many test images per domain (quick looks)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
-    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
-    quiet(verbose=args.verbose)
-    if not (Path(args.run) / "config.json").is_file():
-        p.error(f"{args.run} is not a run folder (no config.json): give a folder under run/cyclegan/ or pretrained/")
+    # The checks that need no model come before TensorFlow's import (seconds).
     if args.test_limit is not None and args.test_limit < 2:
         p.error(f"--test-limit {args.test_limit}: KID needs at least 2 images per domain")
+    if not (Path(args.run) / "config.json").is_file():
+        p.error(f"{args.run} is not a run folder (no config.json): give a folder under run/cyclegan/ or pretrained/")
+    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
+    quiet(verbose=args.verbose)
 
     from utils.evaluation.unpaired import evaluate_run, format_table
     results = evaluate_run(args.run, args.dataset, args.data_root, args.inception, test_limit=args.test_limit)

@@ -7,12 +7,15 @@
 Keras' own exporters write the files (utils/inference/export.py). The exported generator takes float32
 (batch, height, width, 3) in [-1, 1], height and width multiples of 16 (U-Net) or 4 (ResNet), and
 returns the same shape in [-1, 1]. SavedModel and TFLite files load without this project's code.
-TFLite fixes the height and width (--size, default the training size); the others take any size.
+TFLite fixes the height and width (--size, default the training size, at most 4096 px a side); the others
+take any size. A bad --size is refused before TensorFlow is imported.
 """
 
+import json
 import sys
 from pathlib import Path
 
+from models.config import MAX_IMAGE_SIZE, SIZE_MULTIPLE   # no Keras in it
 from utils.cli import ArgumentParser, positive_int
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
@@ -23,6 +26,36 @@ USAGE = {
               "allocate_tensors, set_tensor, invoke, get_tensor (tf.lite.Interpreter is deprecated in TensorFlow 2.21)",
     "onnx": "onnxruntime.InferenceSession('{out}').run(None, {{input_name: x}})",
 }
+
+
+def size_problem(size, fmt, generator=None):
+    """What is wrong with a fixed export size (HEIGHT, WIDTH), or None; generator: 'unet', 'resnet' or None (not
+    known yet: utils/inference/export.py checks again with the model's own multiple)."""
+    if fmt == "keras":
+        return "a .keras file keeps the generator for any size; fix the size when loading it instead"
+    multiple = SIZE_MULTIPLE.get(generator)
+    if any(side % (multiple or min(SIZE_MULTIPLE.values())) for side in size):
+        return (f"height and width must be multiples of {multiple} for the {generator} generator" if multiple else
+                "height and width must be multiples of 16 (U-Net) or 4 (ResNet)")
+    if max(size) > MAX_IMAGE_SIZE:   # the converter and the interpreter plan every activation for that size
+        return (f"at most {MAX_IMAGE_SIZE} px a side, the largest training size: memory grows with the pixel count "
+                "(the book's U-Net: about 1.9 GB at 1024 px, 16 times that at 4096); for larger photos use "
+                "translate.py, or a savedmodel or onnx export without --size, which takes any size")
+    return None
+
+
+def generator_type(model):
+    """The generator type that the config of a run, checkpoint or model folder names, or None (unreadable: the
+    export reads it properly, with its own errors)."""
+    for name, key in (("state.json", "config"), ("config.json", "model")):
+        path = Path(model) / name
+        try:
+            if path.is_file() and path.stat().st_size < 2**20:
+                found = json.loads(path.read_text())[key]["generator_type"]
+                return {"u-net": "unet"}.get(found, found) if found in (*SIZE_MULTIPLE, "u-net") else None
+        except Exception:  # noqa: BLE001  (any damage: left to the export's own checks)
+            return None
+    return None
 
 
 def main(argv=None):
@@ -39,6 +72,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not Path(args.model).exists():   # before TensorFlow's import (seconds)
         p.error(f"no such model: {args.model} (a run folder, a ckpt-* folder or a model folder)")
+    if args.size:
+        problem = size_problem(args.size, args.format, generator_type(args.model))
+        if problem:
+            p.error(f"--size {args.size[0]} {args.size[1]}: {problem}")
     quiet(verbose=args.verbose)
 
     from utils.inference.export import export_generator

@@ -15,7 +15,8 @@ import sys
 
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
-from utils.cli import ArgumentParser, finite_float, non_negative_int, positive_int, run_main  # noqa: E402
+from utils.cli import (ArgumentParser, finite_float, flag_words, name_the_flags, non_negative_int,  # noqa: E402
+                       positive_int, run_main)
 
 # The Quickstart demo: small enough for a 2-core CPU (time: docs/speed.md, How long the commands take), big
 # enough that the grids show apples turning orange. 64 px U-Net, 16/16 filters; docs/training.md.
@@ -28,7 +29,7 @@ MODEL_FLAGS = {"generator_type": "generator_type", "gen_filters": "gen_n_filters
                "lambda_reconstr": "lambda_reconstr", "lambda_id": "lambda_id", "learning_rate": "learning_rate",
                "epochs": "epochs", "decay_epochs": "decay_epochs", "seed": "seed",
                "data_parallel": "data_parallel", "mixed_precision": "mixed_precision", "jit": "jit_compile",
-               "unet_upsampling": "unet_upsampling", "diff_augment": "diff_augment",
+               "unet_upsampling": "unet_upsampling", "resnet_upsampling": "resnet_upsampling", "diff_augment": "diff_augment",
                "disc_n_layers": "disc_n_layers"}
 JIT = {"auto": "auto", "on": True, "off": False}  # --jit -> CycleGANConfig.jit_compile
 
@@ -59,6 +60,9 @@ def parse_args(argv=None):
     model.add_argument("--unet-upsampling", choices=("nearest", "bilinear"), help="how the U-Net doubles its size: "
                        "nearest (default, the book's: nearest neighbour + 4x4 conv) or bilinear (+ 3x3 conv, against "
                        "checkerboard artifacts; docs/training.md)")
+    model.add_argument("--resnet-upsampling", choices=("transposed", "nearest", "bilinear"), help="how the ResNet "
+                       "doubles its size: transposed (default, the paper's transposed convs) or a nearest/bilinear "
+                       "resize + 3x3 conv (same parameters, against checkerboard artifacts; docs/monet2photo.md)")
     model.add_argument("--diff-augment", nargs="?", const="color,translation,cutout", metavar="POLICY",
                        help="DiffAugment for small datasets (Zhao et al. 2020): every image the discriminators see "
                        "in training is randomly augmented, fakes with the gradient through it; alone: the paper's "
@@ -112,8 +116,41 @@ def model_config(args):
     return CycleGANConfig(**values)
 
 
+def given_values(args):
+    """{settings field: (the flag's words, the value it gave)} for `name_the_flags`: an error names the flag."""
+    given = {field: (flag_words(f"--{flag.replace('_', '-')}", getattr(args, flag)),
+                     JIT[args.jit] if flag == "jit" else getattr(args, flag))
+             for flag, field in MODEL_FLAGS.items() if getattr(args, flag) is not None}
+    if args.img_size is not None:
+        given["input_dim"] = (f"--img-size {args.img_size}", (args.img_size, args.img_size, 3))
+    given["batch_size"] = (f"--batch-size {args.batch_size}", args.batch_size)
+    return given
+
+
+def check_values(parser, args):
+    """Every value checked by the settings' own rules (models/config.py, utils/training/settings.py), before
+    TensorFlow is imported (seconds): a mistake is one line that names the flag. The new run's config, or None."""
+    from models.config import CycleGANConfig   # no Keras in it
+    from utils.training.settings import TrainingSettings, training_set_size
+    try:
+        if args.resume:   # only the learning rate may change (main() notes the other flags)
+            if args.learning_rate is not None:
+                CycleGANConfig(learning_rate=args.learning_rate)
+            return None
+        config = model_config(args)
+        settings = TrainingSettings(batch_size=args.batch_size)
+        settings.check_config(config)
+        counts = training_set_size(args.data_root or "data", args.dataset)
+        if counts:
+            settings.check_dataset(*counts, args.dataset)
+        return config
+    except ValueError as error:
+        parser.error(name_the_flags(error, given_values(args)))
+
+
 def main(argv=None):
     parser, args = parse_args(argv)
+    config = check_values(parser, args)
     quiet(verbose=args.verbose)
     from utils.datasets.loader import DatasetError
     from utils.training.trainer import train
@@ -134,10 +171,6 @@ def main(argv=None):
             train(None, None, args.resume, resume=True, data_root=data_root, learning_rate=args.learning_rate,
                   **common)
         else:
-            try:
-                config = model_config(args)
-            except ValueError as error:
-                parser.error(str(error))
             train(config, args.dataset, run_root=args.run_root, batch_size=args.batch_size, preprocess=args.preprocess,
                   data_root=args.data_root or "data", **common)
     except KeyboardInterrupt:

@@ -7,8 +7,9 @@
     python translate.py pretrained/synthetic_apple2orange_64 --direction AtoB --input my_photos --max-side 512
 
 AtoB uses g_AB (apple -> orange), BtoA uses g_BA. Each image is translated at its own size (the
-generators are fully convolutional: utils/inference/translation.py); above --max-side a scaled-down copy is
-translated and scaled back. --fit scales every image to the training size and back instead.
+generators are fully convolutional: utils/inference/translation.py); above --max-side (at most 8192; 0: no
+limit) a scaled-down copy is translated and scaled back. --fit scales every image to the training size and
+back instead.
 Output PNGs are named after the inputs; files that cannot be read are named and skipped. The output
 folder may not be the input folder (or inside it), and existing files are kept unless --overwrite.
 """
@@ -19,6 +20,10 @@ from pathlib import Path
 from models.onednn import prefer_onednn
 from utils.cli import ArgumentParser, run_main
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+
+# The largest --max-side: memory grows with the pixel count (the book's U-Net: about 1.9 GB at 1024 px, so some
+# 120 GB at 8192); a larger number is a typo, and 0 already asks for every image at its full size.
+MAX_SIDE = 8192
 
 
 def main(argv=None):
@@ -38,6 +43,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.max_side < 0:   # the checks that need no model come before TensorFlow's import (seconds)
         p.error(f"--max-side {args.max_side}: must be 0 (no limit) or a positive number of pixels")
+    if args.max_side > MAX_SIDE:
+        p.error(f"--max-side {args.max_side}: at most {MAX_SIDE} px (memory grows with the pixel count: about 1.9 GB "
+                "at 1024 px for the book's U-Net); 0 translates every image at its full size")
     if not Path(args.model).exists():
         p.error(f"no such model: {args.model} (a run folder, a ckpt-* folder or a model folder)")
     if not Path(args.input).is_dir():

@@ -372,9 +372,9 @@ def test_disk_full_mid_run_is_one_message_and_the_run_resumes(data_root, tmp_pat
     ("train.py", ["--checkpoint-interval", "0"], "--checkpoint-interval: must be an integer >= 1, got 0"),
     ("train.py", ["--lambda-id", "nan"], "--lambda-id: must be a finite number, got 'nan'"),
     ("train.py", ["--learning-rate", "inf"], "--learning-rate: must be a finite number, got 'inf'"),
-    ("train.py", ["--img-size", "33"], "input_dim=(33, 33, 3)"),
+    ("train.py", ["--img-size", "33"], "--img-size 33: the unet generator downsamples by 16"),
     ("ablate.py", ["--steps", "-3"], "--steps: must be an integer >= 1, got -3"),
-    ("ablate.py", ["--img-size", "33"], "input_dim=(33, 33, 3)"),
+    ("ablate.py", ["--img-size", "33"], "--img-size 33: the unet generator downsamples by 16"),
     ("ablate.py", ["--variant", "lambda_id=-1"], "variant 'lambda_id=-1': lambda_id=-1: loss weights must be >= 0"),
     ("ablate.py", ["--variant", "a b:lambda_id=0", "--variant", "a_b:lambda_id=5"], "would share the folder runs/a_b"),
 ])

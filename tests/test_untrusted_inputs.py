@@ -560,9 +560,9 @@ def test_sigterm_between_the_lock_and_the_first_step_leaves_no_folder_and_says_s
 
 @pytest.mark.parametrize("script, flags, says", [
     ("train.py", ["--img-size", "1000000000"], "at most 4096 px a side"),
-    ("train.py", ["--gen-filters", "1000000000"], "gen_n_filters=1000000000: must be a positive integer, at most 1024"),
+    ("train.py", ["--gen-filters", "1000000000"], "--gen-filters 1000000000: must be a positive integer, at most 1024"),
     ("ablate.py", ["--img-size", "1000000000"], "at most 4096 px a side"),
-    ("ablate.py", ["--gen-filters", "1000000000"], "gen_n_filters=1000000000: must be a positive integer, at most 1024"),
+    ("ablate.py", ["--gen-filters", "1000000000"], "--gen-filters 1000000000: must be a positive integer, at most 1024"),
     ("train.py", ["--log-interval", "0"], "--log-interval: must be an integer >= 1, got 0"),
     ("train.py", ["--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
     ("ablate.py", ["--seed", "-1"], "--seed: must be an integer >= 0, got -1"),

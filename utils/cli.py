@@ -9,6 +9,11 @@ and exit code 2 (a bad value: ValueError) or 1 (everything else). A bug still sh
 `--debug` on the command line, or CYCLEGAN_DEBUG=1 in the environment, shows the traceback of every
 error. Ctrl-C or SIGTERM after the checkpoint is saved exits with 130.
 
+A script checks its values before it imports TensorFlow (seconds), with the settings' own rules
+(models/config.py, utils/training/settings.py); `name_the_flags` words their errors as the command line
+does (`--img-size 33: ...`, not `input_dim=(33, 33, 3): ...`). A refused argument is `UsageExit`: exit
+code 2, its text the error line.
+
 A quiet console: TensorFlow's start-up and graph-optimiser logs are hidden unless asked for.
 
 Importing TensorFlow prints, twice, `WARNING: All log messages before absl::InitializeLog() is called
@@ -55,7 +60,55 @@ class ArgumentParser(argparse.ArgumentParser):
                           help=f"show the full traceback of an error (or set {DEBUG_VARIABLE}=1)")
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        line = f"{self.prog}: error: {message} (see --help)"
+        sys.stderr.write(line + "\n")
+        raise UsageExit(line)
+
+
+class UsageExit(SystemExit):
+    """Exit code 2 for a bad argument; its text is the error line, so a caller of `main()` (a test, a
+    notebook) sees why and not only `SystemExit: 2`."""
+
+    def __init__(self, line):
+        super().__init__(2)
+        self.line = line
+
+    def __str__(self):
+        return self.line
+
+
+def flag_words(flag, value):
+    """How a command line sets a value: ('--img-size', 33) -> '--img-size 33', ('--demo', True) -> '--demo'."""
+    if value is True:
+        return flag
+    if isinstance(value, float) and float(f"{value:g}") == value:
+        value = f"{value:g}"   # 0.0 -> '0', 0.0002 -> '0.0002', as typed
+    return f"{flag} {value}"
+
+
+def name_the_flags(error, given):
+    """A settings error in the command line's words: 'field=value: why' -> '--flag VALUE: why'.
+
+    The settings classes (models/config.py's CycleGANConfig, utils/training/settings.py) start each
+    ValueError with the fields at fault, 'name=value: ' or 'name=value, name=value: '. given: {field:
+    (flag words, the value the field was given)} for the fields that a flag set. A message that names a
+    field no flag set is returned as it is.
+    """
+    message, flags = str(error), []
+    while True:
+        for field, (words, value) in given.items():
+            prefix = next((p for p in (f"{field}={value!r}", f"{field}={value}") if message.startswith(p)), None)
+            if prefix:
+                break
+        else:
+            return str(error)
+        flags.append(words)
+        message = message[len(prefix):]
+        if message.startswith(": "):
+            return f"{' '.join(flags)}: {message[2:]}"
+        if not message.startswith(", "):
+            return str(error)
+        message = message[2:]
 
 
 def _integer(text, expected):

@@ -3,14 +3,21 @@
 `TrainingSettings` is stored in the run folder's config.json under "training" and read back when
 the run is resumed, so a resumed run trains as it started (the caller may change the intervals and
 the step budget). The book keeps these as arguments of `gan.train(...)`; the defaults are its.
+It also refuses a run that would train nothing or not what it records (`check_config`, `check_dataset`):
+no epoch, 10**20 epochs, every loss weight 0, a batch larger than the training set.
 """
 
 import dataclasses
+from pathlib import Path
 from typing import Optional
 
 PREPROCESS_DEFAULT = "resize_and_crop"   # the paper's jitter (utils/data_loader.PREPROCESS)
 # What a resumed run may change; the rest (batch size, preprocessing) is how the run was started.
 CHANGEABLE_ON_RESUME = ("sample_interval", "checkpoint_interval", "max_steps", "n_grid_images")
+# Epochs of each phase (constant, then decay): the paper trains 100 + 100; a bound keeps a typo such as
+# 10**20 a message instead of a run that never ends and a schedule that never decays.
+MAX_EPOCHS = 100_000
+LOSS_WEIGHTS = ("lambda_validation", "lambda_reconstr", "lambda_id")
 
 
 @dataclasses.dataclass
@@ -49,6 +56,30 @@ class TrainingSettings:
                              f"devices, so the batch size must be a multiple of {n_devices} "
                              f"(e.g. --batch-size {n_devices})")
 
+    def check_config(self, config):
+        """Refuse a model config that would train nothing: no epoch at all, absurdly many, or every loss off.
+
+        config: a `models.CycleGANConfig` (its own rules are checked when it is made; these are the run's).
+        """
+        for name in ("epochs", "decay_epochs"):
+            if getattr(config, name) > MAX_EPOCHS:
+                raise ValueError(f"{name}={getattr(config, name)}: at most {MAX_EPOCHS} epochs (the paper trains "
+                                 "100 + 100); to stop a run early, give a step budget (max_steps, --max-steps)")
+        if config.epochs + config.decay_epochs == 0:
+            raise ValueError(f"epochs={config.epochs}, decay_epochs={config.decay_epochs}: a run of 0 epochs "
+                             "trains nothing; give at least one epoch (the paper: 100 + 100)")
+        if all(getattr(config, name) == 0 for name in LOSS_WEIGHTS):
+            raise ValueError(", ".join(f"{name}={getattr(config, name)}" for name in LOSS_WEIGHTS) +
+                             ": with every loss weight 0 the generators' loss is 0 and they learn nothing; give at "
+                             "least one weight > 0 (the book: 1 / 10 / 2)")
+
+    def check_dataset(self, n_A, n_B, dataset="the dataset"):
+        """Refuse a batch larger than the training set: an epoch is max(n_A, n_B) images, so each step would
+        see fewer images than the batch size recorded for the run."""
+        if self.batch_size > max(n_A, n_B):
+            raise ValueError(f"batch_size={self.batch_size}: larger than the training set of {dataset} "
+                             f"({n_A} images in trainA, {n_B} in trainB); at most {max(n_A, n_B)}")
+
     def changed(self, **changes):
         """A copy with the given values (None: keep), for a resumed run; only CHANGEABLE_ON_RESUME."""
         given = {name: value for name, value in changes.items() if value is not None}
@@ -72,6 +103,17 @@ class TrainingSettings:
         """From config.json's "training"; keys this version does not know are left out."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{name: value for name, value in stored.items() if name in known})
+
+
+def training_set_size(data_root, dataset):
+    """(n_A, n_B): the image files in data_root/dataset/trainA and trainB, or None while either folder is missing
+    (a synthetic dataset is made when training starts). Counted without decoding, for the command lines'
+    early check; the trainer checks again with the readable ones (`check_dataset`)."""
+    from utils.images import list_images
+    folder = Path(data_root) / dataset
+    if not ((folder / "trainA").is_dir() and (folder / "trainB").is_dir()):
+        return None
+    return len(list_images(folder / "trainA")), len(list_images(folder / "trainB"))
 
 
 def _is_integer(value):

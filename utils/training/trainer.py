@@ -84,7 +84,9 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         asked.update(batch_size=batch_size, preprocess=preprocess)
         settings = TrainingSettings(**{name: value for name, value in asked.items() if value is not None})
     settings.check_devices(executor.device_count() if config.data_parallel else 1)
+    settings.check_config(config)   # no epoch, or every loss weight 0: a run that would train nothing
     loader = open_dataset(dataset, data_root, config.input_dim, settings.preprocess)   # a missing dataset stops here
+    settings.check_dataset(loader.n_A, loader.n_B, dataset)
     settings.data_root, settings.total_epochs = str(data_root), config.epochs + config.decay_epochs
     settings.steps_per_epoch = loader.n_batches(settings.batch_size)
 
