@@ -98,3 +98,20 @@ def test_auto_settings_come_from_the_recipe_of_the_machine_and_the_others_stay(m
     assert f"IMG_SIZE = {size}" in capsys.readouterr().out
     assert budget.for_this_machine(dict(IMG_SIZE=32, GENERATOR_TYPE="auto"), gpu=book, cpu=cpu) == \
         (32, "resnet" if gpu else "unet")
+
+
+@pytest.mark.parametrize("kind, generator, size, expected", [
+    ("avx2", "resnet", 128, 16.0), ("avx512", "resnet", 128, 6.0), ("avx512", "resnet", 256, 6.0 * 1.24),
+    ("avx512", "unet", 128, 2.7), ("avx2", "unet", 128, None)])
+def test_the_first_step_estimate_is_a_measured_figure_for_this_cpu_kind_or_none(monkeypatch, kind, generator,
+                                                                              size, expected):
+    monkeypatch.setenv("CYCLEGAN_CPU_KIND", kind)   # forced: never the machine's own CPU
+    monkeypatch.setattr(budget.devices, "gpu", lambda: None)
+    config = CycleGANConfig(input_dim=(size, size, 3), generator_type=generator)
+    estimate = budget.first_step_estimate(config)
+    assert estimate == (pytest.approx(expected) if expected else None)
+    assert budget.first_step_estimate(config, measured=3.2) == 3.2   # the run's own figure wins
+    note = budget.first_step_note(config)
+    assert note.startswith("Preparing the training graph")
+    assert (f"about {expected:.0f} s here (measured on this kind of CPU)" in note) if expected else \
+        ("a --resume of this run will say how long" in note)

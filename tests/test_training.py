@@ -223,3 +223,20 @@ def test_train_py_issue_26_flags_set_the_config():
     assert config().disc_n_layers == 3 and config("--disc-n-layers", "2").disc_n_layers == 2
     with pytest.raises(SystemExit):
         config("--unet-upsampling", "cubic")
+
+
+def test_the_first_step_says_it_prepares_the_graph_and_a_resume_says_how_long_it_took(first_run, data_root,
+                                                                                       tmp_path, capsys):
+    """Issue #36: the first step's pause is announced, measured into config.json, and quoted on --resume."""
+    meta = json.loads((first_run / "config.json").read_text())
+    first_step_s = meta["sessions"][0]["first_step_s"]
+    assert isinstance(first_step_s, float) and first_step_s > 0
+    run = tmp_path / first_run.name
+    shutil.copytree(first_run, run)
+    capsys.readouterr()
+    train(None, None, run, data_root=data_root, resume=True, max_steps=9, progress=False)
+    printed = capsys.readouterr().out
+    assert (f"Preparing the training graph: the first step traces and optimises it once, about "
+            f"{first_step_s:.0f} s here (this run, last time)") in printed
+    sessions = json.loads((run / "config.json").read_text())["sessions"]
+    assert len(sessions) == 2 and sessions[1]["first_step_s"] > 0

@@ -23,6 +23,14 @@ from models import CycleGAN, devices
 
 OVERHEAD = 1.15   # grids, loss plots, GIF, page and checkpoints on top of the steps (measured: 5-15 %)
 
+# The first training step of a process, at 128 px on 2 idle cores with TensorFlow: it traces the three
+# train functions, Grappler optimises them and oneDNN creates its kernels (benchmarks/bench_first_step.py;
+# docs/speed.md, "The first step"). By generator and CPU kind; a kind not measured has no entry.
+FIRST_STEP_S = {("resnet", "avx512"): 6.0,   # r9 32/64, AMD EPYC (cpu_tensorflow_all.json); 7.5-9.3 on a Xeon
+                ("resnet", "avx2"): 16.0,    # r9 32/64, AMD EPYC Zen 3 without AVX-512 (issue #36)
+                ("unet", "avx512"): 2.7}     # the book's U-Net 32/32, AMD EPYC (cpu_tensorflow_all.json)
+FIRST_STEP_PER_AREA = 0.08   # + 8 % for each further 128 x 128 px (256 px: 7.5 s against 6.0 s, r9 32/64)
+
 
 def seconds_per_step(model, batch_size=1, n_timed=5):
     """Seconds of one training step on this machine: the fastest of `n_timed`, after one untimed
@@ -38,6 +46,8 @@ def seconds_per_step(model, batch_size=1, n_timed=5):
     saved = _state(gan)
     images = np.random.default_rng(0).uniform(-1, 1, (2, batch_size) + tuple(gan.img_shape)).astype(np.float32)
     try:
+        if gan.combined.trace_count == 0:
+            print(first_step_note(gan.config), flush=True)
         gan.train_step(images[0], images[1])   # the first step traces the train functions: not timed
         times = []
         for _ in range(n_timed):
@@ -83,6 +93,31 @@ def for_this_machine(settings, gpu, cpu):
     if auto:
         print(f'"auto" with {device}: ' + ", ".join(auto), flush=True)
     return tuple(chosen.values())
+
+
+def first_step_estimate(config, measured=None):
+    """About how many seconds the first step of a process takes here: `measured` (this run's own first
+    step, from an earlier session) when given, else FIRST_STEP_S for this generator and CPU kind scaled to
+    the image size; None where nothing was measured (another CPU, a GPU, another backend)."""
+    if measured:
+        return float(measured)
+    from models.onednn import cpu_has_avx512
+    if devices.gpu() or keras.backend.backend() != "tensorflow":
+        return None
+    base = FIRST_STEP_S.get((config.generator_type, "avx512" if cpu_has_avx512() else "avx2"))
+    if base is None:
+        return None
+    height, width = config.input_dim[:2]
+    return base * (1 + FIRST_STEP_PER_AREA * (height * width / 128 ** 2 - 1))
+
+
+def first_step_note(config, measured=None):
+    """The line shown while the first step prepares the training graph, so that nobody thinks it hung."""
+    seconds = first_step_estimate(config, measured)
+    about = (f"about {seconds:.0f} s here ({'this run, last time' if measured else 'measured on this kind of CPU'})"
+             if seconds else "timed now; a --resume of this run will say how long")
+    return (f"Preparing the training graph: the first step traces and optimises it once, {about}; "
+            "the steps after it are much faster.")
 
 
 def duration(seconds):

@@ -34,7 +34,9 @@ from models.checkpoint_checks import NETWORKS, weight_problem
 from models.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils import plots
 from utils.cli import UserError
+from models.files import write_json
 from utils.training import page, run_folder as layout
+from utils.training.budget import first_step_note
 from utils.training.logs import LossLog, TensorBoardLog
 
 LOG_INTERVAL = 100   # steps between progress lines when there is no progress bar (a log file)
@@ -101,6 +103,7 @@ class TrainingLoop:
         self.tensorboard = TensorBoardLog(run / layout.LOGS, start_step=gan.step + 1 if resumed else None)
         self.session_start = time.time()
         self.elapsed_before = self.log.elapsed_s
+        self.timed_since = None   # (time, step) the time left is measured from: after the graph is prepared
 
     def run(self):
         gan = self.gan
@@ -165,7 +168,18 @@ class TrainingLoop:
         gan = self.gan
         lr = gan.set_learning_rate(epoch + batch_index / self.steps_per_epoch)
         channels = gan.config.input_dim[-1]
+        # The session's first step prepares the training graph, unless a notebook's timing did (budget.py)
+        first = self.timed_since is None and gan.combined.trace_count == 0
+        if self.timed_since is None and not first:
+            self.timed_since = (time.time(), gan.step)
+        if first:
+            self._say(first_step_note(gan.config, self._measured_first_step()))
+        started = time.time()
         losses = gan.train_step(match_channels(imgs_A, channels), match_channels(imgs_B, channels))
+        if first:   # recorded in config.json: the next --resume of this run says how long it took
+            self.meta["sessions"][-1]["first_step_s"] = round(time.time() - started, 1)
+            self.timed_since = (time.time(), gan.step)
+            write_json(self.folder / layout.CONFIG, self.meta)
         # NaN or inf: stop before this step is logged or checkpointed (the saved ones stay the good ones)
         check_losses(gan.step, losses, self.last_checkpoint, gan)
         # The model's position is the next batch to train: what a checkpoint resumes from.
@@ -209,11 +223,24 @@ class TrainingLoop:
                   flush=True)
 
     def _time_left(self):
-        done = self.gan.step - self.meta["sessions"][-1]["start_step"]
-        if done < 2:
+        """From the steps after the first (which also prepares the graph), so the first does not inflate it."""
+        if self.timed_since is None or self.gan.step - self.timed_since[1] < 2:
             return "?"
-        seconds = (time.time() - self.session_start) / done * (self.last_step - self.gan.step)
+        since, step = self.timed_since
+        seconds = (time.time() - since) / (self.gan.step - step) * (self.last_step - self.gan.step)
         return str(datetime.timedelta(seconds=int(seconds)))
+
+    def _measured_first_step(self):
+        """This run's first step in an earlier session (config.json), or None."""
+        earlier = [s.get("first_step_s") for s in self.meta.get("sessions", [])[:-1]]
+        return next((seconds for seconds in reversed(earlier) if isinstance(seconds, (int, float))), None)
+
+    def _say(self, line):
+        """A line that does not break the progress bar."""
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
 
     def sample(self):
         """Grid of the fixed test images, loss curves, GIF, TensorBoard image, results page."""
