@@ -87,7 +87,11 @@ def parse_args(argv=None):
                      "286 -> 256 jitter), crop (full-resolution crops of large photos), scale_width_and_crop, none")
     run.add_argument("--sample-interval", type=positive_int, help="steps between grids, loss plot and page (default 500)")
     run.add_argument("--checkpoint-interval", type=positive_int, help="steps between checkpoints (default 1000)")
-    run.add_argument("--max-steps", type=positive_int, help="stop after this many steps in total")
+    run.add_argument("--max-steps", type=positive_int, help="stop after this many steps in total (the paper's "
+                     "schedule is kept: a short run stops at the full learning rate; see --fit-schedule)")
+    run.add_argument("--fit-schedule", action="store_true", help="with --max-steps, shrink the schedule to that "
+                     "budget as the notebooks do: half the epochs that fit at the full learning rate, half decaying "
+                     "to 0, so a short run ends with the decay (trains whole epochs only)")
     run.add_argument("--n-grid-images", type=positive_int, help="test images per domain in each grid (default 2)")
     run.add_argument("--data-root", help="folder of the datasets (default: data; a resumed run: the run's own)")
     run.add_argument("--run-root", default="run/cyclegan", help="where run folders are made (default run/cyclegan)")
@@ -132,6 +136,9 @@ def check_values(parser, args):
     TensorFlow is imported (seconds): a mistake is one line that names the flag. The new run's config, or None."""
     from models.config import CycleGANConfig   # no Keras in it
     from utils.training.settings import TrainingSettings, training_set_size
+    if args.fit_schedule and (args.resume or args.max_steps is None):
+        parser.error("--fit-schedule shapes a new run's schedule to --max-steps N: give --max-steps, and not with "
+                     "--resume (a resumed run keeps its schedule)")
     try:
         if args.resume:   # only the learning rate may change (main() notes the other flags)
             if args.learning_rate is not None:
@@ -172,7 +179,7 @@ def main(argv=None):
                   **common)
         else:
             train(config, args.dataset, run_root=args.run_root, batch_size=args.batch_size, preprocess=args.preprocess,
-                  data_root=args.data_root or "data", **common)
+                  data_root=args.data_root or "data", fit_schedule=args.fit_schedule, **common)
     except KeyboardInterrupt:
         sys.exit(130)  # the checkpoint is saved and the resume command printed (utils/training/trainer.py)
     except (DatasetError, FileNotFoundError) as error:

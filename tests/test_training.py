@@ -240,3 +240,22 @@ def test_the_first_step_says_it_prepares_the_graph_and_a_resume_says_how_long_it
             f"{first_step_s:.0f} s here (this run, last time)") in printed
     sessions = json.loads((run / "config.json").read_text())["sessions"]
     assert len(sessions) == 2 and sessions[1]["first_step_s"] > 0
+
+
+def test_max_steps_with_fit_schedule_ends_with_the_decay_and_without_keeps_the_papers(data_root, tmp_path, capsys):
+    """Issue #36: `train.py --max-steps N` keeps the paper's schedule (a constant rate); --fit-schedule shrinks
+    it to N as the notebooks' "auto" does. 6 images a domain: 6 steps an epoch, 20 steps fit 3 epochs."""
+    config = {**TINY, "epochs": 100, "decay_epochs": 100}
+    run = train(config, DATASET, data_root=data_root, run_root=tmp_path, max_steps=20, progress=False,
+                fit_schedule=True, sample_interval=100, checkpoint_interval=100)
+    assert "Schedule fitted to the budget: 18 steps (2 epochs at the full learning rate, then 1 decaying to 0" \
+        in capsys.readouterr().out
+    meta = json.loads((run / "config.json").read_text())
+    assert (meta["model"]["epochs"], meta["model"]["decay_epochs"], meta["training"]["max_steps"]) == (2, 1, 18)
+    rates = read_losses(run / layout.LOSSES_CSV)["learning_rate"]
+    assert len(rates) == 18 and rates[0] == pytest.approx(2e-4) and rates[-1] < 2e-4 / 6 + 1e-12
+    kept = train(config, DATASET, data_root=data_root, run_root=tmp_path, max_steps=8, progress=False,
+                 sample_interval=100, checkpoint_interval=100)
+    np.testing.assert_allclose(read_losses(kept / layout.LOSSES_CSV)["learning_rate"], 2e-4)   # 8 steps, constant
+    with pytest.raises(ValueError, match="at least one epoch, 6 steps here"):
+        train(config, DATASET, data_root=data_root, run_root=tmp_path, max_steps=5, fit_schedule=True)

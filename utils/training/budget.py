@@ -120,6 +120,24 @@ def first_step_note(config, measured=None):
             "the steps after it are much faster.")
 
 
+def fit_schedule(config, steps_per_epoch, max_steps):
+    """Shrink the paper's schedule to a budget of `max_steps`, in place: (steps trained, its shape in words).
+
+    Half the whole epochs that fit at the full learning rate, half decaying to 0, as the paper's
+    100 + 100, so that a short run still ends with the decay; a budget of one epoch decays all of it.
+    The steps trained end with the last whole epoch (the rest of a partial epoch is not trained).
+    Used by the notebooks' "auto" (plan_steps) and `train.py --max-steps N --fit-schedule`.
+    """
+    fit = max_steps // steps_per_epoch
+    if fit < 1:
+        raise ValueError(f"max_steps={max_steps}: fitting the schedule needs at least one epoch, {steps_per_epoch:,} "
+                         "steps here (or keep the paper's schedule and stop early, without fitting it)")
+    config.epochs, config.decay_epochs = (fit - fit // 2, fit // 2) if fit >= 2 else (0, 1)
+    plural = "s" * (config.epochs != 1)
+    return fit * steps_per_epoch, (f"{config.epochs} epoch{plural} at the full learning rate, then "
+                                   f"{config.decay_epochs} decaying to 0")
+
+
 def duration(seconds):
     """'about N minutes' (and the hours when it is long), for the estimates."""
     minutes = max(1, round(seconds / 60))
@@ -161,12 +179,8 @@ def plan_steps(model, steps_per_epoch, max_steps="auto", budget_minutes=10, batc
         minutes = budget_minutes if device == "CPU" else gpu_budget_minutes
         budget = int(minutes * 60 / (step_s * OVERHEAD * n_runs))
         max_steps = max(1, min(schedule, budget // 100 * 100 if budget >= 200 else budget))
-        fit = max_steps // steps_per_epoch
-        if max_steps < schedule and fit >= 2:   # end with the decay: half the epochs constant, half decaying
-            config.epochs, config.decay_epochs = fit - fit // 2, fit // 2
-            max_steps = fit * steps_per_epoch   # where the shrunk schedule ends (the rest of an epoch is not trained)
-            shape = (f"{config.epochs} epoch{'s' * (config.epochs != 1)} at the full learning rate, "
-                     f"then {config.decay_epochs} decaying to 0")
+        if max_steps < schedule and max_steps // steps_per_epoch >= 2:   # end with the decay
+            max_steps, shape = fit_schedule(config, steps_per_epoch, max_steps)
         else:
             shape = "the learning rate stays at its start value" if max_steps < schedule else "the full schedule"
         runs = f" for each of {n_runs} runs" if n_runs > 1 else ""

@@ -33,7 +33,7 @@ from models.disk_space import DiskFullError, disk_full_error, is_disk_full
 from models.files import write_atomic, write_json
 from utils.datasets.loader import DataLoader
 from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
-from utils.training import run_folder as layout
+from utils.training import budget, run_folder as layout
 from utils.training.lock import RunLock
 from utils.training.loop import LOG_INTERVAL, TrainingLoop, match_channels, wants_bar
 from utils.training.settings import TrainingSettings
@@ -44,7 +44,8 @@ SYNTHETIC_STAND_IN = {"apple2orange": "synthetic_apple2orange", "monet2photo": "
 
 def train(model_config, dataset, run_folder=None, *, data_root="data", run_root="run/cyclegan", batch_size=None,
           sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress="auto",
-          n_grid_images=None, callbacks=None, mode=None, preprocess=None, log_interval=None, learning_rate=None):
+          n_grid_images=None, callbacks=None, mode=None, preprocess=None, log_interval=None, learning_rate=None,
+          fit_schedule=False):
     """Train a CycleGAN on `dataset` in a run folder; returns the run folder's Path.
 
     model_config: a `CycleGANConfig`, a dict of its fields, or a built `CycleGAN` (trained in place,
@@ -61,6 +62,10 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         left (True); a line every `log_interval` steps instead (False); 'auto' (default): the bar
         on a terminal or in a notebook, lines when the output goes to a file.
     log_interval: steps between those lines (default LOG_INTERVAL, 100).
+    fit_schedule: with max_steps, a new run shrinks the paper's schedule to that budget (half the epochs
+        that fit at the full rate, half decaying to 0: utils/training/budget.fit_schedule, the notebooks'
+        "auto"), so that it ends with the decay; without it (default) the paper's schedule is kept and
+        the run stops at max_steps, still at the full learning rate. Recorded in config.json's epochs.
     learning_rate: when resuming, a new Adam learning rate for the rest of the run (e.g. after it
         diverged), recorded in config.json (the model's and the session's "learning_rate").
     callbacks: functions called after every step as `callback(gan, row)`, row = the step's CSV row
@@ -87,8 +92,10 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     settings.check_config(config)   # no epoch, or every loss weight 0: a run that would train nothing
     loader = open_dataset(dataset, data_root, config.input_dim, settings.preprocess)   # a missing dataset stops here
     settings.check_dataset(loader.n_A, loader.n_B, dataset)
-    settings.data_root, settings.total_epochs = str(data_root), config.epochs + config.decay_epochs
     settings.steps_per_epoch = loader.n_batches(settings.batch_size)
+    if fit_schedule:
+        _fit_schedule(config, settings, resume)
+    settings.data_root, settings.total_epochs = str(data_root), config.epochs + config.decay_epochs
 
     created = not resume and (run_folder is None or not Path(run_folder).exists())
     run = Path(run_folder) if run_folder is not None else layout.new_run_folder(run_root, dataset)
@@ -118,6 +125,22 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     finally:
         lock.release()
     return run
+
+
+def _fit_schedule(config, settings, resume):
+    """train(fit_schedule=True): the schedule shrunk to settings.max_steps, said in one line."""
+    if resume:
+        raise ValueError("fit_schedule=True shapes a new run's schedule; a resumed run keeps the one it started "
+                         "with (its config.json)")
+    if settings.max_steps is None:
+        raise ValueError("fit_schedule=True needs max_steps (--max-steps N): the budget to fit the schedule to")
+    schedule = (config.epochs + config.decay_epochs) * settings.steps_per_epoch
+    if settings.max_steps >= schedule:
+        print(f"The schedule ({schedule:,} steps) fits in max_steps={settings.max_steps:,} as it is.", flush=True)
+        return
+    settings.max_steps, shape = budget.fit_schedule(config, settings.steps_per_epoch, settings.max_steps)
+    print(f"Schedule fitted to the budget: {settings.max_steps:,} steps ({shape}; "
+          f"{settings.steps_per_epoch:,} steps an epoch).", flush=True)
 
 
 @contextlib.contextmanager
