@@ -19,7 +19,16 @@ def pytest_report_header(config):
     kind = "AVX-512" if cpu_has_avx512() else "no AVX-512"
     bf16 = "with" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "without"
     source = f"{CPU_KIND_VARIABLE}={chosen}" if chosen else f"this machine's; {CPU_KIND_VARIABLE}=avx2 or avx512 for the other"
-    return f"CPU kind the code decides for: {kind}, {bf16} bfloat16 ({source})"
+    lines = [f"CPU kind the code decides for: {kind}, {bf16} bfloat16 ({source})"]
+    budget = SUITE_MINUTES.get(config.option.markexpr)
+    if budget:
+        lines.append(f"time: {budget} (docs/speed.md, How long the commands take)")
+    return lines
+
+
+# What each selection took on 2 cores, idle (docs/speed.md): printed when the run starts.
+SUITE_MINUTES = {"not long": "about 4 min on an AVX-512 CPU, about 10 min on an AVX2-only one (make test)",
+                 "long": "about 10 min on an AVX-512 CPU, more on an AVX2-only one (make test-long)"}
 
 
 @pytest.fixture(scope="module")
