@@ -13,7 +13,9 @@ figures of one run only).
 
 Variants: default; grappler_off (TensorFlow's graph optimiser off: tf.config.optimizer's
 disable_meta_optimizer); stacked / unstacked (the combined model's generator calls forced either way,
-models/combined.py 4.); eigen (TF_ENABLE_ONEDNN_OPTS=0: no oneDNN primitives to create).
+models/combined.py 4.); eigen (TF_ENABLE_ONEDNN_OPTS=0: no oneDNN primitives to create); no_<pass>: one
+Grappler pass off (tf.config.optimizer.set_experimental_options({<pass>: False}), e.g. no_remapping,
+no_layout_optimizer, no_constant_folding, no_arithmetic_optimization).
 """
 
 import argparse
@@ -43,6 +45,8 @@ def worker(config, variant):
     import_s = time.perf_counter() - t0
     if variant == "grappler_off":
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    elif variant.startswith("no_"):   # one Grappler pass off, e.g. no_remapping, no_constant_folding
+        tf.config.optimizer.set_experimental_options({variant[3:]: False})
     from models import CycleGAN
 
     t = time.perf_counter()
@@ -129,7 +133,7 @@ def main(argv=None):
     if args.worker:
         return worker(*args.worker)
     variants = [v for v in args.variants.split(",") if v]
-    unknown = sorted(set(variants) - set(VARIANTS))
+    unknown = sorted(v for v in set(variants) - set(VARIANTS) if not v.startswith("no_"))
     if unknown:
         p.error(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     if args.repeats < 1:
