@@ -12,6 +12,9 @@ colour transfer) is scored by the same code:
                     judge's features; kid_inception the same on InceptionV3 ImageNet features when
                     those weights are on this machine (None otherwise)
     cycle_error     mean |back(there(x)) - x| in [0, 1] (paper eq. 2 on test images)
+    checkerboard    {median, p90, n} over the translations of the checkerboard score, the 2- and 4-pixel
+                    grid of stride-2 upsampling (utils/evaluation/checkerboard.py); the real test images'
+                    own, the level to compare with, are results["checkerboard_real"] (None below 32 px)
 
 The judge's own accuracy on the real test images is reported with every figure; when it is below
 utils.evaluation.judge.MIN_JUDGE_ACCURACY its rates are withheld (None).
@@ -26,13 +29,14 @@ import numpy as np
 from models.checkpoint import latest_name
 from models.directions import DIRECTIONS, domains, reverse
 from models.files import write_json
+from utils.evaluation import checkerboard
 from utils.evaluation import judge as judges
 from utils.evaluation.baselines import baseline_translators, model_translator
 from utils.images import load_images
 from utils.inference.trained_model import load_generators
 from utils.plots import image_table
 from utils.training import run_folder as layout
-from utils.training.page import results_table, write_index
+from utils.training.page import checkerboard_note, results_table, write_index
 from utils.training.trainer import load_run
 
 TRAIN_LIMIT = 200          # training images per domain the histogram / colour baselines are fitted on
@@ -52,8 +56,16 @@ def score_translator(translate, test, scorer):
         cycled = np.clip(np.asarray(translate(translated, reverse(direction)), np.float32), 0, 1)
         results[direction] = {**judges.judge_rates(scorer.judge, translated, target, scorer.accuracy),
                               **scorer.kids(translated, target),
-                              "cycle_error": float(np.mean(np.abs(cycled - test[source])))}
+                              "cycle_error": float(np.mean(np.abs(cycled - test[source]))),
+                              "checkerboard": checkerboard_summary(translated)}
     return results
+
+
+def checkerboard_summary(images):
+    """utils.evaluation.checkerboard.folder_summary of a batch, or None for images too small to score."""
+    if min(np.shape(images)[1:3]) < checkerboard.MIN_SIDE:
+        return None
+    return checkerboard.folder_summary(images)
 
 
 class Scorer:
@@ -94,7 +106,8 @@ def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=prin
     """Score `gan` (a CycleGAN) and the baselines on `dataset`'s real test images at the model's size.
 
     Returns (results, test, translators, scorer): results = {"dataset", "image_size", "judge": {accuracy, cache info},
-    "features", "methods": {name: score_translator(...)}}; test = the images scored; translators =
+    "checkerboard_real": {"A", "B": the real test images' checkerboard summary}, "features",
+    "methods": {name: score_translator(...)}}; test = the images scored; translators =
     {name: translate}; scorer = the `Scorer` (the judge and its accuracy).
     """
     size = int(gan.config.input_dim[0])
@@ -110,6 +123,7 @@ def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=prin
     methods = {name: score_translator(translate, test, scorer) for name, translate in translators.items()}
     results = {"dataset": dataset, "image_size": size, "n_test": {d: len(test[d]) for d in ("A", "B")},
                "judge": {"accuracy_on_real_test": acc, "cache": info},
+               "checkerboard_real": {d: checkerboard_summary(test[d]) for d in ("A", "B")},
                "features": ["judge"] + (["inception"] if scorer.inception is not None else []),
                "methods": methods}
     return results, test, translators, scorer
@@ -119,10 +133,11 @@ def format_table(results):
     """The results as a Markdown table, with the judge's accuracy on the real test images above it."""
     acc = results["judge"]["accuracy_on_real_test"]
     header, rows = results_table(results)
+    note = checkerboard_note(results)
     lines = [f"{results['dataset']} at {results['image_size']} px, {results['n_test']['A']} test A / "
              f"{results['n_test']['B']} test B images; the judge's accuracy on the real test images: "
              f"A {acc['A']:.1%}, B {acc['B']:.1%}" + ("" if acc["usable"] else " (UNUSABLE: rates withheld)"),
-             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+             *([note] if note else []), "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -88,7 +88,8 @@ def kid_with_spread(mean, spread):
 
 
 def results_table(results):
-    """Rows (method, direction, judged target, mean p, KID judge, KID inception, cycle error) as text."""
+    """Rows (method, direction, judged target, mean p, KID judge, KID inception, cycle error, checkerboard
+    median / p90) as text; '-' where a figure is absent (an evaluation.json written before it existed)."""
     def pct(value):
         return "withheld" if value is None else f"{value:.1%}"
 
@@ -101,9 +102,25 @@ def results_table(results):
             s = scores[direction]
             rows.append((name, direction, pct(s["judged_target"]),
                          "withheld" if s["mean_p_target"] is None else f"{s['mean_p_target']:.2f}",
-                         kid_text(s["kid_judge"]), kid_text(s["kid_inception"]), f"{s['cycle_error']:.3f}"))
+                         kid_text(s["kid_judge"]), kid_text(s["kid_inception"]), f"{s['cycle_error']:.3f}",
+                         checkerboard_text(s.get("checkerboard"))))
     return ("method", "direction", "judged target", "mean p(target)", "KID (judge features)",
-            "KID (Inception)", "cycle error"), rows
+            "KID (Inception)", "cycle error", "checkerboard median / p90"), rows
+
+
+def checkerboard_text(summary):
+    """A checkerboard summary {"median", "p90"} as 'median / p90', '-' when there is none."""
+    return "-" if not summary else f"{summary['median']:.2f} / {summary['p90']:.2f}"
+
+
+def checkerboard_note(results):
+    """The line that says what the checkerboard column means and the real test images' own level ('' if absent)."""
+    real = results.get("checkerboard_real") or {}
+    if not any(real.values()):
+        return ""
+    return ("Checkerboard: the 2- and 4-pixel grid of stride-2 upsampling (utils/evaluation/checkerboard.py), "
+            "median / 90th percentile over the images; the real test images score A "
+            f"{checkerboard_text(real.get('A'))}, B {checkerboard_text(real.get('B'))}.")
 
 
 def evaluation_section(run):
@@ -114,6 +131,7 @@ def evaluation_section(run):
     results = json.loads(path.read_text())
     header, rows = results_table(results)
     acc = results["judge"]["accuracy_on_real_test"]
+    note = checkerboard_note(results)
     table = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
     table += ["<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rows]
     parts = ["<h2>Evaluation on the real test images</h2>",
@@ -122,6 +140,7 @@ def evaluation_section(run):
              f"{acc['A']:.1%} of the real test A and {acc['B']:.1%} of the real test B images"
              + ("" if acc["usable"] else " and is <b>unusable</b>: its rates are withheld") + ". "
              "KID: lower is closer to the real target images.</p>",
+             *([f'<p class="note">{html.escape(note)}</p>'] if note else []),
              "\n".join(table) + "</table>"]
     if (Path(run) / layout.EVALUATION_FIGURE).is_file():
         parts.append(f'<figure><img src="{layout.EVALUATION_FIGURE}" alt="test images by every method">'
