@@ -26,21 +26,25 @@ def main(argv=None):
     p.add_argument("--inception", choices=("auto", "download", "off"), default="auto",
                    help="KID on InceptionV3 features: auto = when its weights are already on this machine")
     p.add_argument("--test-limit", type=int, help="score at most this many test images per domain (quick looks)")
+    p.add_argument("--image-size", type=int, help="score at this size instead of the model's (e.g. a 128 px model "
+                   "on 256 px test photos), with a judge of that size; writes evaluation_<size>px.json")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
     # The checks that need no model come before TensorFlow's import (seconds).
     if args.test_limit is not None and args.test_limit < 2:
         p.error(f"--test-limit {args.test_limit}: KID needs at least 2 images per domain")
+    if args.image_size is not None and not (32 <= args.image_size <= 1024 and args.image_size % 16 == 0):
+        p.error(f"--image-size {args.image_size}: must be a multiple of 16 from 32 to 1024 (a judge is trained at it)")
     if not (Path(args.run) / "config.json").is_file():
         p.error(f"{args.run} is not a run folder (no config.json): give a folder under run/cyclegan/ or pretrained/")
     prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
     quiet(verbose=args.verbose)
 
     from utils.evaluation.unpaired import evaluate_run, format_table
-    results = evaluate_run(args.run, args.dataset, args.data_root, args.inception, test_limit=args.test_limit)
+    results = evaluate_run(args.run, args.dataset, args.data_root, args.inception, test_limit=args.test_limit,
+                           image_size=args.image_size)
     print(format_table(results))
-    print(f"written: {Path(args.run) / 'evaluation.json'}, {Path(args.run) / 'images' / 'evaluation.png'}, "
-          f"{Path(args.run) / 'index.html'}")
+    print(f"written: evaluation*.json and images/evaluation*.png in {args.run}")
 
 
 if __name__ == "__main__":

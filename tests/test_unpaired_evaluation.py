@@ -178,6 +178,20 @@ def test_evaluate_py_writes_the_json_the_figure_and_the_page_section(dataset, tr
     assert "Evaluation on the real test images" in page and "images/evaluation.png" in page
 
 
+def test_evaluate_py_scores_a_model_at_another_size_into_its_own_files(dataset, tmp_path, capsys):
+    """Issue #33: a 32 px model scored on 48 px test images with a 48 px judge; the 32 px files stay as they are."""
+    run = write_run(tmp_path / "0001_blobs", dataset)
+    evaluate_script.main([str(run), "--inception", "off", "--image-size", "48"])
+    assert "blobs at 48 px" in capsys.readouterr().out
+    results = json.loads((run / "evaluation_48px.json").read_text())
+    assert results["image_size"] == 48 and not (run / "evaluation.json").exists()
+    assert results["methods"]["CycleGAN"]["BtoA"]["checkerboard"]["n"] == 16
+    assert (run / "images" / "evaluation_48px.png").is_file()
+    with pytest.raises(SystemExit):
+        evaluate_script.main([str(run), "--image-size", "50"])
+    assert "--image-size 50: must be a multiple of 16" in capsys.readouterr().err
+
+
 def test_evaluate_py_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         evaluate_script.main([str(tmp_path)])

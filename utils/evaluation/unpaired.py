@@ -102,15 +102,16 @@ def load_inception(mode="auto", log=print):
     return judges.inception_features_model("imagenet")
 
 
-def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=print, test_limit=None):
-    """Score `gan` (a CycleGAN) and the baselines on `dataset`'s real test images at the model's size.
+def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=print, test_limit=None, image_size=None):
+    """Score `gan` (a CycleGAN, or TrainedGenerators for another `image_size`) and the baselines on
+    `dataset`'s real test images at the model's size (or `image_size`, with the judge of that size).
 
     Returns (results, test, translators, scorer): results = {"dataset", "image_size", "judge": {accuracy, cache info},
     "checkerboard_real": {"A", "B": the real test images' checkerboard summary}, "features",
     "methods": {name: score_translator(...)}}; test = the images scored; translators =
     {name: translate}; scorer = the `Scorer` (the judge and its accuracy).
     """
-    size = int(gan.config.input_dim[0])
+    size = int(image_size or gan.config.input_dim[0])
     folder = Path(data_root) / dataset
     test = {d: load_images(folder / f"test{d}", size, limit=test_limit) for d in ("A", "B")}
     judge, features, info = judges.load_or_train_judge(dataset, size, data_root, log=log)
@@ -211,20 +212,29 @@ def judge_rates_by_split(translate, dataset, data_root, size, splits=("test", "t
     return out
 
 
-def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log=print, test_limit=None):
+def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log=print, test_limit=None,
+                 image_size=None):
     """Evaluate a run folder's latest checkpoint (or a model folder such as pretrained/apple2orange_128);
     write evaluation.json and the figure into it and, for a run, rebuild its index.html (which shows
-    them). Returns the results dict."""
+    them). Returns the results dict. image_size: score at another size than the model's (its generators
+    are convolutional), with the judge of that size, into evaluation_<size>px.json and its figure
+    (the page keeps showing the model's own size)."""
     run = Path(run_folder)
     model, checkpoint_name, dataset, data_root = load_scored_model(run, dataset, data_root)
     meta = json.loads((run / layout.CONFIG).read_text())
-    results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit)
+    other_size = image_size is not None and int(image_size) != int(model.config.input_dim[0])
+    if other_size:
+        model = load_generators(model)   # the same weights, any input size
+    results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit,
+                                                           image_size if other_size else None)
     results["checkpoint"] = checkpoint_name
-    write_json(run / layout.EVALUATION_JSON, results)
-    save_figure(translators, test, run / layout.EVALUATION_FIGURE)
+    suffix = f"_{int(image_size)}px" if other_size else ""
+    write_json(run / layout.EVALUATION_JSON.replace(".json", f"{suffix}.json"), results)
+    save_figure(translators, test, run / layout.EVALUATION_FIGURE.replace(".png", f"{suffix}.png"))
     if scorer.accuracy["usable"]:
-        save_failures(translators["CycleGAN"], test, scorer.judge, run / layout.FAILURES_FIGURE)
-    if "format" not in meta:
+        save_failures(translators["CycleGAN"], test, scorer.judge,
+                      run / layout.FAILURES_FIGURE.replace(".png", f"{suffix}.png"))
+    if "format" not in meta and not other_size:
         write_index(run)
     return results
 
