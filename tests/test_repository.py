@@ -161,3 +161,18 @@ def test_the_machine_path_rule_catches_what_it_should():
     assert MACHINE_PATH.search('"checkpoints_dir": "/tmp/cyclegan_bench_ckpt_858ahnp8"')
     assert not MACHINE_PATH.search("run/cyclegan/0001_apple2orange and ../shared/bench/x.py")
     assert not MACHINE_PATH.search("<scratch>/pcg and <tmp>/run")
+
+
+def test_every_test_named_in_what_can_go_wrong_exists():
+    """docs/what_can_go_wrong.md promises each guarantee with a test (`file::test_name`): each must be there."""
+    text = (ROOT / "docs" / "what_can_go_wrong.md").read_text()
+    named = set(re.findall(r"`(\w+)::(test_\w+)", text))
+    assert len(named) > 50
+    files = {"untrusted": "test_untrusted_inputs.py"}   # the page's one short name that is not the file's
+
+    def defined(short, name):
+        path = ROOT / "tests" / files.get(short, f"test_{short}.py")
+        return path.is_file() and re.search(rf"^\s*def {name}\(", path.read_text(), re.M)
+
+    missing = [f"{short}::{name}" for short, name in sorted(named) if not defined(short, name)]
+    assert not missing, f"docs/what_can_go_wrong.md names tests that do not exist: {missing}"
