@@ -6,16 +6,38 @@
 
 Each model is a run folder, a checkpoint, a model folder (pretrained/...) or an ablation folder.
 The page is a Gradio app (utils/inference/serve.py; build_app shows it in a notebook too). It listens on
-127.0.0.1 (this computer only) unless --host says otherwise, makes no share link and sends no analytics;
-uploads over --max-upload-mb or that are not images are refused with a message. Ctrl-C stops it.
+127.0.0.1 (this computer only) unless --host says otherwise, makes no share link and sends no analytics.
+It reads only the photos uploaded to it; a request carries at most one photo of --max-upload-mb (a larger
+request or file gets 413, a file that is not an image a message); a photo larger than --max-side is
+translated and shown at that size; each computer has at most 2 photos on the queue. Ctrl-C stops it.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
 from models.onednn import prefer_onednn
 from utils.cli import ArgumentParser, port_number, positive_float, positive_int
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
+
+MAX_UPLOAD_MB = 1024   # a photo; a larger limit would only let a client hold that much of the page's memory and disk
+MAX_SIDE = 4096        # the largest side models/config.py trains at
+
+
+def upload_mb(text):
+    """argparse type: the upload limit, a number of MB > 0 and at most MAX_UPLOAD_MB."""
+    value = positive_float(text)
+    if value > MAX_UPLOAD_MB:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_UPLOAD_MB} (MB, one photo), got {text!r}")
+    return value
+
+
+def side(text):
+    """argparse type: --max-side, an integer from 1 to MAX_SIDE."""
+    value = positive_int(text)
+    if value > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SIDE} px, got {value}")
+    return value
 
 
 def main(argv=None):
@@ -24,9 +46,11 @@ def main(argv=None):
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only; "
                    "0.0.0.0 lets anyone on the network upload)")
     p.add_argument("--port", type=port_number, default=8000, help="0 to 65535 (0: any free port; default 8000)")
-    p.add_argument("--max-upload-mb", type=positive_float, default=10, help="refuse larger uploads (default 10)")
-    p.add_argument("--max-side", type=positive_int, default=512, help="translate photos whose longer side is above this as a "
-                   "scaled-down copy (default 512: answers in seconds on a laptop CPU)")
+    p.add_argument("--max-upload-mb", type=upload_mb, default=10, help="the most one request may carry: one photo "
+                   f"of this many MB (default 10, at most {MAX_UPLOAD_MB}); a larger file or request is refused")
+    p.add_argument("--max-side", type=side, default=512, help="translate photos whose longer side is above this as a "
+                   "copy scaled down to it, and show the results at that size (default 512: answers in seconds on a "
+                   f"laptop CPU; at most {MAX_SIDE})")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
     missing = [model for model in args.models if not Path(model).exists()]

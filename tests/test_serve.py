@@ -85,10 +85,10 @@ def test_a_photo_is_translated_both_ways_by_every_model(app, photo_file):
     assert len({image.tobytes() for image in images}) == 12   # every model and column differs
 
 
-def test_a_photo_above_max_side_is_translated_scaled_down_and_back(app, photo_file):
+def test_a_photo_above_max_side_is_translated_and_shown_at_max_side(app, photo_file):
     photo = np.random.default_rng(1).integers(0, 256, (50, 100, 3), dtype=np.uint8)
     note, *images = app.translator.answer(str(photo_file(photo, "wide.png")))
-    assert "100 x 50 px, above 64 px" in note and all(image.shape == (50, 100, 3) for image in images)
+    assert "100 x 50 px, above 64 px" in note and all(image.shape == (32, 64, 3) for image in images)
 
 
 def test_a_cleared_photo_clears_the_page(app):
