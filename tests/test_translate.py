@@ -63,3 +63,26 @@ def test_fit_and_restore_round_trip_keeps_size_and_content(shape):
     assert back.shape == shape
     if min(shape[:2]) > 16:   # a thin strip cannot survive a 32 px model anyway
         assert np.abs(back.astype(int) - image).mean() < 12
+
+
+def test_a_grayscale_model_translates_the_gray_it_trained_on_in_translate_and_on_the_page():
+    """Issue #34: training (and its grids) turn RGB into gray by the channel mean; translate.py used ITU-R 601
+    luma and the page the mean, so a grayscale model saw other inputs than it trained on. Pure green: mean 85,
+    luma 150. Now every path goes through utils.images.to_model_channels."""
+    from models import CycleGAN
+    from utils.images import to_model_channels
+    from utils.inference.serve import Translator
+    from utils.inference.trained_model import load_generators
+    from utils.inference.translation import translate_at_own_size, translate_image
+    from utils.training.loop import match_channels
+
+    green = np.zeros((32, 32, 3), np.uint8)
+    green[..., 1] = 255
+    assert to_model_channels(green, 1)[0, 0, 0] == 85 and to_model_channels(green, 3) is not None
+    np.testing.assert_allclose(match_channels(green[None] / 255.0, 1), green[None, ..., 1:2] / 255.0 / 3, rtol=1e-6)
+    model = load_generators(CycleGAN(input_dim=(32, 32, 1), gen_n_filters=4, disc_n_filters=4, seed=0))
+    expected = translate_at_own_size(model.generator("AtoB"), np.full((32, 32, 1), 85, np.uint8),
+                                     model.size_multiple, None)
+    np.testing.assert_array_equal(translate_image(model, green, "AtoB"), expected)
+    page = Translator([("gray", model)], max_side=64, max_bytes=100_000)
+    np.testing.assert_array_equal(page.translate(green)[0][1]["AtoB"], expected)

@@ -157,6 +157,18 @@ def list_images(folder):
                   if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
 
 
+def to_model_channels(images, channels):
+    """The images as a model with `channels` channels takes them: RGB -> one gray channel by the mean of R, G
+    and B, the one conversion of the project (training, its grids, translate.py and the page), so that a
+    grayscale model translates the same gray it trained on. uint8 stays uint8 (rounded), floats float32;
+    anything else passes through unchanged. images: (..., h, w, 3)."""
+    images = np.asarray(images)
+    if channels != 1 or images.shape[-1] != 3:
+        return images
+    gray = images.astype(np.float32).mean(axis=-1, keepdims=True)
+    return np.rint(gray).astype(np.uint8) if images.dtype == np.uint8 else gray
+
+
 def to_model_range(images):
     """uint8 pixels in [0, 255] -> float32 in [-1, 1] (the range of the generators' tanh)."""
     scaled = np.array(images, np.float32)

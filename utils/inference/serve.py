@@ -50,7 +50,7 @@ from gradio.utils import get_upload_folder
 from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
 
-from utils.images import ImageReadError, read_rgb, resize_rgb
+from utils.images import ImageReadError, read_rgb, resize_rgb, to_model_channels
 from utils.inference.trained_model import load_generators
 from utils.inference.translation import NonFiniteOutputError, scaled_size, translate_at_own_size
 
@@ -147,10 +147,7 @@ class Translator:
         """uint8 (h, w, 3) -> [(label, {column key: uint8 (h, w, c)})], columns as COLUMNS."""
         rows = []
         for label, model in self.models:
-            if model.channels == 1:
-                source = image.mean(axis=-1, keepdims=True).round().astype("uint8")
-            else:
-                source = image
+            source = to_model_channels(image, model.channels)   # the gray a grayscale model trained on
             cells = {}
             for key, _ in COLUMNS:
                 out = source

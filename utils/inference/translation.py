@@ -39,7 +39,8 @@ from models.directions import check_direction
 from models.files import write_atomic
 from models.generators import run_generator
 from models.onednn import translation_side_limit
-from utils.images import ImageReadError, list_images, read_rgb, resize_rgb, to_model_range, to_uint8
+from utils.images import (ImageReadError, list_images, read_rgb, resize_rgb, to_model_channels, to_model_range,
+                          to_uint8)
 from utils.inference.trained_model import load_generators
 
 _warned_side = []    # the cap's note is printed once a process
@@ -142,8 +143,7 @@ def translate_image(model, image, direction="AtoB", fit=False, max_side=DEFAULT_
     """
     model = load_generators(model)
     generator = model.generator(direction)
-    if model.channels == 1:  # a grayscale model: ITU-R 601 luma, as PIL's convert("L")
-        image = np.asarray(Image.fromarray(image).convert("L"))[..., None]
+    image = to_model_channels(image, model.channels)   # a grayscale model: the gray it trained on
     if not fit:
         return translate_at_own_size(generator, image, model.size_multiple, max_side)
     model_hw = tuple(model.config.input_dim[:2])

@@ -34,6 +34,7 @@ from models.checkpoint_checks import NETWORKS, weight_problem
 from models.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils import plots
 from utils.cli import UserError
+from utils.images import to_model_channels
 from models.files import write_json
 from utils.training import page, run_folder as layout
 from utils.training.budget import first_step_note
@@ -50,9 +51,8 @@ def wants_bar(progress):
 
 
 def match_channels(imgs, channels):
-    """RGB batches from the loader -> grayscale when the model takes one channel."""
-    imgs = np.asarray(imgs, np.float32)
-    return imgs.mean(axis=-1, keepdims=True) if channels == 1 and imgs.shape[-1] == 3 else imgs
+    """RGB batches from the loader -> grayscale when the model takes one channel (utils/images.py)."""
+    return to_model_channels(np.asarray(imgs, np.float32), channels)
 
 
 class StopRequest:
