@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Optional
 
-PREPROCESS_DEFAULT = "resize_and_crop"   # the paper's jitter (utils/data_loader.PREPROCESS)
+PREPROCESS_DEFAULT = "resize_and_crop"   # the paper's jitter (utils/datasets/loader.PREPROCESS)
 # What a resumed run may change; the rest (batch size, preprocessing) is how the run was started.
 CHANGEABLE_ON_RESUME = ("sample_interval", "checkpoint_interval", "max_steps", "n_grid_images")
 # Epochs of each phase (constant, then decay): the paper trains 100 + 100; a bound keeps a typo such as
@@ -27,7 +27,7 @@ class TrainingSettings:
     checkpoint_interval: int = 1000        # steps between checkpoints: the most a crash can lose
     max_steps: Optional[int] = None        # stop after this many steps in all; None: every epoch
     n_grid_images: int = 2                 # test images per domain in each grid
-    preprocess: str = PREPROCESS_DEFAULT   # how a photo becomes a crop (utils/data_loader.PREPROCESS)
+    preprocess: str = PREPROCESS_DEFAULT   # how a photo becomes a crop (utils/datasets/loader.PREPROCESS)
     # Filled in when a session starts, for the loop and the results page:
     data_root: str = "data"
     steps_per_epoch: Optional[int] = None

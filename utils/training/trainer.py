@@ -79,8 +79,8 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         if dataset not in (None, meta["dataset"]):
             raise ValueError(f"{run_folder} is a run on {meta['dataset']!r}, not {dataset!r}")
         config, dataset = CycleGANConfig.from_dict(meta["model"]), meta["dataset"]
-        if learning_rate is not None:   # checked like any setting before anything is written
-            config = dataclasses.replace(config, learning_rate=learning_rate)
+        if learning_rate is not None:   # only checked here, before anything is written; applied in _start_session
+            dataclasses.replace(config, learning_rate=learning_rate)
         settings = TrainingSettings.from_dict(meta["training"]).changed(**asked)
     else:
         if learning_rate is not None:
