@@ -14,8 +14,6 @@ the line the training prints at its start and for `CycleGAN(mixed_precision=True
 Weights, the generators' tanh, the discriminators' scores and the losses stay float32 in both modes.
 """
 
-import keras
-
 from models.onednn import CPUINFO, cpu_flags
 
 # x86 CPU flags (Linux /proc/cpuinfo) of instructions that run bfloat16 matrix products natively.
@@ -26,6 +24,7 @@ MIXED_PRECISION = (True, "float16", "bfloat16")   # the values of CycleGANConfig
 def gpu():
     """The first GPU of the current backend as {'name', 'compute_capability': (major, minor) or None},
     or None when the backend runs on the CPU."""
+    import keras   # here, not at the top: the rest of this module is read before Keras is installed (utils/colab.py)
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -75,7 +74,12 @@ def mixed_precision_dtype(setting, device=None, cpu_bfloat16=None):
     device = gpu() if device is None else device
     if not device:
         return "bfloat16" if (cpu_runs_bfloat16_fast() if cpu_bfloat16 is None else cpu_bfloat16) else None
-    capability = device.get("compute_capability")
+    return gpu_compute_dtype(device.get("compute_capability"))
+
+
+def gpu_compute_dtype(capability):
+    """What mixed_precision=True picks on an NVIDIA GPU of this compute capability, (major, minor) or None:
+    bfloat16 from 8.0 (tensor cores run it), else float16 (with loss scaling). The rule's one home."""
     return "bfloat16" if capability and tuple(capability) >= (8, 0) else "float16"
 
 

@@ -342,3 +342,15 @@ def test_the_gpu_probe_compares_compute_capabilities_as_numbers(tmp_path, monkey
     assert name == printed.split(",")[0] and found == capability
     assert colab.mixed_precision_on(found) == ("bfloat16" if fast else "float16 with loss scaling")
     assert colab.parse_capability("not a number") is None
+
+
+def test_the_gpu_precision_line_needs_no_keras_and_follows_the_models_rule():
+    """utils/colab.py says what mixed precision a runtime's GPU gets before the pinned Keras is installed: it
+    reads models/devices.py's one rule (gpu_compute_dtype) without importing Keras."""
+    import subprocess
+    code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
+            "from utils.colab import mixed_precision_on\n"
+            "print(mixed_precision_on((7, 5)), '|', mixed_precision_on((8, 0)), '|', mixed_precision_on(None))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "float16 with loss scaling | bfloat16 | float16 with loss scaling"

@@ -74,8 +74,11 @@ def nvidia_gpu():
 
 
 def mixed_precision_on(capability):
-    """What mixed_precision=True picks on a GPU of this compute capability (models/devices.py's rule)."""
-    return "bfloat16" if capability and capability >= (8, 0) else "float16 with loss scaling"
+    """What mixed_precision=True picks on a GPU of this compute capability, in words (models/devices.py's rule;
+    that module needs no Keras until it asks the backend for its GPU, so it is read before the install)."""
+    from models.devices import gpu_compute_dtype
+    dtype = gpu_compute_dtype(capability)
+    return dtype + (" with loss scaling" if dtype == "float16" else "")
 
 
 def parse_capability(text):
