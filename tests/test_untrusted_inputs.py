@@ -122,11 +122,12 @@ def model_folder(tmp_path_factory):
 def test_export_refuses_an_existing_file_without_overwrite(model_folder, tmp_path):
     import export as export_script
     out = tmp_path / "g.keras"
-    out.write_bytes(b"an earlier export")
     args = [str(model_folder), "--direction", "AtoB", "--format", "keras", "--out", str(out)]
+    export_script.main(args)
+    earlier = out.read_bytes()   # an earlier export (--overwrite replaces only what an export wrote)
     with pytest.raises(SystemExit, match=r"g\.keras exist already: pass --overwrite"):
         export_script.main(args)
-    assert out.read_bytes() == b"an earlier export"
+    assert out.read_bytes() == earlier
     export_script.main([*args, "--overwrite"])
     assert out.stat().st_size > 1000 and not list(tmp_path.glob(".*tmp*"))
 

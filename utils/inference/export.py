@@ -19,12 +19,16 @@ The exported network is the generator built for any size (utils/inference/traine
 
 The export is written beside its target under a temporary name and renamed over it once complete, so a
 failed export leaves no half file and a symbolic link at the target is replaced, never written through;
-an existing target is replaced only with overwrite=True (`--overwrite`), and never one that is (or links
-to) a file of the model itself.
+an existing target is replaced only with overwrite=True (`--overwrite`), and only when it is what an export
+writes (`refuse_what_no_export_wrote`): a SavedModel folder of its own layout, a .keras file (a zip with
+Keras' config.json) or a .tflite file (its TFL3 identifier); never the model's folder, a folder that holds
+it, any other folder or file, or one that is (or links to) a file of the model itself.
 """
 
 import os
 import shutil
+import stat
+import zipfile
 from pathlib import Path
 
 import keras
@@ -36,6 +40,55 @@ from utils.inference.translation import refuse_existing, refuse_inputs
 
 FORMATS = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
 KERAS_FORMAT = {"savedmodel": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
+# What a SavedModel folder holds (TensorFlow's layout); anything else in it is not an export's.
+SAVEDMODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb"}
+
+
+def _looks_exported(out, fmt):
+    """Why `out` (existing, not a link) is not what an export in `fmt` writes, or None if it is."""
+    mode = os.lstat(out).st_mode
+    if fmt == "savedmodel":
+        if not stat.S_ISDIR(mode):
+            return "not a SavedModel folder"
+        entries = {entry.name for entry in os.scandir(out)}
+        if "saved_model.pb" not in entries or entries - SAVEDMODEL_ENTRIES:
+            return f"a folder that is not a SavedModel (it holds {', '.join(sorted(entries - SAVEDMODEL_ENTRIES)[:3]) or 'no saved_model.pb'})"
+        for folder in ("variables", "assets"):
+            inner = out / folder
+            if inner.exists() and (inner.is_symlink() or not inner.is_dir() or any(
+                    child.is_symlink() or child.is_dir() for child in inner.iterdir())):
+                return f"a folder whose {folder}/ is not a SavedModel's"
+        return None
+    if not stat.S_ISREG(mode):
+        return "a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file"
+    if fmt == "keras":
+        try:
+            with zipfile.ZipFile(out) as archive:
+                return None if "config.json" in archive.namelist() else "a zip that is not a .keras file"
+        except (OSError, zipfile.BadZipFile):
+            return "not a .keras file (a zip with config.json)"
+    if fmt == "tflite":
+        with open(out, "rb") as f:
+            return None if f.read(8)[4:8] == b"TFL3" else "not a .tflite file (no TFL3 identifier)"
+    return None if out.suffix == FORMATS[fmt] else f"not a {FORMATS[fmt]} file"
+
+
+def refuse_what_no_export_wrote(out, fmt, source=None):
+    """ValueError unless an existing `out` may be replaced by an export in `fmt`: never the model's folder or
+    one that holds it, only what an export writes (module docstring). A link at `out` is replaced itself."""
+    out = Path(out)
+    if out.is_symlink() or not out.exists():
+        return
+    if source is not None and isinstance(source, (str, Path)):
+        model = Path(source).resolve()
+        target = out.resolve()
+        if target == model or target in model.parents:
+            raise ValueError(f"--out {out} is the model's folder or holds it: --overwrite would delete the model; "
+                             "choose another --out")
+    why = _looks_exported(out, fmt)
+    if why:
+        raise ValueError(f"--out {out} exists and is {why}: --overwrite replaces only what an export wrote (a "
+                         "SavedModel folder, a .keras or a .tflite file); choose another --out")
 
 
 def default_path(source, direction, fmt):
@@ -85,6 +138,7 @@ def export_generator(source, direction, fmt, out=None, size=None, overwrite=Fals
                              f"{model.size_multiple} for the {model.config.generator_type} generator")
         signature = [keras.InputSpec(shape=(None, height, width, model.channels), dtype="float32")]
     refuse_existing([out], overwrite)
+    refuse_what_no_export_wrote(out, fmt, source)
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         refuse_inputs([out], [p for p in Path(source).rglob("*") if p.is_file()])
     out.parent.mkdir(parents=True, exist_ok=True)
