@@ -25,6 +25,7 @@ def test_resize_convolution_upsampling_leaves_no_checkerboard_on_a_flat_input(up
     """Odena et al. 2016: a stride-2 transposed conv gives even and odd output pixels different numbers of
     kernel taps, so even a flat feature map comes out as a period-2 pattern; a resize, then a conv, does not."""
     from models.generators import _upsample
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 4))
     block = keras.Model(inputs, _upsample(inputs, 4, upsampling))
     y = keras.ops.convert_to_numpy(block(np.ones((1, 8, 8, 4), "float32")))[0]
@@ -33,7 +34,7 @@ def test_resize_convolution_upsampling_leaves_no_checkerboard_on_a_flat_input(up
     if even:
         np.testing.assert_allclose(centre, np.broadcast_to(centre[:1, :1], centre.shape), atol=1e-3)
     else:
-        assert np.abs(centre[0::2, 0::2] - centre[1::2, 1::2]).max() > 0.1   # even pixels differ from odd ones
+        assert centre.std(axis=(0, 1)).max() > 0.3   # a channel alternates between even and odd pixels
     with pytest.raises(ValueError, match="upsampling='cubic'"):
         build_resnet_generator((32, 32, 3), 4, 1, upsampling="cubic")
 
