@@ -49,6 +49,11 @@ TINY = {"img_size": 32, "gen_filters": 4, "disc_filters": 4, "n_resnet_blocks": 
         "train_seconds": 20.0}
 
 
+# The ResNet's upsampling of the GPU recipe: the resize-convolution that the 128 px CPU A/B of issue #33
+# found without the grid (docs/monet2photo.md, "The ResNet's upsampling").
+RESNET_UPSAMPLING = "bilinear"
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT / ".gpu" / "monet256"), help="trainA/trainB/testB folder")
@@ -57,6 +62,9 @@ def parse_args(argv=None):
     p.add_argument("--train-seconds", type=float, help="wall time of the training, compiling included (default 420)")
     p.add_argument("--batch-size", type=int, default=1, help="images of each domain per step (paper: 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resnet-upsampling", choices=("transposed", "nearest", "bilinear"), default=RESNET_UPSAMPLING,
+                   help=f"the generators' u128/u64 (default {RESNET_UPSAMPLING}: issue #33's CPU A/B winner on the "
+                   "checkerboard score, docs/monet2photo.md; transposed: the paper's, the shipped model's)")
     p.add_argument("--mixed-precision", choices=("auto", "off"), default="auto",
                    help="auto: bfloat16 on GPUs of compute capability >= 8 (float16 below), off on a CPU "
                    "without bfloat16 (models/devices.py)")
@@ -189,7 +197,7 @@ def main(argv=None):
     gan = CycleGAN(input_dim=(args.img_size, args.img_size, 3), generator_type="resnet",
                    gen_n_filters=args.gen_filters, disc_n_filters=args.disc_filters,
                    n_resnet_blocks=args.n_resnet_blocks, lambda_id=args.lambda_id, seed=args.seed,
-                   mixed_precision=args.mixed_precision == "auto")
+                   mixed_precision=args.mixed_precision == "auto", resnet_upsampling=args.resnet_upsampling)
     built = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     schedule = FittedSchedule(gan.config.learning_rate, args.train_seconds, start=time.perf_counter(),

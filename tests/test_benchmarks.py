@@ -143,6 +143,7 @@ def test_gpu_showcase_tiny_trains_writes_a_model_folder_that_loads_and_translate
     from utils.inference.trained_model import load_generators
     trained = load_generators(out / "monet2photo_256")
     assert trained.config.generator_type == "resnet" and trained.config.lambda_id == 5
+    assert trained.config.resnet_upsampling == "bilinear"   # the recipe's upsampling (issue #33's A/B)
     photo = np.random.default_rng(3).uniform(-1, 1, (1, 48, 64, 3)).astype(np.float32)
     monet = np.asarray(trained.g_BA.predict_on_batch(photo))
     assert monet.shape == photo.shape and np.all(np.isfinite(monet)) and np.abs(monet).max() <= 1
