@@ -15,13 +15,14 @@ and only after that are checkpoints beyond the newest `keep` deleted. A run kill
 mid-save leaves the previous checkpoints intact (a failed save removes its temporary folder).
 Weights that are not finite (NaN, inf) or above MAX_WEIGHT are neither saved nor loaded. Reading
 verifies a checkpoint before it is used (models/checkpoint_checks.py: a real folder named after its
-step, of its own run, every key and file present and matching its SHA-256, every number finite); a
-folder of checkpoints resolves to its newest intact one, with a warning that names each one skipped
-and why. Nothing is pickled: `.npz` files are read with allow_pickle=False.
+step, of its own run, every key and file present and matching its SHA-256, no array larger than the
+bytes stored for it, every number finite); a folder of checkpoints resolves to its newest intact one,
+with a warning that names each one skipped and why. Loading then checks every dataset of each weight
+file against the built network (its names, shapes and types, none extra) before a value is read.
+Nothing is pickled: `.npz` files are read with allow_pickle=False.
 """
 
 import errno
-import json
 import os
 import shutil
 import sys
@@ -32,8 +33,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.checkpoint_checks import (FILES, FORMAT, NETWORKS, CheckpointError, sha256_of, state_checksum,  # noqa: F401
-                                      verify, weight_problem)
+from models.checkpoint_checks import (FILES, FORMAT, NETWORKS, CheckpointError, expected_layout,  # noqa: F401
+                                      file_layout, layout_problem, load_json, sha256_of, state_checksum, verify,
+                                      weight_problem)
 from models.config import CycleGANConfig
 from models.disk_space import disk_full_error, file_size_limit, free_mb, is_disk_full
 from models.files import write_atomic, write_json
@@ -54,7 +56,10 @@ def latest_name(directory):
     reader of that file (which checkpoint a resume or a load actually uses is `find_intact`'s choice)."""
     latest = Path(directory) / LATEST
     try:
-        return latest.read_text().strip() or None if latest.is_file() else None
+        if not latest.is_file():
+            return None
+        with open(latest, "rb") as f:   # a name of some 13 bytes: a huge file is not read
+            return f.read(256).decode().strip() or None
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -77,8 +82,8 @@ def run_config_of(path):
     if weights.name != "weights" or not config_file.is_file():
         return None
     try:
-        meta = json.loads(config_file.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
+        meta = load_json(config_file, limit=16 << 20)
+    except (OSError, ValueError):
         return None
     return meta.get("model") if isinstance(meta, dict) and "training" in meta else None
 
@@ -125,7 +130,7 @@ def resolve(path):
 
 
 def read_state(path):
-    return json.loads((resolve(path) / "state.json").read_text())
+    return load_json(resolve(path) / "state.json")   # verified: a valid, sealed state
 
 
 def read_config(path):
@@ -237,7 +242,7 @@ def _read(path, what, reader):
 
 def load(gan, path):
     path = resolve(path)
-    state = json.loads((path / "state.json").read_text())
+    state = load_json(path / "state.json")
     saved = CycleGANConfig.from_dict(state["config"])
     mismatch = gan.config.architecture_mismatch(saved)
     if mismatch:
@@ -248,8 +253,14 @@ def load(gan, path):
     gan.config = saved
     gan.compile_combined()  # the checkpoint's loss weights
     gan.build_optimizers()  # before load_weights, which also reads a compiled model's optimizer
-    for net in NETWORKS:
+    for net in NETWORKS:   # every file's datasets checked against the built networks before a value is read
         file = path / f"{net}.weights.h5"
+        problem = layout_problem(file, _read(file, "Keras weights", lambda: file_layout(file)),
+                                 expected_layout(getattr(gan, net)))
+        if problem:
+            raise CheckpointError(problem + (f" (mixed_precision {precision[0]!r} in the checkpoint, {precision[1]!r} "
+                                             "here: build the model with CycleGAN.from_checkpoint(path))"
+                                             if precision[0] != precision[1] else ""))
         _read(file, "Keras weights", lambda: getattr(gan, net).load_weights(file))
         bad = weight_problem(getattr(gan, net))
         if bad:
@@ -266,6 +277,9 @@ def load(gan, path):
                                  "with CycleGAN.from_checkpoint(path)")
             for i, variable in enumerate(optimizer.variables):
                 value = _read(path / "optimizers.npz", opt_name, lambda: arrays[f"{opt_name}/{i:04d}"])
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise CheckpointError(f"{path / 'optimizers.npz'} holds {paths[i]} of shape {value.shape}, this "
+                                          f"model's is {tuple(variable.shape)}: saved from a different architecture")
                 if not np.all(np.isfinite(value)):
                     raise CheckpointError(f"{path / 'optimizers.npz'} holds non-finite values in {paths[i]}")
                 variable.assign(value)

@@ -22,7 +22,9 @@ failed export leaves no half file and a symbolic link at the target is replaced,
 an existing target is replaced only with overwrite=True (`--overwrite`), and only when it is what an export
 writes (`refuse_what_no_export_wrote`): a SavedModel folder of its own layout, a .keras file (a zip with
 Keras' config.json) or a .tflite file (its TFL3 identifier); never the model's folder, a folder that holds
-it, any other folder or file, or one that is (or links to) a file of the model itself.
+it, any other folder or file, or one that is (or links to) a file of the model itself. A write that fails
+(a read-only folder, a full disk) is one `ExportWriteError` naming --out and its folder, not a traceback
+naming the temporary file.
 """
 
 import os
@@ -141,10 +143,10 @@ def export_generator(source, direction, fmt, out=None, size=None, overwrite=Fals
     refuse_what_no_export_wrote(out, fmt, source)
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         refuse_inputs([out], [p for p in Path(source).rglob("*") if p.is_file()])
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")   # Keras wants the suffix
-    remove_quietly(tmp)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_quietly(tmp)
         if fmt == "keras":
             generator.save(tmp)
         else:
@@ -156,7 +158,28 @@ def export_generator(source, direction, fmt, out=None, size=None, overwrite=Fals
             os.replace(out, old)
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as error:
         remove_quietly(tmp)
+        unwritable = _unwritable(error, out, tmp)
+        if unwritable:
+            raise unwritable from None
         raise
     return out, model
+
+
+class ExportWriteError(ValueError):
+    """The export could not be written where --out names (a read-only folder, a full disk)."""
+
+
+def _unwritable(error, out, tmp):
+    """ExportWriteError naming `out` and its folder for a write that failed (an OSError, or TensorFlow's own
+    error naming the temporary file), or None for any other error. The temporary name is never shown: it
+    is gone, and the user never chose it."""
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error)
+    elif isinstance(error, Exception) and str(tmp) in str(error):
+        reason = str(error).strip().splitlines()[-1].replace(str(tmp), str(out))
+    else:
+        return None
+    return ExportWriteError(f"--out {out}: cannot write into the folder {out.parent} ({reason}); choose an --out in a "
+                            "folder you can write to, with room for the export")

@@ -15,17 +15,22 @@ A model folder is what `save_model_folder` writes and what `pretrained/` ships: 
     g_AB.weights.h5   A -> B generator (Keras weight file; float32, or float16 to halve the size)
     g_BA.weights.h5   B -> A generator
 
-Every load checks what it loads, as a checkpoint's is (models/checkpoint_checks.py): the weight files of a
-model folder must match the manifest in its config.json ("files": size and SHA-256 of each), and the
-weights of any source must be finite and within MAX_WEIGHT (1e4); otherwise one
-`ModelFileError` names the file. A folder written before manifests is refused with the command that
-adds one (`python -m utils.inference.trained_model --add-manifest FOLDER`, after checking the files are yours).
+Every load checks what it loads, as a checkpoint's is (models/checkpoint_checks.py): config.json must be
+an object whose "model" is a valid CycleGANConfig (integers where integers belong), the weight files of a
+model folder must match the manifest in its config.json ("files": size and SHA-256 of each), every
+dataset of a weight file must be one the configured generator has, of its shape, and none more (checked
+before any value is read: a small file can hide a compressed dataset of billions of values), and the
+weights of any source must be finite and within MAX_WEIGHT (1e4); otherwise one `ModelFileError` names
+the file, and for weights of another architecture the setting that differs (`mismatch_line`). A folder
+written before manifests is refused with the command that adds one
+(`python -m utils.inference.trained_model --add-manifest FOLDER`, after checking the files are yours).
 
 Both generators are fully convolutional, so they are rebuilt with input shape (None, None, c) and
 the trained weights: the same network, now for any height and width that is a multiple of
 `size_multiple` (utils/inference/translation.py pads to it).
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -36,8 +41,10 @@ import keras
 import numpy as np
 
 from models import CycleGAN, checkpoint
-from models.checkpoint_checks import CheckpointError, sha256_of, values_problems, weight_problem
-from models.config import CycleGANConfig
+from models.checkpoint_checks import (CheckpointError, config_problem, expected_layout, file_layout, layout_difference,
+                                      layout_problem, load_json, sha256_of, storage_problem, values_problems,
+                                      weight_problem)
+from models.config import RESNET_UPSAMPLING, UNET_UPSAMPLING, CycleGANConfig
 from models.directions import GENERATORS, check_direction
 from models.files import write_json
 from models.generators import build_resnet_generator, build_unet_generator
@@ -59,9 +66,33 @@ def manifest(folder):
             for name in WEIGHT_FILES.values()}
 
 
-def check_model_folder(folder, meta):
-    """ModelFileError naming the first weight file of a model folder that fails its manifest or holds
-    NaN, inf or a weight above MAX_WEIGHT."""
+def read_meta(config_file):
+    """A model folder's (or run folder's) config.json as a dict; ModelFileError, one line naming the file,
+    for anything else (too large, not JSON, nested 200,000 deep, a list)."""
+    try:
+        meta = load_json(config_file)
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"{config_file} is unreadable ({error}): copy the model folder again") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{config_file} holds a JSON {type(meta).__name__}, not a model folder's config (an "
+                             f"object with \"format\": \"{FORMAT}\", \"model\" and \"files\"): copy the model "
+                             "folder again")
+    return meta
+
+
+def model_config(config_file, meta):
+    """The CycleGANConfig of a model folder's config.json; ModelFileError naming the file and the setting."""
+    if "model" not in meta:
+        raise ModelFileError(f"{config_file} has no \"model\" settings (the CycleGANConfig the weights were "
+                             "trained with): copy the model folder again")
+    problem = config_problem(meta["model"])
+    if problem:
+        raise ModelFileError(f"{config_file}: \"model\": {problem}")
+    return CycleGANConfig.from_dict(meta["model"])
+
+
+def _check_manifest(folder, meta):
+    """ModelFileError naming the first weight file of a model folder that fails its manifest."""
     folder = Path(folder)
     listed = meta.get("files")
     if not isinstance(listed, dict):
@@ -73,20 +104,111 @@ def check_model_folder(folder, meta):
         if file.is_symlink() or not file.is_file():
             raise ModelFileError(f"{file} is {'a symbolic link' if file.is_symlink() else 'missing'}: model "
                                  f"folder {folder} is incomplete")
-        expected = listed.get(name) or {}
+        expected = listed.get(name)
+        expected = expected if isinstance(expected, dict) else {}
         if file.stat().st_size != expected.get("bytes") or sha256_of(file) != expected.get("sha256"):
             raise ModelFileError(f"{file} does not match its size and SHA-256 in {folder / CONFIG} (damaged or "
                                  "replaced): copy the model folder again")
-        problems = values_problems(file)
-        if problems:
-            raise ModelFileError(f"{problems[0]}: this model cannot be used")
+
+
+def _check_weights(file, generator, config, config_file):
+    """ModelFileError if the weight file `file` does not fit `generator` (naming the setting that differs),
+    or holds NaN, inf or a weight above MAX_WEIGHT. Shapes first: no value is read from a file that
+    does not fit."""
+    expected = expected_layout(generator)
+    try:
+        found, problem = file_layout(file), storage_problem(file)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelFileError(f"{file} is unreadable ({type(error).__name__}: {error})") from None
+    if problem:
+        raise ModelFileError(f"{problem}: this model cannot be used")
+    if layout_difference(found, expected):
+        raise ModelFileError(mismatch_line(file, found, expected, config, generator.name, config_file))
+    problems = values_problems(file, expected)
+    if problems:
+        raise ModelFileError(f"{problems[0]}: this model cannot be used")
+
+
+def check_model_folder(folder, meta):
+    """ModelFileError naming the first problem of a model folder: its config, a weight file that fails its
+    manifest, does not fit the configured generator, or holds NaN, inf or a weight above MAX_WEIGHT.
+    Returns the folder's CycleGANConfig."""
+    folder = Path(folder)
+    config = model_config(folder / CONFIG, meta)
+    _check_manifest(folder, meta)
+    for net, name in WEIGHT_FILES.items():
+        _check_weights(folder / name, build_any_size_generator(config, net), config, folder / CONFIG)
+    return config
+
+
+def mismatch_line(file, found, expected, config, net, config_file):
+    """One line saying which setting of `config` the weight file `file` (datasets `found`) was not saved
+    with, found by trying the settings its first kernel shows and the other generator layouts; or the
+    first dataset that differs when no single change explains it (Keras' own error is a 135-line dump)."""
+    tried = _candidates(found, config)
+    for changes in tried:
+        try:
+            candidate = dataclasses.replace(config, **changes)
+            if layout_difference(found, expected_layout(build_any_size_generator(candidate, net))) is None:
+                differ = ", ".join(f"{field} {getattr(candidate, field)!r} (config.json says "
+                                   f"{getattr(config, field)!r})"
+                                   for field in changes if getattr(candidate, field) != getattr(config, field))
+                return (f"{file} was saved from another architecture: {differ}; {config_file} does not describe "
+                        "these weights. Copy the model folder again, or correct its \"model\" settings")
+        except (ValueError, TypeError):
+            continue
+    return (f"{layout_problem(file, found, expected)} (the architecture of {config_file}; no single setting explains "
+            "it): copy the model folder again")
+
+
+def _candidates(found, config):
+    """Settings to try, each a dict of changes: what the file's first kernel shows (its channels and
+    filters), alone and with each other generator type and upsampling."""
+    base = {}
+    kernel = found.get("layers/conv2d/vars/0")
+    if kernel is not None and len(kernel[0]) == 4:
+        channels, filters = int(kernel[0][2]), int(kernel[0][3])
+        if channels != config.input_dim[-1]:
+            base["input_dim"] = (*config.input_dim[:2], channels)
+        if filters != config.gen_n_filters:
+            base["gen_n_filters"] = filters
+    variants = [{}]
+    other = "resnet" if config.generator_type == "unet" else "unet"
+    variants.append({"generator_type": other})
+    variants += [{"unet_upsampling": u} for u in UNET_UPSAMPLING if u != config.unet_upsampling]
+    variants += [{"resnet_upsampling": u} for u in RESNET_UPSAMPLING if u != config.resnet_upsampling]
+    candidates = []
+    for variant in variants:
+        changes = {**base, **variant}
+        if changes.get("generator_type", config.generator_type) == "resnet":
+            try:
+                blocks = _resnet_blocks(found, dataclasses.replace(config, **changes))
+            except (ValueError, TypeError):
+                continue
+            if blocks:
+                changes["n_resnet_blocks"] = blocks
+        if changes and changes not in candidates:
+            candidates.append(changes)
+    return candidates
+
+
+def _resnet_blocks(found, config):
+    """The residual blocks a ResNet generator of `config` needs to hold as many datasets as `found`, or None."""
+    try:
+        counts = [len(expected_layout(build_any_size_generator(dataclasses.replace(config, n_resnet_blocks=n), "g")))
+                  for n in (1, 2)]
+    except (ValueError, TypeError):
+        return None
+    per_block = counts[1] - counts[0]
+    blocks, left = divmod(len(found) - counts[0], per_block) if per_block else (None, 1)
+    return blocks + 1 if not left and blocks is not None and 0 <= blocks < 1024 else None
 
 
 def add_manifest(folder):
     """Write the manifest of a model folder's weight files into its config.json (the files are not
     touched); refuses files that hold NaN, inf or huge weights. Returns the config.json path."""
     folder = Path(folder)
-    meta = json.loads((folder / CONFIG).read_text())
+    meta = read_meta(folder / CONFIG)
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{folder / CONFIG} is not a model folder's config ({FORMAT})")
     meta["files"] = manifest(folder)
@@ -137,18 +259,20 @@ def build_any_size_generator(config, name, dtype=None):
 
 
 def _weight_files(source):
-    """(config, {"g_AB": path, "g_BA": path}) of a model folder, run folder or checkpoint folder."""
+    """(config, {"g_AB": path, "g_BA": path}, config.json path or None) of a model folder (its config and
+    manifest checked), run folder or checkpoint folder (verified: models/checkpoint_checks.py)."""
     source = Path(source)
     config_file = source / CONFIG
     if config_file.is_file():
-        meta = json.loads(config_file.read_text())
+        meta = read_meta(config_file)
         if meta.get("format") == FORMAT:  # a model folder
             files = {net: source / name for net, name in WEIGHT_FILES.items()}
             missing = [str(p) for p in files.values() if not p.is_file()]
             if missing:
                 raise FileNotFoundError(f"model folder {source} lacks {', '.join(missing)}")
-            check_model_folder(source, meta)
-            return CycleGANConfig.from_dict(meta["model"]), files
+            config = model_config(config_file, meta)
+            _check_manifest(source, meta)
+            return config, files, config_file
     weights = source / "weights" if (source / "weights").is_dir() else source
     try:
         ckpt = checkpoint.resolve(weights)
@@ -157,7 +281,7 @@ def _weight_files(source):
             f"{source} holds no trained generators: expected a run folder (with weights/ckpt-*), a checkpoint "
             f"folder (ckpt-* with state.json) or a model folder (config.json + g_AB.weights.h5 + g_BA.weights.h5, "
             f"e.g. pretrained/synthetic_apple2orange_64)") from None
-    return checkpoint.read_config(ckpt), {net: ckpt / name for net, name in WEIGHT_FILES.items()}
+    return checkpoint.read_config(ckpt), {net: ckpt / name for net, name in WEIGHT_FILES.items()}, None
 
 
 def load_generators(source):
@@ -173,10 +297,16 @@ def load_generators(source):
     if not Path(source).exists():
         raise FileNotFoundError(f"no such model: {source} (give a run folder, a checkpoint folder or a model "
                                 "folder such as pretrained/synthetic_apple2orange_64)")
-    config, files = _weight_files(source)
+    config, files, config_file = _weight_files(source)
     generators = {}
     for net, path in files.items():
         generators[net] = build_any_size_generator(config, net)
+        if config_file is not None:   # a model folder: shapes against its config, then the values, bounded
+            _check_weights(path, generators[net], config, config_file)
+        else:   # a verified checkpoint: its values are checked; its shapes against its own config here
+            problem = layout_problem(path, file_layout(path), expected_layout(generators[net]))
+            if problem:
+                raise ModelFileError(problem)
         generators[net].load_weights(path)  # a float16 file is cast to the float32 variables
         problem = weight_problem(generators[net])   # a float32 value beyond float16's range -> inf
         if problem:
@@ -211,7 +341,7 @@ def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=N
             model = half
         model.save_weights(tmp / name)
     if dataset is None and isinstance(source, (str, Path)) and (Path(source) / CONFIG).is_file():
-        dataset = json.loads((Path(source) / CONFIG).read_text()).get("dataset")
+        dataset = read_meta(Path(source) / CONFIG).get("dataset")
     meta = {"format": FORMAT, "model": trained.config.to_dict(), "dataset": dataset, "made_by": made_by,
             "weights_dtype": "float16" if float16 else "float32", "keras_version": keras.__version__}
     if notes:

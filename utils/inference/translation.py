@@ -24,11 +24,15 @@ asked, one per input, checked before the first image is written:
 3. an existing file is only replaced with overwrite=True (`--overwrite`) (`refuse_existing`);
 4. no output is an input under another name: a target that is a symbolic link to an input file is
    refused (`refuse_inputs`), and each file is written beside its target and renamed over it
-   (`save_png`), so a link at the target is replaced, never written through.
+   (`save_png`), so a link at the target is replaced, never written through;
+5. the output folder is opened once (models/files.OpenFolder, a directory descriptor) and checked by
+   identity, not by path, to be neither the input folder nor inside it; every file is written relative
+   to that descriptor, so an --output link re-pointed at the input folder mid-run writes nothing there.
 Used by `translate.py`, `serve.py` and the notebooks.
 """
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +40,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from models.directions import check_direction
-from models.files import write_atomic
+from models.files import OpenFolder, write_atomic
 from models.generators import run_generator
 from models.onednn import translation_side_limit
 from utils.images import (ImageReadError, list_images, read_rgb, resize_rgb, to_model_channels, to_model_range,
@@ -181,7 +185,18 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
     refuse_inputs([output_dir / name for name in names.values()], paths)
     model = load_generators(source)
     output_dir.mkdir(parents=True, exist_ok=True)
+    with OpenFolder(output_dir) as folder:   # from here on the folder itself, whatever its path names later
+        check_opened_folder(input_dir, folder)
+        written, skipped = _translate_into(folder, model, paths, names, direction, fit, max_side, overwrite, progress)
+    if progress:
+        print(f"{len(written)} image(s) translated {direction} into {output_dir}"
+              + (f"; {len(skipped)} skipped" if skipped else ""))
+    return written, skipped
 
+
+def _translate_into(folder, model, paths, names, direction, fit, max_side, overwrite, progress):
+    """translate_folder's loop: each image read, translated and written into the open `folder`."""
+    output_dir = folder.path
     written, skipped = [], []
     for path in tqdm(paths, desc=f"Translating {direction}", unit="img", disable=not progress):
         try:
@@ -202,11 +217,8 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
             tqdm.write(f"skipped {path}: {error}")
             continue
         target = output_dir / names[path]
-        save_png(out[..., 0] if out.shape[-1] == 1 else out, target)
+        save_png(out[..., 0] if out.shape[-1] == 1 else out, target, folder=folder, overwrite=overwrite)
         written.append(target)
-    if progress:
-        print(f"{len(written)} image(s) translated {direction} into {output_dir}"
-              + (f"; {len(skipped)} skipped" if skipped else ""))
     return written, skipped
 
 
@@ -217,6 +229,15 @@ def check_output_folder(input_dir, output_dir):
         where = "the input folder" if target == source else f"inside the input folder {input_dir}"
         raise ValueError(f"output folder {output_dir} is {where}: the translations would replace or mix with "
                          "the originals. Choose an --output outside it")
+
+
+def check_opened_folder(input_dir, folder):
+    """ValueError if the open output `folder` (models/files.OpenFolder) is the input folder or inside it,
+    compared by identity (device and inode), so that no link or rename can pass it off as another folder."""
+    source = os.stat(input_dir)
+    if (source.st_dev, source.st_ino) in folder.identities():
+        raise ValueError(f"output folder {folder.path} is (or is inside) the input folder {input_dir}: the "
+                         "translations would replace or mix with the originals. Choose an --output outside it")
 
 
 def output_names(paths, suffix=".png"):
@@ -255,9 +276,13 @@ def refuse_inputs(targets, inputs):
                              "writing it would replace the original. Remove the link or choose another --output")
 
 
-def save_png(image, target):
+def save_png(image, target, folder=None, overwrite=True):
     """Write uint8 (h, w) or (h, w, 3) `image` as the PNG `target`: encoded in memory, then written to a
-    temporary file beside it and renamed over it (models/files.write_atomic)."""
+    temporary file beside it and renamed over it (models/files.write_atomic). folder: an open
+    models/files.OpenFolder to write `target`'s name into (not its path); overwrite=False then refuses a
+    file that appeared since the checks."""
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
+    if folder is not None:
+        return folder.write(Path(target).name, buffer.getvalue(), overwrite=overwrite)
     return write_atomic(target, buffer.getvalue())

@@ -12,6 +12,7 @@ every Keras backend; without tensorboard installed the run simply has no event f
 
 import csv
 import io
+import os
 import time
 from pathlib import Path
 
@@ -47,7 +48,9 @@ class LossLog:
         writer.writerows(_formatted(row) for row in rows)
         write_atomic(self.path, text.getvalue())   # never through a link: the appends below go to this file
         self.history = {name: [row[name] for row in rows] for name in COLUMNS}
-        self._file = open(self.path, "a", newline="")
+        # Appended to without following a link: one planted since the rewrite above is refused (ELOOP).
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        self._file = os.fdopen(fd, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
 
     @property

@@ -16,6 +16,7 @@
 import datetime
 import importlib
 import json
+import os
 import platform
 import re
 from pathlib import Path
@@ -78,11 +79,31 @@ def read_run_config(run_folder):
     return json.loads(path.read_text())
 
 
+def refuse_links(folder):
+    """UserError naming the first symbolic link inside `folder` (at any depth), or None.
+
+    Everything a run writes must stay inside its own folder: a weights/ or logs/ (or any file) that links
+    to another run's would have a resume save into that run, prune its checkpoints, move its `latest` and
+    cut its losses.csv. The folder itself may be a link (or sit under one); what is inside it may not.
+    """
+    from utils.cli import UserError   # here: utils.cli is not needed to read a run folder
+    for parent, subfolders, files in os.walk(folder):   # os.walk does not descend into a linked folder
+        for name in sorted(subfolders + files):
+            path = Path(parent) / name
+            if path.is_symlink():
+                raise UserError(f"{path} is a symbolic link (to {os.readlink(path)}): everything a run writes must "
+                                f"be inside its own folder {folder}, or it would write into what the link points "
+                                f"to. Replace the link with a copy of what it points to and try again")
+
+
 def remove_temporary_files(run_folder):
     """Delete what interrupted atomic writes left in a run folder (`.name.tmp*`, `*.tmp.npz`,
-    `weights/.tmp-ckpt-*`). Only the run's owner (utils/training/lock.py) calls this, so none is in use."""
+    `weights/.tmp-ckpt-*`). Only the run's owner (utils/training/lock.py) calls this, so none is in use;
+    a linked sub-folder is skipped (what it points to is not this run's)."""
     run_folder = Path(run_folder)
     for folder in (run_folder, run_folder / IMAGES, run_folder / LOGS, run_folder / WEIGHTS):
+        if folder != run_folder and folder.is_symlink():
+            continue
         for pattern in (".*.tmp*", "*.tmp.npz", ".tmp-*"):
             for leftover in folder.glob(pattern):
                 remove_quietly(leftover)
