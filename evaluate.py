@@ -13,7 +13,7 @@ and the cycle error, for the CycleGAN and for doing nothing, histogram matching 
 
 from pathlib import Path
 
-from models.onednn import prefer_onednn
+from utils.runtime.onednn import prefer_onednn
 from utils.cli import ArgumentParser, run_main
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
@@ -37,7 +37,7 @@ def main(argv=None):
         p.error(f"--image-size {args.image_size}: must be a multiple of 16 from 32 to 1024 (a judge is trained at it)")
     if not (Path(args.run) / "config.json").is_file():
         p.error(f"{args.run} is not a run folder (no config.json): give a folder under run/cyclegan/ or pretrained/")
-    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
+    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (utils/runtime/onednn.py)
     quiet(verbose=args.verbose)
 
     from utils.evaluation.unpaired import evaluate_run, format_table

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.onednn import prefer_onednn
+from utils.runtime.onednn import prefer_onednn
 from utils.cli import ArgumentParser, port_number, positive_float, positive_int
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
@@ -56,7 +56,7 @@ def main(argv=None):
     missing = [model for model in args.models if not Path(model).exists()]
     if missing:   # before TensorFlow's import (seconds)
         p.error(f"no such model: {missing[0]} (a run folder, a ckpt-* folder, a model folder or an ablation folder)")
-    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
+    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (utils/runtime/onednn.py)
     quiet(verbose=args.verbose)
 
     from utils.evaluation.ablation import model_sources

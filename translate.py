@@ -17,7 +17,7 @@ folder may not be the input folder (or inside it), and existing files are kept u
 import sys
 from pathlib import Path
 
-from models.onednn import prefer_onednn
+from utils.runtime.onednn import prefer_onednn
 from utils.cli import ArgumentParser, run_main
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
@@ -50,7 +50,7 @@ def main(argv=None):
         p.error(f"no such model: {args.model} (a run folder, a ckpt-* folder or a model folder)")
     if not Path(args.input).is_dir():
         p.error(f"--input {args.input}: no such folder")
-    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
+    prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (utils/runtime/onednn.py)
     quiet(verbose=args.verbose)
 
     from utils.inference.translation import translate_folder

@@ -38,6 +38,8 @@ PARTS = ("import_s", "build_s", "first_combined_s", "forward_trace_s", "backward
 
 def worker(config, variant):
     """Time one fresh process's first steps; print one RESULT_JSON line."""
+    from utils.runtime.onednn import prefer_onednn
+    prefer_onednn()   # the training kernels, as train.py chooses them
     t0 = time.perf_counter()
     import keras
     import numpy as np
@@ -113,6 +115,7 @@ def run_variant(config, variant):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     if variant == "eigen":
         env["TF_ENABLE_ONEDNN_OPTS"] = "0"
+        env.pop("CYCLEGAN_KERNELS_CHOSEN_FOR", None)   # the value is ours, not a choice to replace
     out = subprocess.run([sys.executable, __file__, "--worker", config, variant], env=env,
                          capture_output=True, text=True, check=False)
     line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT_JSON ")), None)

@@ -1,5 +1,5 @@
 """Seconds and peak memory of full-resolution translation (utils/inference/translation.py) at 512 and 1024 px,
-with each of TensorFlow's CPU kernels (models/onednn.py: oneDNN or Eigen, chosen before TensorFlow loads).
+with each of TensorFlow's CPU kernels (utils/runtime/onednn.py: oneDNN or Eigen, chosen before TensorFlow loads).
 
     nice -n 5 .venv/bin/python benchmarks/bench_full_resolution.py [--sizes 512 1024] [--models demo book]
     .venv/bin/python benchmarks/bench_full_resolution.py --sizes 256 512 1024 2048 --models book \
@@ -37,7 +37,7 @@ CHILD = """
 import json, os, resource, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {root!r})
-from models.onednn import prefer_onednn
+from utils.runtime.onednn import prefer_onednn
 prefer_onednn("translation")   # what translate.py does first thing (kept when the parent forced a value)
 import numpy as np
 from models.config import CycleGANConfig
@@ -70,7 +70,7 @@ KERNELS = {"onednn": "1", "eigen": "0"}
 def child_environment(kernels, isa=None):
     """The environment of one measurement: TF_ENABLE_ONEDNN_OPTS forced or chosen as translate.py does."""
     sys.path.insert(0, str(ROOT))
-    from models.onednn import CHOSEN_FOR, VARIABLE
+    from utils.runtime.onednn import CHOSEN_FOR, VARIABLE
     env = {key: value for key, value in os.environ.items() if key not in (VARIABLE, CHOSEN_FOR)}
     if isa:
         env["ONEDNN_MAX_CPU_ISA"] = isa
@@ -82,7 +82,7 @@ def child_environment(kernels, isa=None):
 def measure(model, size, repeats, kernels="chosen", isa=None, timeout=1800):
     code = CHILD.format(root=str(ROOT), fields=MODELS[model], size=size, repeats=repeats)
     env = child_environment(kernels, isa)
-    from models.onednn import kernels_for   # importable once child_environment put the root on sys.path
+    from utils.runtime.onednn import kernels_for   # importable once child_environment put the root on sys.path
     try:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:

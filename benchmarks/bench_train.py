@@ -72,7 +72,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="r9_32_64_128 only, 3 steps, 1 warm-up")
     p.add_argument("--jit", action="store_true", help="compile with jit_compile=True (XLA)")
     p.add_argument("--mixed-precision", nargs="?", const=True, default=False, choices=("float16", "bfloat16"),
-                   help="CycleGAN(mixed_precision=...): alone, the device's fast 16-bit type (models/devices.py), "
+                   help="CycleGAN(mixed_precision=...): alone, the device's fast 16-bit type (utils/runtime/devices.py), "
                    "or name one; float32 weights and losses")
     p.add_argument("--official", default=None, help="extracted official repository: time it side by side")
     p.add_argument("--official-python", default=None, help="interpreter with torch for the official code")
@@ -141,6 +141,8 @@ def run_worker(args):
     """Time one configuration in this process; print one RESULT_JSON line."""
     t_start = time.perf_counter()
     sys.path.insert(0, str(ROOT))
+    from utils.runtime.onednn import prefer_onednn
+    prefer_onednn()   # the training kernels, as train.py chooses them (kept when the parent set them)
     import keras
     import numpy as np
 

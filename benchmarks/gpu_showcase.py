@@ -67,7 +67,7 @@ def parse_args(argv=None):
                    "checkerboard score, docs/monet2photo.md; transposed: the paper's, the shipped model's)")
     p.add_argument("--mixed-precision", choices=("auto", "off"), default="auto",
                    help="auto: bfloat16 on GPUs of compute capability >= 8 (float16 below), off on a CPU "
-                   "without bfloat16 (models/devices.py)")
+                   "without bfloat16 (utils/runtime/devices.py)")
     args = p.parse_args(argv)
     for name, value in (TINY if args.tiny else BOOK_MONET).items():
         if getattr(args, name, None) is None:
@@ -181,7 +181,8 @@ def main(argv=None):
 
     import keras
 
-    from models import CycleGAN, devices
+    from models import CycleGAN
+    from utils.runtime import devices
     from utils.inference.trained_model import load_generators, save_model_folder
 
     gpu = devices.gpu()

@@ -120,7 +120,7 @@ class CombinedGeneratorModel(keras.Model):
         targets (batch, ph, pw, 1) of ones. losses: 'loss' (the weighted total, eq. 3) and the
         unweighted term of each output by name, as floats. fake_A = g_BA(img_B), fake_B = g_AB(img_A),
         computed before the update. train_on_batch(model, x, y) -> logs runs the step (an executor's,
-        models/executor.py); default this model's own.
+        utils/runtime/executor.py); default this model's own.
 
         The fakes leave Keras' train function as two per-image logs (`compute_metrics`), which Keras
         3.15 (pinned in requirements.txt) returns as they are. They are checked at every step, so a

@@ -92,12 +92,12 @@ class CycleGANConfig:
         (on PyTorch, True means torch.compile).
     mixed_precision: compute in 16 bits with float32 weights, outputs and losses: 'bfloat16'
         ('mixed_bfloat16' policy, no loss scaling), 'float16' ('mixed_float16' with Keras'
-        LossScaleOptimizer), or True: the fast one for the device (models/devices.py: bfloat16 on GPUs of
+        LossScaleOptimizer), or True: the fast one for the device (utils/runtime/devices.py: bfloat16 on GPUs of
         compute capability >= 8.0 and on CPUs, float16 on older GPUs such as Colab's T4). A built
         CycleGAN's config holds the resolved choice, so a checkpoint resumes with the same one.
     data_parallel: split each batch across the devices with the backend's own engine
         (JAX DataParallel, TensorFlow MirroredStrategy or, with TF_CONFIG, MultiWorkerMirroredStrategy;
-        models/executor.py). The batch size must be a multiple of the device count.
+        utils/runtime/executor.py). The batch size must be a multiple of the device count.
     unet_upsampling: how the U-Net doubles its size before each convolution: 'nearest' (the book's:
         nearest neighbour, then a 4x4 conv) or 'bilinear' (bilinear, then a 3x3 conv: against the
         checkerboard pattern, Odena et al. 2016; models/generators.py). The ResNet ignores it.

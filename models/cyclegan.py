@@ -21,20 +21,21 @@ the discriminators' in `CycleGAN.train_step` below.
 """
 
 import dataclasses
+import warnings
 
 import keras
 import numpy as np
 
-from models import checkpoint, devices
 from models.combined import CombinedGeneratorModel
 from models.config import CycleGANConfig, patch_size
 from models.directions import GENERATORS, check_direction
 from models.discriminator import build_patchgan_discriminator
-from models.executor import make_executor
 from models.generators import build_resnet_generator, build_unet_generator, run_generator
 from models.image_pool import ImagePool
 from models.lr_schedule import learning_rate_at
-from models.onednn import stack_generator_calls
+from utils.runtime import devices
+from utils.runtime.executor import make_executor
+from utils.runtime.onednn import slow_training_kernels, stack_generator_calls
 
 
 class CycleGAN:
@@ -45,7 +46,7 @@ class CycleGAN:
 
     Attributes: g_AB, g_BA (generators), d_A, d_B (discriminators, compiled with mse), combined
     (six-output generator model, see models/combined.py), pool_A / pool_B (histories of fakes),
-    executor (where the steps run: one device or data parallel, models/executor.py), n_devices,
+    executor (where the steps run: one device or data parallel, utils/runtime/executor.py), n_devices,
     epoch / batch / step (training position, set by the training loop and saved in checkpoints).
     """
 
@@ -54,11 +55,14 @@ class CycleGAN:
             raise ValueError("pass either a CycleGANConfig or keyword settings, not both")
         self.config = config if config is not None else CycleGANConfig(**kwargs)
         # Mixed precision: layers compute in float16 or bfloat16 and keep float32 weights; losses are
-        # float32. True resolves to the device's fast type (models/devices.py); the config keeps the choice.
+        # float32. True resolves to the device's fast type (utils/runtime/devices.py); the config keeps the choice.
         self.compute_dtype = devices.mixed_precision_dtype(self.config.mixed_precision)
         if self.config.mixed_precision is True:   # on a CPU without bfloat16 instructions: float32 (False)
             self.config = dataclasses.replace(self.config, mixed_precision=self.compute_dtype or False)
         cfg = self.config
+        hint = slow_training_kernels()
+        if hint:
+            warnings.warn(hint, stacklevel=2)
         keras.utils.set_random_seed(cfg.seed)  # the same seed gives the same initial weights
 
         self.img_shape = cfg.input_dim
@@ -68,7 +72,7 @@ class CycleGAN:
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(policy)
         # data_parallel: networks, optimizers and train functions are made under the backend's
-        # distribution engine; one device: a no-op (models/executor.py).
+        # distribution engine; one device: a no-op (utils/runtime/executor.py).
         self.executor = make_executor(cfg.data_parallel)
         self.n_devices = self.executor.n_devices
         try:
@@ -240,19 +244,3 @@ class CycleGAN:
     def translate(self, imgs, direction="AtoB"):
         """Translate a batch (batch, h, w, c) in [-1, 1]: 'AtoB' with g_AB, 'BtoA' with g_BA."""
         return run_generator(getattr(self, GENERATORS[check_direction(direction)]), imgs)
-
-    # ----------------------------------------------------------------- saving
-    def save_checkpoint(self, directory, keep=3):
-        """Atomically save everything needed to resume into directory/ckpt-<step>; returns its path."""
-        return checkpoint.save(self, directory, keep=keep)
-
-    def load_checkpoint(self, path):
-        """Restore a checkpoint (a ckpt-* folder or a folder of them: the latest) into this object."""
-        return checkpoint.load(self, path)
-
-    @classmethod
-    def from_checkpoint(cls, path):
-        """A new CycleGAN built from the config stored in a checkpoint, with its state restored."""
-        gan = cls(checkpoint.read_config(path))
-        gan.load_checkpoint(path)
-        return gan

@@ -5,8 +5,11 @@ import os
 
 import pytest
 
+from utils.runtime.onednn import prefer_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+prefer_onednn()   # TensorFlow's training kernels, as every entry script chooses them (utils/runtime/onednn.py)
 # `CYCLEGAN_CPU_KIND=avx2 make test` runs the suite with every choice this project makes from the CPU made as
 # on a CPU without AVX-512 (models/onednn.cpu_flags); `=avx512` the other way (docs/testing.md, "Both CPU
 # kinds"). It leaves oneDNN's own kernels alone: ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU is no AVX2 CPU
@@ -14,7 +17,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
 def pytest_report_header(config):
-    from models.onednn import CPU_KIND_VARIABLE, cpu_flags, cpu_has_avx512
+    from utils.runtime.onednn import CPU_KIND_VARIABLE, cpu_flags, cpu_has_avx512
     chosen = os.environ.get(CPU_KIND_VARIABLE)
     kind = "AVX-512" if cpu_has_avx512() else "no AVX-512"
     bf16 = "with" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "without"
@@ -45,6 +48,7 @@ def tiny_run(tmp_path_factory):
     """A run folder holding only a checkpoint of an untrained CycleGAN (32 px, 4/4 filters, seed 0):
     enough to test what translating does with files, names and sizes."""
     from models import CycleGAN
+    from utils.training import checkpoint
     run = tmp_path_factory.mktemp("run") / "0001_tiny"
-    CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0).save_checkpoint(run / "weights")
+    checkpoint.save(CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0), run / "weights")
     return run

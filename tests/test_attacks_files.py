@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from models import CycleGAN
-from models import checkpoint as ckpt
-from models.checkpoint_checks import CheckpointError
+from utils.training import checkpoint as ckpt
+from utils.training.checkpoint_checks import CheckpointError
 from utils.cli import UserError
 from utils.training import run_folder as layout
 from utils.training.lock import LOCK_FILE, RunLock, read_holder
@@ -114,7 +114,7 @@ def _two_runs(tmp_path):
         runs.append(run)
     for step in (0, 1):
         gan.step = step
-        gan.save_checkpoint(runs[1] / layout.WEIGHTS)
+        ckpt.save(gan, runs[1] / layout.WEIGHTS)
     (runs[1] / layout.WEIGHTS / ".tmp-ckpt-00000002-1-1").mkdir()   # another run's save in progress
     return runs
 
@@ -196,7 +196,7 @@ def two_checkpoints(tmp_path):
     gan = CycleGAN(**TINY)
     for step in (0, 1):
         gan.step = step
-        gan.save_checkpoint(tmp_path / "weights")
+        ckpt.save(gan, tmp_path / "weights")
     return tmp_path / "weights"
 
 
@@ -215,7 +215,7 @@ def test_a_checkpoint_whose_weights_hold_an_extra_dataset_is_not_loaded(two_chec
         weights["layers/extra/vars/0"] = np.zeros(3, np.float32)
     reseal_checkpoint(newest)
     with pytest.raises(CheckpointError, match=r"d_A\.weights\.h5 holds layers/extra/vars/0 .*no place for"):
-        CycleGAN.from_checkpoint(two_checkpoints)
+        ckpt.restore(two_checkpoints)
 
 
 def test_a_compressed_npz_member_is_refused_before_reading_it(two_checkpoints, capsys):

@@ -21,6 +21,7 @@ from PIL import Image
 
 from models import CycleGAN
 from utils.inference.serve import COLUMNS, REFUSED, _check_port, build_app, column_titles, domain_names, launch
+from utils.training import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4)
@@ -346,10 +347,10 @@ def test_the_columns_are_labelled_with_the_domains_of_each_model(tmp_path):
     monet = save_model_folder(CycleGAN(**TINY, seed=0), tmp_path / "monet2photo_32", made_by="test",
                               dataset="monet2photo")
     run = tmp_path / "0001_horse2zebra"
-    CycleGAN(**TINY, seed=1).save_checkpoint(run / "weights")
+    checkpoint.save(CycleGAN(**TINY, seed=1), run / "weights")
     (run / "config.json").write_text(json.dumps({"dataset": "horse2zebra"}))   # as train.py writes it
     unknown = tmp_path / "0002_tiny"
-    CycleGAN(**TINY, seed=2).save_checkpoint(unknown / "weights")
+    checkpoint.save(CycleGAN(**TINY, seed=2), unknown / "weights")
     app = build_app([monet, run, unknown], max_side=64, examples=[])
     labels = [c["props"].get("label") for c in app.config["components"] if c.get("type") == "image"][1:]
     assert labels == [*column_titles(("Monet", "photo")), *column_titles(("horse", "zebra")),

@@ -8,6 +8,7 @@ import pytest
 from models import CycleGAN, CycleGANConfig, build_patchgan_discriminator
 from models.augment import DiffAugment
 from models.config import DIFF_AUGMENT_PAPER
+from utils.training import checkpoint
 from test_cyclegan import changed, snapshot   # which networks' weights moved
 from test_networks import gradient   # d sum(fn(x) * weights) / dx with the backend's own autodiff
 
@@ -147,11 +148,11 @@ def test_training_with_it_moves_the_right_networks_and_the_generators_see_augmen
 
 
 def test_a_checkpoint_keeps_the_choice_and_a_model_without_it_refuses_the_checkpoint(gan, tmp_path):
-    path = gan.save_checkpoint(tmp_path / "weights")
-    resumed = CycleGAN.from_checkpoint(path)
+    path = checkpoint.save(gan, tmp_path / "weights")
+    resumed = checkpoint.restore(path)
     assert resumed.config.diff_augment == DIFF_AUGMENT_PAPER and isinstance(resumed.d_A.layers[1], DiffAugment)
     for name in ("d_A", "g_AB"):
         for ours, theirs in zip(getattr(gan, name).weights, getattr(resumed, name).weights):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
     with pytest.raises(ValueError, match="diff_augment"):
-        CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=3).load_checkpoint(path)
+        checkpoint.load(CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=3), path)

@@ -90,7 +90,7 @@ def test_gpu_check_tiny_runs_the_whole_script_on_the_cpu(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["speed_tensorflow_fp32.json", "speed_tensorflow_mixed.json"]
     mixed = json.loads((tmp_path / "speed_tensorflow_mixed.json").read_text())
-    from models import devices
+    from utils.runtime import devices
     assert mixed["ours"]["smoke"][0]["compute_dtype"] == devices.mixed_precision_dtype(True)   # the CPU's pick
     assert "| speed_tensorflow_mixed | smoke | cpu |" in run.stdout   # the summary table
 
@@ -102,7 +102,7 @@ def test_bench_full_resolution_reports_seconds_and_memory(tmp_path):
     assert "| demo | eigen (TF_ENABLE_ONEDNN_OPTS=0) | 48 x 48 |" in printed and "load average before" in printed
     chosen, eigen = report["rows"]
     assert chosen["kernels"] == "chosen" and report["isa_limit"] == "AVX2"
-    # what the child's TensorFlow loaded with, after `import models` chose for training: translating on an AVX2
+    # what the child's TensorFlow loaded with, after `utils.cli.quiet()` chose for training: translating on an AVX2
     # CPU (or not x86) never runs oneDNN
     assert chosen["onednn"] in ("0", None)
     assert all(row["translated_hw"] == [48, 48] for row in (chosen, eigen))   # the whole image, no cap

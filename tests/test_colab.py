@@ -53,7 +53,7 @@ def local_remote(tmp_path):
 
 
 # What the setup cell imports before setup() runs, and where setup() then moves (notebooks/).
-SMALL_PROJECT = ("utils/__init__.py", "utils/colab.py", "models/__init__.py", "models/onednn.py", "requirements.txt")
+SMALL_PROJECT = ("utils/__init__.py", "utils/colab.py", "models/__init__.py", "utils/runtime/onednn.py", "requirements.txt")
 
 
 def _zip_of(repository, content):
@@ -346,7 +346,7 @@ def test_the_gpu_probe_compares_compute_capabilities_as_numbers(tmp_path, monkey
 
 def test_the_gpu_precision_line_needs_no_keras_and_follows_the_models_rule():
     """utils/colab.py says what mixed precision a runtime's GPU gets before the pinned Keras is installed: it
-    reads models/devices.py's one rule (gpu_compute_dtype) without importing Keras."""
+    reads utils/runtime/devices.py's one rule (gpu_compute_dtype) without importing Keras."""
     import subprocess
     code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
             "from utils.colab import mixed_precision_on\n"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from models import CycleGAN
+from utils.training import checkpoint
 
 SIZE = 32
 
@@ -317,7 +318,7 @@ def test_issue_26_switches_round_trip_and_a_config_saved_before_them_loads_as_th
     """unet_upsampling and diff_augment: off by default, kept through JSON, architecture (and run) fields."""
     import json
 
-    from models.checkpoint_checks import RUN_FIELDS
+    from utils.training.checkpoint_checks import RUN_FIELDS
     from models.config import CycleGANConfig
     book = CycleGANConfig()
     assert (book.unet_upsampling, book.diff_augment) == ("nearest", "")
@@ -334,10 +335,10 @@ def test_bilinear_unet_is_built_from_the_config_and_its_checkpoint_refuses_the_b
     gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, unet_upsampling="bilinear")
     assert {layer.interpolation for layer in gan.g_AB.layers if isinstance(layer, keras.layers.UpSampling2D)} == \
         {"bilinear"}
-    path = gan.save_checkpoint(tmp_path / "weights")
+    path = checkpoint.save(gan, tmp_path / "weights")
     with pytest.raises(ValueError, match="unet_upsampling: 'bilinear' != 'nearest'"):
-        CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4).load_checkpoint(path)
-    assert CycleGAN.from_checkpoint(path).config.unet_upsampling == "bilinear"
+        checkpoint.load(CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4), path)
+    assert checkpoint.restore(path).config.unet_upsampling == "bilinear"
 
 
 def test_a_shallower_discriminator_trains_and_its_checkpoint_refuses_the_papers(tmp_path):
@@ -354,7 +355,7 @@ def test_a_shallower_discriminator_trains_and_its_checkpoint_refuses_the_papers(
     before = snapshot(gan)
     gan.train_step(batch(0, size=64), batch(1, size=64))
     assert changed(before, snapshot(gan)) == {"g_AB", "g_BA", "d_A", "d_B"}
-    path = gan.save_checkpoint(tmp_path / "weights")
+    path = checkpoint.save(gan, tmp_path / "weights")
     with pytest.raises(ValueError, match="disc_n_layers: 2 != 3"):
-        CycleGAN(input_dim=(64, 64, 3), gen_n_filters=4, disc_n_filters=4).load_checkpoint(path)
-    assert CycleGAN.from_checkpoint(path).config.disc_n_layers == 2
+        checkpoint.load(CycleGAN(input_dim=(64, 64, 3), gen_n_filters=4, disc_n_filters=4), path)
+    assert checkpoint.restore(path).config.disc_n_layers == 2

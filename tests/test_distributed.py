@@ -1,4 +1,4 @@
-"""Data parallel (models/executor.py): two logical CPU devices give the weights of one device.
+"""Data parallel (utils/runtime/executor.py): two logical CPU devices give the weights of one device.
 
 `CycleGAN(data_parallel=True)` splits each batch across the devices with the backend's own engine
 (JAX: keras.distribution.DataParallel; TensorFlow: tf.distribute.MirroredStrategy). Two full
@@ -31,7 +31,7 @@ if keras.backend.backend() == "tensorflow" and "TF_CONFIG" not in os.environ:  #
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from models import CycleGAN
-from models.executor import device_count
+from utils.runtime.executor import device_count
 
 parallel = sys.argv[1] == "parallel"
 gan = CycleGAN(input_dim=(32, 32, 3), generator_type="resnet", n_resnet_blocks=1, gen_n_filters=4,
@@ -188,7 +188,7 @@ def test_training_loop_runs_data_parallel_with_an_uneven_last_batch_and_resumes(
 
 
 def test_a_batch_size_that_does_not_split_across_the_devices_is_refused(monkeypatch, tmp_path):
-    from models import executor as distribution
+    from utils.runtime import executor as distribution
     from utils.training import trainer
     monkeypatch.setattr(distribution, "device_count", lambda: 2)
     config = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, data_parallel=True)
@@ -198,7 +198,7 @@ def test_a_batch_size_that_does_not_split_across_the_devices_is_refused(monkeypa
 
 
 def test_the_last_batch_is_topped_up_with_its_own_images():
-    from models.executor import fill_to_multiple as _fill_devices
+    from utils.runtime.executor import fill_to_multiple as _fill_devices
     imgs = np.arange(3 * 2 * 2 * 1, dtype=np.float32).reshape(3, 2, 2, 1)
     assert _fill_devices(imgs, 1) is imgs and _fill_devices(imgs[:2], 2).shape == (2, 2, 2, 1)
     filled = _fill_devices(imgs, 4)
@@ -215,7 +215,7 @@ def test_data_parallel_on_torch_is_a_clear_error():
 
 
 def test_tf_config_gives_the_number_of_workers_or_a_clear_error(monkeypatch):
-    from models.executor import tf_workers
+    from utils.runtime.executor import tf_workers
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert tf_workers() == 1
     cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}

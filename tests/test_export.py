@@ -14,6 +14,7 @@ import export as export_script
 from models import CycleGAN
 from models.generators import run_generator
 from utils.inference.trained_model import load_generators
+from utils.training import checkpoint
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=3)
 
@@ -22,7 +23,7 @@ TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=3)
 def run(tmp_path_factory):
     gan = CycleGAN(**TINY)
     folder = tmp_path_factory.mktemp("run") / "0001_tiny"
-    gan.save_checkpoint(folder / "weights")
+    checkpoint.save(gan, folder / "weights")
     rng = np.random.default_rng(0)
     inputs = {"train_size": rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32),
               "other_size": rng.uniform(-1, 1, (1, 48, 80, 3)).astype(np.float32)}

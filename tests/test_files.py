@@ -1,4 +1,4 @@
-"""The one atomic file writer (models/files.py): all or nothing, on the disk, no temporary file left."""
+"""The one atomic file writer (utils/runtime/files.py): all or nothing, on the disk, no temporary file left."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from models import files
+from utils.runtime import files
 
 
 def test_text_and_bytes_are_written_and_no_temporary_file_is_left(tmp_path):

@@ -14,6 +14,7 @@ from models.generators import run_generator
 from utils.images import to_model_range, to_uint8
 from utils.inference.trained_model import load_generators, save_model_folder
 from utils.inference.translation import pad_to_multiple, scaled_size, translate_at_own_size
+from utils.training import checkpoint
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, seed=0)
 
@@ -26,7 +27,7 @@ def gan():
 @pytest.fixture(scope="module")
 def run_folder(gan, tmp_path_factory):
     run = tmp_path_factory.mktemp("run") / "0001_tiny"
-    gan.save_checkpoint(run / "weights")
+    checkpoint.save(gan, run / "weights")
     return run
 
 
@@ -128,7 +129,7 @@ def test_a_folder_without_generators_is_named_in_the_error(tmp_path):
 
 @pytest.mark.long
 def test_a_1024_px_photo_translates_in_seconds_on_an_avx2_cpu_too(tmp_path):
-    """translate.py picks TensorFlow's CPU kernels for translating before TensorFlow loads (models/onednn.py).
+    """translate.py picks TensorFlow's CPU kernels for translating before TensorFlow loads (utils/runtime/onednn.py).
     With oneDNN on an AVX2-only CPU the book U-Net's 256 x 256 x 256 convolution of a 1024 px photo fell back to
     oneDNN's reference kernel and never finished; ONEDNN_MAX_CPU_ISA=AVX2 makes any x86 CPU behave so. The
     bound is generous (seconds are expected): a hang fails here, not on a student's evening."""

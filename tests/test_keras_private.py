@@ -1,7 +1,7 @@
 """The Keras-private API this project calls, checked against the installed Keras.
 
 There is one: `Model._maybe_symbolic_build(data_batch=...)` of Keras' TensorFlow trainer, called by
-models/executor.py's `build_like_train_on_batch` (TensorFlow data parallel) as Keras' own
+utils/runtime/executor.py's `build_like_train_on_batch` (TensorFlow data parallel) as Keras' own
 `train_on_batch` does first. A Keras release that renames it, changes its arguments or stops
 building with it fails here, with the Keras version and the function named, rather than deep in a
 data-parallel run. The pinned Keras is requirements.txt's.
@@ -13,9 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from models.executor import build_like_train_on_batch
+from utils.runtime.executor import build_like_train_on_batch
 
-WHERE = (f"Keras {keras.__version__}: models/executor.py build_like_train_on_batch calls the Keras-private "
+WHERE = (f"Keras {keras.__version__}: utils/runtime/executor.py build_like_train_on_batch calls the Keras-private "
          "Model._maybe_symbolic_build(data_batch=(x, y, sample_weight))")
 
 tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow",

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from models import CycleGAN
-from models import devices
+from utils.runtime import devices
+from utils.training import checkpoint
 
 TINY = dict(input_dim=(32, 32, 3), generator_type="resnet", n_resnet_blocks=1, gen_n_filters=4,
             disc_n_filters=4, buffer_max_length=2, seed=4)
@@ -45,10 +46,10 @@ def test_loss_scale_state_is_saved_and_restored_by_checkpoints(tmp_path):
     gan.combined_optimizer.dynamic_scale.assign(2.0 ** 13)
     gan.combined_optimizer.step_counter.assign(7)
     gan.d_A.optimizer.dynamic_scale.assign(2.0 ** 16)
-    path = gan.save_checkpoint(tmp_path)
+    path = checkpoint.save(gan, tmp_path)
     value = lambda variable: float(keras.ops.convert_to_numpy(variable))  # noqa: E731
 
-    resumed = CycleGAN.from_checkpoint(path)
+    resumed = checkpoint.restore(path)
     assert resumed.compute_dtype == "float16" and resumed.config.mixed_precision == "float16"
     for name, optimizer in resumed.optimizers.items():
         assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer), name
@@ -122,12 +123,12 @@ def test_train_prints_the_warning_on_a_cpu_without_bfloat16(monkeypatch, tmp_pat
 
 
 def test_the_kernels_are_chosen_per_workload_and_cpu_and_the_users_choice_is_kept():
-    from models.onednn import (CHOSEN_FOR, VARIABLE, cpu_has_avx512, prefer_onednn, stack_generator_calls,
+    from utils.runtime.onednn import (CHOSEN_FOR, VARIABLE, cpu_has_avx512, prefer_onednn, stack_generator_calls,
                                translation_side_limit)
     for machine in ("x86_64", "AMD64"):
         environ = {}
         assert prefer_onednn("training", environ, machine, avx512=False) == "1" and environ[CHOSEN_FOR] == "training"
-        # a translating entry point, after `import models` chose for training: Eigen without AVX-512
+        # a translating entry point, after `utils.cli.quiet()` chose for training: Eigen without AVX-512
         assert prefer_onednn("translation", environ, machine, avx512=False) == "0"
         assert prefer_onednn("translation", {}, machine, avx512=True) == "1"
     assert prefer_onednn("translation", {VARIABLE: "1"}, "x86_64", avx512=False) == "1"   # the user's own value
@@ -153,7 +154,7 @@ def test_the_kernels_are_chosen_per_workload_and_cpu_and_the_users_choice_is_kep
 def test_cyclegan_cpu_kind_makes_every_choice_as_on_that_cpu(tmp_path, monkeypatch):
     """CYCLEGAN_CPU_KIND (how docs/testing.md runs the suite as on the other CPU kind) replaces the machine's
     flags for each decision read from the CPU; a cpuinfo file named by a test still wins."""
-    from models.onednn import CPU_KIND_VARIABLE, VARIABLE, cpu_flags, cpu_has_avx512, stack_generator_calls
+    from utils.runtime.onednn import CPU_KIND_VARIABLE, VARIABLE, cpu_flags, cpu_has_avx512, stack_generator_calls
     for kind, avx512 in (("avx2", False), ("AVX512", True)):
         environ = {CPU_KIND_VARIABLE: kind, VARIABLE: "1"}
         assert cpu_has_avx512(environ=environ) is avx512

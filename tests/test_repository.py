@@ -1,5 +1,5 @@
-"""The house rules a reader relies on: the project's imports form no circle and never point upward (models/
-at the bottom, then utils' shared files, datasets, training, inference, evaluation, the Colab helper, and
+"""The house rules a reader relies on: the project's imports form no circle and never point upward (the
+runtime at the bottom, models/ on it, then utils' shared files, datasets, training, inference, evaluation, the Colab helper, and
 the entry scripts on top), utils/ is folders by concept, and no file names a path of one machine."""
 
 import ast
@@ -33,7 +33,7 @@ def imported_modules(path):
 
 
 # Layers, bottom first: a module may import its own layer or those below it, never one above.
-LAYERS = (("models",), ("utils", "utils.cli", "utils.images", "utils.plots"), ("utils.datasets",),
+LAYERS = (("utils.runtime",), ("models",), ("utils", "utils.cli", "utils.images", "utils.plots"), ("utils.datasets",),
           ("utils.training",), ("utils.inference",), ("utils.evaluation",), ("utils.colab",))
 PROJECT_FOLDERS = ("models", "utils")
 ENTRY_SCRIPTS = ("train.py", "translate.py", "evaluate.py", "export.py", "serve.py", "ablate.py", "quickstart.py")
@@ -136,11 +136,35 @@ def test_utils_is_folders_by_concept_with_few_loose_files():
             f"{package.relative_to(ROOT)} needs an __init__.py whose docstring says what lives there"
 
 
-def test_models_imports_nothing_from_utils():
-    """models/ is the lower floor: the networks, the step, the pool, checkpoints; utils/ builds on it."""
+def test_models_holds_the_paper_and_imports_only_the_runtime_below_it():
+    """models/ is the paper (networks, losses, the step, the pool, the schedule); below it only utils/runtime/
+    (kernels, devices, the executor), and no module of utils/runtime/ imports models/ or the rest of utils/."""
     offenders = {str(path.relative_to(ROOT)): module for path in sorted((ROOT / "models").glob("*.py"))
-                 for module in imported_modules(path) if module == "utils" or module.startswith("utils.")}
+                 for module in imported_modules(path)
+                 if (module == "utils" or module.startswith("utils.")) and not module.startswith("utils.runtime")}
     assert offenders == {}
+    runtime = {str(path.relative_to(ROOT)): module for path in sorted((ROOT / "utils" / "runtime").glob("*.py"))
+               for module in imported_modules(path)
+               if module.split(".")[0] == "models" or (module.startswith("utils.") and not module.startswith("utils.runtime"))}
+    assert runtime == {}
+    plumbing = sorted({"checkpoint.py", "checkpoint_checks.py", "files.py", "disk_space.py", "devices.py",
+                       "executor.py", "onednn.py"} & {path.name for path in (ROOT / "models").glob("*.py")})
+    assert plumbing == [], f"plumbing back in models/: {plumbing}"
+
+
+def test_importing_the_project_sets_nothing():
+    """No import has a side effect: `import models`, `import utils` and every package's __init__ leave the
+    environment as they found it (TensorFlow's kernels are chosen by a call, utils/runtime/onednn.py)."""
+    code = ("import os, sys; sys.path.insert(0, '.'); before = dict(os.environ); import models, utils, "
+            "utils.runtime, utils.training, utils.inference, utils.evaluation, utils.datasets; "
+            "import models.config; changed = sorted(k for k in set(before) | set(os.environ) "
+            "if before.get(k) != os.environ.get(k)); print(changed); "
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "CYCLEGAN_KERNELS_CHOSEN_FOR")}
+    out = subprocess.run([__import__("sys").executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]", f"importing the project changed the environment: {out[0]}"
+    assert out[1] == "[]", f"importing the packages and models.config loaded {out[1]}"
 
 
 def test_no_file_names_an_absolute_path_of_a_machine():

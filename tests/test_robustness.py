@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from models import CycleGAN, CycleGANConfig
-from models import checkpoint as ckpt
+from utils.training import checkpoint as ckpt
 from utils.training import run_folder as layout
 from utils.training.logs import read_losses
 
@@ -44,7 +44,7 @@ def two_checkpoints(tmp_path_factory):
     rng = np.random.default_rng(0)
     for _ in range(2):
         gan.train_step(*(rng.uniform(-1, 1, (1, 32, 32, 3)).astype("float32") for _ in range(2)))
-        gan.save_checkpoint(folder)
+        ckpt.save(gan, folder)
     return folder
 
 
@@ -82,12 +82,12 @@ def test_weights_with_nan_are_neither_saved_nor_loaded(two_checkpoints, tmp_path
     import h5py
     folder = tmp_path / "weights"
     shutil.copytree(two_checkpoints, folder)
-    gan = CycleGAN.from_checkpoint(folder)
+    gan = ckpt.restore(folder)
     kernel = gan.d_A.trainable_weights[0]
     kernel.assign(np.full(kernel.shape, np.inf, "float32"))
     gan.step = 3
     with pytest.raises(ckpt.CheckpointError, match="not saving a checkpoint of step 3: d_A weight .* NaN or inf"):
-        gan.save_checkpoint(folder)
+        ckpt.save(gan, folder)
     assert sorted(p.name for p in folder.glob("*ckpt-*")) == ["ckpt-00000001", "ckpt-00000002"]
 
     # a checkpoint with NaN in a weight file and its manifest recomputed (the hashes cannot catch it)
@@ -103,7 +103,7 @@ def test_weights_with_nan_are_neither_saved_nor_loaded(two_checkpoints, tmp_path
     state["checksum"] = ckpt.state_checksum(state)
     (newest / "state.json").write_text(json.dumps(state))
     with pytest.raises(ckpt.CheckpointError, match=r"g_BA\.weights\.h5 holds NaN or inf"):
-        CycleGAN.from_checkpoint(newest)
+        ckpt.restore(newest)
 
 
 # ----------------------------------------------------------------- 3. damaged checkpoints
@@ -145,7 +145,7 @@ def test_resume_from_a_damaged_newest_checkpoint_restores_the_one_before(two_che
     folder = tmp_path / "weights"
     shutil.copytree(two_checkpoints, folder)
     _truncate(folder / "ckpt-00000002" / "g_AB.weights.h5")
-    assert CycleGAN.from_checkpoint(folder).step == 1
+    assert ckpt.restore(folder).step == 1
 
 
 def test_no_intact_checkpoint_is_one_error_naming_each_file(two_checkpoints, tmp_path):
@@ -154,7 +154,7 @@ def test_no_intact_checkpoint_is_one_error_naming_each_file(two_checkpoints, tmp
     _truncate(folder / "ckpt-00000002" / "optimizers.npz")
     (folder / "ckpt-00000001" / "state.json").write_text("{not json")
     with pytest.raises(ckpt.CheckpointError) as error:
-        CycleGAN.from_checkpoint(folder)
+        ckpt.restore(folder)
     message = str(error.value)
     assert "no intact checkpoint" in message
     assert str(folder / "ckpt-00000002" / "optimizers.npz") in message
@@ -274,14 +274,14 @@ from pathlib import Path
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG instead
 import numpy as np
 from models import CycleGAN
-from models.disk_space import DiskFullError
+from utils.runtime.disk_space import DiskFullError
 from utils import plots
 
 folder, limit = Path(sys.argv[1]), int(sys.argv[2])
 gan = CycleGAN(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4, buffer_max_length=2)
 for step in range(3):
     gan.step = step
-    gan.save_checkpoint(folder / "weights")
+    ckpt.save(gan, folder / "weights")
 gan.step = 3
 grids, rng = [], np.random.default_rng(0)
 for i in range(12):   # noise: a GIF of it cannot compress below the limit
@@ -290,14 +290,14 @@ for i in range(12):   # noise: a GIF of it cannot compress below the limit
 _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
 result = {}
-for name, write in (("checkpoint", lambda: gan.save_checkpoint(folder / "weights")),
+for name, write in (("checkpoint", lambda: ckpt.save(gan, folder / "weights")),
                     ("gif", lambda: plots.save_grid_animation(grids, folder / "progress.gif", scale=1))):
     if name == "gif":   # 12 frames of noise: far above 100 KB
         resource.setrlimit(resource.RLIMIT_FSIZE, (min(limit, 100_000), hard))
     try:
         write()
         result[name] = "written"
-    except DiskFullError as error:   # what models/checkpoint.py raises
+    except DiskFullError as error:   # what utils/training/checkpoint.py raises
         result[name] = str(error)
     except OSError as error:         # plots raise the OSError; the training loop words it
         result[name] = f"OSError {error.errno}"

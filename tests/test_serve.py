@@ -32,12 +32,12 @@ LIMIT = 60_000   # bytes
 def app(tmp_path_factory):
     """The page for one run folder and a two-variant ablation folder (not started)."""
     root = tmp_path_factory.mktemp("models")
-    CycleGAN(**TINY, seed=0).save_checkpoint(root / "0001_tiny" / "weights")
+    checkpoint.save(CycleGAN(**TINY, seed=0), root / "0001_tiny" / "weights")
     ablation = root / "ablation"
     (ablation / "ablation.json").parent.mkdir()
     (ablation / "ablation.json").write_text(json.dumps({"variants": {"full": {}, "lambda_id=0": {"lambda_id": 0}}}))
     for seed, variant in enumerate(("full", "lambda_id_0")):
-        CycleGAN(**TINY, seed=seed + 1).save_checkpoint(ablation / "runs" / variant / "weights")
+        checkpoint.save(CycleGAN(**TINY, seed=seed + 1), ablation / "runs" / variant / "weights")
     app = build_app(model_sources([root / "0001_tiny", ablation]), max_side=64, max_bytes=LIMIT)
     yield app
     app.close()
@@ -155,6 +155,7 @@ seen = []
 sys.addaudithook(lambda event, args: seen.append(args[1]) if event == "socket.connect" else None)
 from gradio_client import Client, handle_file
 from utils.inference.serve import build_app, launch
+from utils.training import checkpoint
 app = build_app([{str(tiny_run)!r}], max_side=64)
 note, *images = Client(launch(app), verbose=False).predict(handle_file({str(photo)!r}), api_name="/translate")
 app.close()

@@ -14,6 +14,7 @@ from PIL import Image
 
 from models import CycleGAN
 from utils.inference.serve import COLUMNS, build_app, launch
+from utils.training import checkpoint
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright (pip install -r requirements.txt)")
 
@@ -32,7 +33,7 @@ TIMEOUT_MS = 120_000
 def page_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     for seed, name in enumerate(("0001_tiny", "0002_tiny")):
-        CycleGAN(**TINY, seed=seed).save_checkpoint(root / name / "weights")
+        checkpoint.save(CycleGAN(**TINY, seed=seed), root / name / "weights")
     app = build_app([root / "0001_tiny", root / "0002_tiny"], max_side=64, max_bytes=200_000)
     url = launch(app, port=0)
     yield url

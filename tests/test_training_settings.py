@@ -1,11 +1,11 @@
-"""TrainingSettings (utils/training/settings.py) and the one-device executor (models/executor.py)."""
+"""TrainingSettings (utils/training/settings.py) and the one-device executor (utils/runtime/executor.py)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from models.executor import OneDevice, make_executor
+from utils.runtime.executor import OneDevice, make_executor
 from utils.training.settings import TrainingSettings
 from utils.training.trainer import train
 

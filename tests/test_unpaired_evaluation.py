@@ -17,6 +17,7 @@ from utils.evaluation import judge as judges
 from utils.evaluation.baselines import baseline_translators
 from utils.evaluation.unpaired import Scorer, judge_rates_by_split, score_translator
 from utils.images import load_images
+from utils.training import checkpoint
 
 SIZE = 32
 
@@ -156,7 +157,7 @@ def test_inception_features_plumbing_with_random_weights():
 
 def write_run(folder, dataset):
     """A run folder with an untrained tiny CycleGAN that records `dataset` (blobs) as its data."""
-    CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=0).save_checkpoint(folder / "weights")
+    checkpoint.save(CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=0), folder / "weights")
     (folder / "config.json").write_text(json.dumps({
         "dataset": "blobs", "created": "test", "model": CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4,
                                                                  disc_n_filters=4).config.to_dict(),

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from models import CycleGAN
-from models import checkpoint as ckpt
+from utils.training import checkpoint as ckpt
 from utils.training import run_folder as layout
 from utils.training.lock import RunLock
 
@@ -76,7 +76,7 @@ def test_train_py_with_a_lock_linked_outside_the_run_leaves_that_file_unchanged(
 
 @needs_links
 def test_write_atomic_replaces_a_link_instead_of_writing_through_it(tmp_path):
-    from models.files import write_atomic
+    from utils.runtime.files import write_atomic
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
     (tmp_path / "out.txt").symlink_to(outside)
@@ -170,11 +170,11 @@ def saved_run(tmp_path_factory):
                                                           "training": {}}))
     for _ in range(2):
         gan.train_step(*images)
-        gan.save_checkpoint(root / "run" / "weights")
+        ckpt.save(gan, root / "run" / "weights")
     other = _tiny_gan(seed=1)
     for _ in range(3):
         other.train_step(*images)
-    other.save_checkpoint(root / "other" / "weights")
+    ckpt.save(other, root / "other" / "weights")
     return root
 
 
@@ -190,7 +190,7 @@ def _falls_back_to(run, step, says, capsys):
     assert ckpt.resolve(run / "weights").name == f"ckpt-{step:08d}"
     warning = capsys.readouterr().err
     assert "warning: skipping the damaged checkpoint" in warning and says in warning, warning
-    assert CycleGAN.from_checkpoint(run / "weights").step == step
+    assert ckpt.restore(run / "weights").step == step
 
 
 @pytest.mark.long
@@ -524,7 +524,7 @@ def test_a_web_page_or_a_file_folder_clash_is_not_called_a_truncated_download(tm
 def test_a_disk_full_message_names_a_path_that_exists(tmp_path):
     import errno
 
-    from models.disk_space import disk_full_error
+    from utils.runtime.disk_space import disk_full_error
     failed = tmp_path / "weights" / "ckpt-00000003" / "optimizers.npz"   # never written
     (tmp_path / "weights").mkdir()
     message = str(disk_full_error(OSError(errno.ENOSPC, "No space left on device"), failed))

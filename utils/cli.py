@@ -44,6 +44,8 @@ import sys
 import tempfile
 import threading
 
+from utils.runtime.onednn import CHOSEN_FOR, prefer_onednn
+
 DEBUG_VARIABLE = "CYCLEGAN_DEBUG"
 
 
@@ -208,9 +210,12 @@ QUIET_LOGGERS = ("tensorflow", "absl", "jax._src.xla_bridge", "h5py")
 def quiet(verbose=False):
     """Hide TensorFlow's and its libraries' log noise for the rest of this process (see the module doc).
 
-    Call it before the first import of keras or tensorflow; later it only quiets the Python loggers.
+    Call it before the first import of keras or tensorflow; later it only quiets the Python loggers. It
+    also picks TensorFlow's CPU kernels then (utils/runtime/onednn.py), verbose or not.
     Returns True if it made the console quiet, False with verbose=True.
     """
+    # TensorFlow's CPU kernels are chosen before it loads: an entry point's earlier choice stays, else training's
+    prefer_onednn(os.environ.get(CHOSEN_FOR, "training"))
     if verbose:
         return False
     os.environ.update(QUIET_ENVIRONMENT)

@@ -60,7 +60,7 @@ def in_colab():
 
 def nvidia_gpu():
     """(name, compute capability as (major, minor)) of the runtime's first NVIDIA GPU, from nvidia-smi; None
-    without one. Not models.devices.gpu(): this runs before the pinned TensorFlow is installed, to choose it."""
+    without one. Not utils.runtime.devices.gpu(): this runs before the pinned TensorFlow is installed, to choose it."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=30)
@@ -74,9 +74,9 @@ def nvidia_gpu():
 
 
 def mixed_precision_on(capability):
-    """What mixed_precision=True picks on a GPU of this compute capability, in words (models/devices.py's rule;
+    """What mixed_precision=True picks on a GPU of this compute capability, in words (utils/runtime/devices.py's rule;
     that module needs no Keras until it asks the backend for its GPU, so it is read before the install)."""
-    from models.devices import gpu_compute_dtype
+    from utils.runtime.devices import gpu_compute_dtype
     dtype = gpu_compute_dtype(capability)
     return dtype + (" with loss scaling" if dtype == "float16" else "")
 

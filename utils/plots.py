@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from PIL import Image
 
 from models.directions import DIRECTIONS, domains
-from models.files import write_atomic
+from utils.runtime.files import write_atomic
 from utils.images import resize_rgb, to_model_range
 
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
@@ -99,7 +99,7 @@ def save_reconstruction_grid(gan, imgs_A, imgs_B, path, title=None):
 
 
 def _save(fig, path, dpi=None):
-    """Save as PNG, atomically (models/files.py), so a killed run never leaves half a picture.
+    """Save as PNG, atomically (utils/runtime/files.py), so a killed run never leaves half a picture.
 
     path None returns the PNG's bytes instead (for `IPython.display.Image` in a notebook).
     """

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.disk_space import free_mb, is_disk_full
+from utils.runtime.disk_space import free_mb, is_disk_full
 
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 KNOWN_DATASETS = ("apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",

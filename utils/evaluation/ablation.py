@@ -33,7 +33,7 @@ import numpy as np
 
 from models.config import CycleGANConfig
 from models.directions import DIRECTIONS, domains
-from models.files import write_atomic, write_json
+from utils.runtime.files import write_atomic, write_json
 from utils import plots
 from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
 from utils.evaluation import baselines, paired

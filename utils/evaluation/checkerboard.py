@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.files import write_json
+from utils.runtime.files import write_json
 
 TILE = 64               # px; a multiple of 4, so 1/4 and 1/2 cycle per pixel fall on exact bins
 STRIDE = 32             # tiles overlap by half: the window weighs a tile's edges down
@@ -243,9 +243,9 @@ def main(argv=None):
     figures = _read_record(args.json_out) if args.json_out else {}
     transform = None
     if args.model is not None:
-        from models.onednn import prefer_onednn
+        from utils.runtime.onednn import prefer_onednn
         from utils.cli import quiet
-        prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (models/onednn.py)
+        prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (utils/runtime/onednn.py)
         quiet()
         from utils.inference.trained_model import load_generators
         from utils.inference.translation import translate_image

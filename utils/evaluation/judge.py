@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.files import write_json
+from utils.runtime.files import write_json
 from utils.images import list_images, load_images
 
 # Bump when the judge's architecture or training changes: cached judges of another version are retrained.

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoint import latest_name
+from utils.training.checkpoint import latest_name
 from models.directions import DIRECTIONS, domains, reverse
-from models.files import write_json
+from utils.runtime.files import write_json
 from utils.evaluation import checkerboard
 from utils.evaluation import judge as judges
 from utils.evaluation.baselines import baseline_translators, model_translator

@@ -36,7 +36,7 @@ from pathlib import Path
 import keras
 
 from models.directions import GENERATORS, check_direction
-from models.disk_space import remove_quietly
+from utils.runtime.disk_space import remove_quietly
 from utils.inference.trained_model import load_generators
 from utils.inference.translation import refuse_existing, refuse_inputs
 

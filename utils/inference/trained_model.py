@@ -15,7 +15,7 @@ A model folder is what `save_model_folder` writes and what `pretrained/` ships: 
     g_AB.weights.h5   A -> B generator (Keras weight file; float32, or float16 to halve the size)
     g_BA.weights.h5   B -> A generator
 
-Every load checks what it loads, as a checkpoint's is (models/checkpoint_checks.py): config.json must be
+Every load checks what it loads, as a checkpoint's is (utils/training/checkpoint_checks.py): config.json must be
 an object whose "model" is a valid CycleGANConfig (integers where integers belong), the weight files of a
 model folder must match the manifest in its config.json ("files": size and SHA-256 of each), every
 dataset of a weight file must be one the configured generator has, of its shape, and none more (checked
@@ -40,13 +40,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models import CycleGAN, checkpoint
-from models.checkpoint_checks import (CheckpointError, config_problem, expected_layout, file_layout, layout_difference,
+from models import CycleGAN
+from utils.training import checkpoint
+from utils.training.checkpoint_checks import (CheckpointError, config_problem, expected_layout, file_layout, layout_difference,
                                       layout_problem, load_json, sha256_of, storage_problem, values_problems,
                                       weight_problem)
 from models.config import RESNET_UPSAMPLING, UNET_UPSAMPLING, CycleGANConfig
 from models.directions import GENERATORS, check_direction
-from models.files import write_json
+from utils.runtime.files import write_json
 from models.generators import build_resnet_generator, build_unet_generator
 from utils.cli import run_main
 
@@ -260,7 +261,7 @@ def build_any_size_generator(config, name, dtype=None):
 
 def _weight_files(source):
     """(config, {"g_AB": path, "g_BA": path}, config.json path or None) of a model folder (its config and
-    manifest checked), run folder or checkpoint folder (verified: models/checkpoint_checks.py)."""
+    manifest checked), run folder or checkpoint folder (verified: utils/training/checkpoint_checks.py)."""
     source = Path(source)
     config_file = source / CONFIG
     if config_file.is_file():

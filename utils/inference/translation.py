@@ -40,9 +40,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from models.directions import check_direction
-from models.files import OpenFolder, write_atomic
+from utils.runtime.files import OpenFolder, write_atomic
 from models.generators import run_generator
-from models.onednn import translation_side_limit
+from utils.runtime.onednn import translation_side_limit
 from utils.images import (ImageReadError, list_images, read_rgb, resize_rgb, to_model_channels, to_model_range,
                           to_uint8)
 from utils.inference.trained_model import load_generators
@@ -118,7 +118,7 @@ def translate_at_own_size(generator, image, multiple, max_side=DEFAULT_MAX_SIDE)
 
     generator: a (None, None, c) Keras model (utils/inference/trained_model.py), multiple: its size multiple.
     In a process whose CPU kernels were chosen for training on a CPU without AVX-512 (a notebook), the side
-    is capped at models/onednn.SAFE_SIDE, where those kernels would crawl (models/onednn.py).
+    is capped at models/onednn.SAFE_SIDE, where those kernels would crawl (utils/runtime/onednn.py).
     """
     max_side = _safe_max_side(max_side, image.shape[:2])
     work_hw = scaled_size(image.shape[:2], max_side)
@@ -133,7 +133,7 @@ def _safe_max_side(max_side, hw):
         _warned_side.append(limit)
         print(f"note: this process runs TensorFlow's oneDNN kernels (chosen for training) on a CPU without AVX-512, "
               f"which crawl on large images: photos are translated at most {limit} px a side here and scaled back "
-              "(translate.py chooses the kernels for translating: models/onednn.py)", flush=True)
+              "(translate.py chooses the kernels for translating: utils/runtime/onednn.py)", flush=True)
     return limit
 
 

@@ -19,7 +19,8 @@ import time
 import keras
 import numpy as np
 
-from models import CycleGAN, devices
+from models import CycleGAN
+from utils.runtime import devices
 
 OVERHEAD = 1.15   # grids, loss plots, GIF, page and checkpoints on top of the steps (measured: 5-15 %)
 
@@ -101,7 +102,7 @@ def first_step_estimate(config, measured=None):
     the image size; None where nothing was measured (another CPU, a GPU, another backend)."""
     if measured:
         return float(measured)
-    from models.onednn import cpu_has_avx512
+    from utils.runtime.onednn import cpu_has_avx512
     if devices.gpu() or keras.backend.backend() != "tensorflow":
         return None
     base = FIRST_STEP_S.get((config.generator_type, "avx512" if cpu_has_avx512() else "avx2"))

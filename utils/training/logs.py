@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.files import write_atomic
+from utils.runtime.files import write_atomic
 
 # Columns of losses.csv: where the step is, then the losses of `CycleGAN.train_step` by name.
 POSITION_COLUMNS = ("step", "epoch", "batch", "learning_rate", "wall_time", "elapsed_s")

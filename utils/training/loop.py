@@ -29,13 +29,13 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from models import checkpoint
-from models.checkpoint_checks import NETWORKS, weight_problem
-from models.disk_space import DiskFullError, disk_full_error, is_disk_full
+from utils.training import checkpoint
+from utils.training.checkpoint_checks import NETWORKS, weight_problem
+from utils.runtime.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils import plots
 from utils.cli import UserError
 from utils.images import to_model_channels
-from models.files import write_json
+from utils.runtime.files import write_json
 from utils.training import page, run_folder as layout
 from utils.training.budget import first_step_note
 from utils.training.logs import LossLog, TensorBoardLog
@@ -110,7 +110,7 @@ class TrainingLoop:
         try:
             with StopRequest() as stop, self._progress_bar():
                 if gan.step == 0 and not layout.grid_paths(self.folder):
-                    gan.save_checkpoint(self.folder / layout.WEIGHTS)   # resumable from its first second
+                    checkpoint.save(gan, self.folder / layout.WEIGHTS)   # resumable from its first second
                     self.sample()                                     # the "before" picture
                 finished = self._epochs(stop)
                 self.finish(interrupted=None if finished else stop.requested)
@@ -193,7 +193,7 @@ class TrainingLoop:
             self.sample()
         if gan.step % self.settings.checkpoint_interval == 0:
             check_weights(gan, self.last_checkpoint)   # finite losses, yet weights of 1e30: not a good checkpoint
-            gan.save_checkpoint(self.folder / layout.WEIGHTS)
+            checkpoint.save(gan, self.folder / layout.WEIGHTS)
         return row
 
     @contextlib.contextmanager
@@ -267,7 +267,7 @@ class TrainingLoop:
         interrupted: None when the run ended, else the name of the signal that stopped it."""
         gan, run = self.gan, self.folder
         check_weights(gan, self.last_checkpoint)
-        gan.save_checkpoint(run / layout.WEIGHTS)
+        checkpoint.save(gan, run / layout.WEIGHTS)
         if layout.latest_grid(run) != layout.grid_path(run, gan.step):
             self.sample()
         state = f"stopped by {interrupted} at step {gan.step}" if interrupted else f"finished: {gan.step} steps"

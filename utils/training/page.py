@@ -12,10 +12,10 @@ import math
 import sys
 from pathlib import Path
 
-from models.checkpoint import latest_name
+from utils.training.checkpoint import latest_name
 from models.config import CycleGANConfig
 from models.directions import DIRECTIONS
-from models.files import write_atomic
+from utils.runtime.files import write_atomic
 from utils.training import run_folder as layout
 from utils.training.logs import COLUMNS, LOSS_COLUMNS
 from utils.training.settings import TrainingSettings

@@ -8,7 +8,7 @@
         images/grid_inputs.npz    the fixed test images of the grids, chosen at the start
         images/losses.png         loss curves
         images/progress.gif       the grids over training
-        weights/ckpt-00001000/    checkpoints (models/checkpoint.py); weights/latest names the newest
+        weights/ckpt-00001000/    checkpoints (utils/training/checkpoint.py); weights/latest names the newest
         logs/losses.csv           every loss of every step (utils/training/logs.py)
         logs/events.out.tfevents.*  TensorBoard: losses, learning rate, grids
 """
@@ -21,7 +21,7 @@ import platform
 import re
 from pathlib import Path
 
-from models.disk_space import remove_quietly
+from utils.runtime.disk_space import remove_quietly
 
 CONFIG = "config.json"
 INDEX = "index.html"

@@ -14,7 +14,7 @@ the steps since its last checkpoint. Ctrl-C or SIGTERM saves a checkpoint first,
 What else cannot go wrong silently: every setting is checked before a folder is made; the run
 folder is locked while it trains (utils/training/lock.py), so a second trainer on it is refused; the
 first NaN or inf loss stops the run before anything of that step is saved (utils/training/loop.py);
-a full disk removes the temporary files and names the last good checkpoint (models/disk_space.py).
+a full disk removes the temporary files and names the last good checkpoint (utils/runtime/disk_space.py).
 """
 
 import contextlib
@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models import CycleGAN, CycleGANConfig, checkpoint, devices, executor
-from models.disk_space import DiskFullError, disk_full_error, is_disk_full
-from models.files import write_atomic, write_json
+from models import CycleGAN, CycleGANConfig
+from utils.runtime import devices, executor
+from utils.training import checkpoint
+from utils.runtime.disk_space import DiskFullError, disk_full_error, is_disk_full
+from utils.runtime.files import write_atomic, write_json
 from utils.datasets.loader import DataLoader
 from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
 from utils.training import budget, run_folder as layout
@@ -229,9 +231,9 @@ def _model_for(model_config, config, weights, resume):
             raise ValueError(f"this CycleGAN has trained {gan.step} steps already: continue its run with "
                              "mode='load' and its run folder, or build a new CycleGAN to start a new run")
         if restore:
-            gan.load_checkpoint(weights)
+            checkpoint.load(gan, weights)
         return gan
-    return CycleGAN.from_checkpoint(weights) if restore else CycleGAN(config)   # new, or killed before a checkpoint
+    return checkpoint.restore(weights) if restore else CycleGAN(config)   # new, or killed before a checkpoint
 
 
 def open_dataset(dataset, data_root, input_dim, preprocess="resize_and_crop"):
@@ -256,7 +258,7 @@ def pick_dataset(name, data_root="data"):
 def load_run(run_folder):
     """The CycleGAN of a run folder at its latest checkpoint (or of a checkpoint folder itself)."""
     path = Path(run_folder)
-    return CycleGAN.from_checkpoint(path / layout.WEIGHTS if (path / layout.WEIGHTS).is_dir() else path)
+    return checkpoint.restore(path / layout.WEIGHTS if (path / layout.WEIGHTS).is_dir() else path)
 
 
 def _grid_images(loader, run, n, channels):

@@ -5,7 +5,7 @@ utils/run_folder.remove_temporary_files cleans up), flushes it to the disk (`os.
 over the target (`os.replace`, atomic on POSIX and Windows) and then syncs the folder, so that the
 rename itself survives a power cut. The temporary file is created new (`O_EXCL`, never through a
 symbolic link), and the rename replaces a link at the target rather than writing into what it points to. Until the rename the old file is untouched; on any failure the
-temporary file is removed, so a full disk does not stay full of half files (models/disk_space.py).
+temporary file is removed, so a full disk does not stay full of half files (utils/runtime/disk_space.py).
 
 `OpenFolder(path)` opens a folder once (a directory descriptor) and writes each file into it by name,
 the same way (a new temporary file, `O_EXCL | O_NOFOLLOW`, renamed over its name), relative to that
@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from models.disk_space import remove_quietly
+from utils.runtime.disk_space import remove_quietly
 
 
 def write_atomic(path, data):

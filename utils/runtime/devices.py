@@ -14,7 +14,7 @@ the line the training prints at its start and for `CycleGAN(mixed_precision=True
 Weights, the generators' tanh, the discriminators' scores and the losses stay float32 in both modes.
 """
 
-from models.onednn import CPUINFO, cpu_flags
+from utils.runtime.onednn import CPUINFO, cpu_flags
 
 # x86 CPU flags (Linux /proc/cpuinfo) of instructions that run bfloat16 matrix products natively.
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")

@@ -1,6 +1,6 @@
 """What makes a checkpoint (or a model folder's weight file) trustworthy: the checks `verify` runs.
 
-A checkpoint folder is used only if it is what its state.json says (models/checkpoint.py has the
+A checkpoint folder is used only if it is what its state.json says (utils/training/checkpoint.py has the
 layout): a real folder, not a symbolic link; named after the step it holds; of the run whose
 config.json it sits under (the fields in RUN_FIELDS); with every key of STATE_KEYS, the manifest
 among them; each file matching its size and SHA-256; and every number finite, with no network

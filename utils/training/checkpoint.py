@@ -14,7 +14,7 @@ into place only then; the text file `<directory>/latest` is replaced (also atomi
 and only after that are checkpoints beyond the newest `keep` deleted. A run killed or out of disk
 mid-save leaves the previous checkpoints intact (a failed save removes its temporary folder).
 Weights that are not finite (NaN, inf) or above MAX_WEIGHT are neither saved nor loaded. Reading
-verifies a checkpoint before it is used (models/checkpoint_checks.py: a real folder named after its
+verifies a checkpoint before it is used (utils/training/checkpoint_checks.py: a real folder named after its
 step, of its own run, every key and file present and matching its SHA-256, no array larger than the
 bytes stored for it, every number finite); a folder of checkpoints resolves to its newest intact one,
 with a warning that names each one skipped and why. Loading then checks every dataset of each weight
@@ -33,12 +33,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.checkpoint_checks import (FILES, FORMAT, NETWORKS, CheckpointError, expected_layout,  # noqa: F401
+from utils.training.checkpoint_checks import (FILES, FORMAT, NETWORKS, CheckpointError, expected_layout,  # noqa: F401
                                       file_layout, layout_problem, load_json, sha256_of, state_checksum, verify,
                                       weight_problem)
+from models import CycleGAN
 from models.config import CycleGANConfig
-from models.disk_space import disk_full_error, file_size_limit, free_mb, is_disk_full
-from models.files import write_atomic, write_json
+from utils.runtime.disk_space import disk_full_error, file_size_limit, free_mb, is_disk_full
+from utils.runtime.files import write_atomic, write_json
 
 LATEST = "latest"   # the text file in a folder of checkpoints that names the newest
 _warned = set()   # (checkpoint, reason) pairs already reported, so a resume warns once
@@ -106,7 +107,7 @@ def find_intact(path):
         candidates = ([named] if named in found else []) + [p for p in found if p != named]
     if not candidates:
         raise FileNotFoundError(f"no checkpoint in {path}: expected a ckpt-<step> folder with state.json, "
-                                "written by CycleGAN.save_checkpoint")
+                                "written by utils.training.checkpoint.save")
     run_config = run_config_of(path)
     skipped = []
     for candidate in candidates:
@@ -138,6 +139,7 @@ def read_config(path):
 
 
 def save(gan, directory, keep=3):
+    """Atomically save everything `gan` needs to resume into directory/ckpt-<step>; returns its path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     gan.build_optimizers()  # a checkpoint taken before the first step has the same variables as later ones
@@ -240,7 +242,16 @@ def _read(path, what, reader):
         raise CheckpointError(f"cannot read {path} ({what}): {type(error).__name__}: {error}") from None
 
 
+def restore(path):
+    """A new CycleGAN built from the config stored in a checkpoint (a ckpt-* folder or a folder of them:
+    the newest intact), with its whole state restored: how a run resumes."""
+    gan = CycleGAN(read_config(path))
+    load(gan, path)
+    return gan
+
+
 def load(gan, path):
+    """Restore a checkpoint into `gan`, built with the same architecture (`restore` builds one to match)."""
     path = resolve(path)
     state = load_json(path / "state.json")
     saved = CycleGANConfig.from_dict(state["config"])
@@ -248,7 +259,7 @@ def load(gan, path):
     if mismatch:
         raise ValueError(f"checkpoint {path} was saved from a different architecture ({'; '.join(mismatch)}, "
                          "checkpoint != this model). Build the model with the checkpoint's config: "
-                         "CycleGAN.from_checkpoint(path).")
+                         "utils.training.checkpoint.restore(path).")
     precision = (saved.mixed_precision, gan.config.mixed_precision)   # float16 adds the loss scale's variables
     gan.config = saved
     gan.compile_combined()  # the checkpoint's loss weights
@@ -259,7 +270,7 @@ def load(gan, path):
                                  expected_layout(getattr(gan, net)))
         if problem:
             raise CheckpointError(problem + (f" (mixed_precision {precision[0]!r} in the checkpoint, {precision[1]!r} "
-                                             "here: build the model with CycleGAN.from_checkpoint(path))"
+                                             "here: build the model with utils.training.checkpoint.restore(path))"
                                              if precision[0] != precision[1] else ""))
         _read(file, "Keras weights", lambda: getattr(gan, net).load_weights(file))
         bad = weight_problem(getattr(gan, net))
@@ -274,7 +285,7 @@ def load(gan, path):
                 raise ValueError(f"checkpoint {path}: optimizer {opt_name} has {len(paths)} variables, "
                                  f"this model's has {len(optimizer.variables)} (mixed_precision "
                                  f"{precision[0]!r} in the checkpoint, {precision[1]!r} here): build the model "
-                                 "with CycleGAN.from_checkpoint(path)")
+                                 "with utils.training.checkpoint.restore(path)")
             for i, variable in enumerate(optimizer.variables):
                 value = _read(path / "optimizers.npz", opt_name, lambda: arrays[f"{opt_name}/{i:04d}"])
                 if tuple(value.shape) != tuple(variable.shape):

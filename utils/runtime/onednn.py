@@ -13,9 +13,11 @@ instructions (AVX512_VNNI, AVX512_BF16, AMX); elsewhere it runs its Eigen kernel
                                  scratchpad limit; it then falls back to its reference kernel, and a
                                  1024 px photo did not finish in 35 minutes (Eigen: seconds)
 
-So `import models` asks for the training choice (oneDNN on every x86 CPU), and the translating entry
-points (translate.py, serve.py, evaluate.py) call `prefer_onednn("translation")` first thing, before
-TensorFlow loads. A notebook trains and translates in one process with the training choice; there,
+So the training entry points (train.py, ablate.py, quickstart.py, the notebooks, through
+`utils.cli.quiet()`) ask for the training choice (oneDNN on every x86 CPU), and the translating ones
+(translate.py, serve.py, evaluate.py) call `prefer_onednn("translation")` first thing, before
+TensorFlow loads. Importing the project sets nothing; a script of a user's own that imports Keras first
+gets TensorFlow's default and a one-line hint from `CycleGAN` (`slow_training_kernels`). A notebook trains and translates in one process with the training choice; there,
 on a CPU without AVX-512, `translation_side_limit()` caps the side of a photo translated at its own
 size (SAFE_SIDE), so it never reaches the reference kernel. TensorFlow reads the variable once, when it
 loads. A value the user set is kept (`TF_ENABLE_ONEDNN_OPTS=0 python train.py ...` runs Eigen).
@@ -25,6 +27,7 @@ Other backends ignore all of this.
 
 import os
 import platform
+import sys
 from pathlib import Path
 
 VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
@@ -84,7 +87,7 @@ def prefer_onednn(workload="training", environ=None, machine=None, avx512=None):
     """Set TF_ENABLE_ONEDNN_OPTS for `workload` unless the user set it; returns the value in force (or None).
 
     Call it before TensorFlow loads (later it changes nothing in this process). A value this module set
-    earlier (`import models` sets the training one) is replaced; the user's own never is.
+    earlier (`utils.cli.quiet()` sets the training one) is replaced; the user's own never is.
     """
     environ = os.environ if environ is None else environ
     if VARIABLE in environ and CHOSEN_FOR not in environ:
@@ -93,6 +96,21 @@ def prefer_onednn(workload="training", environ=None, machine=None, avx512=None):
     if value is not None:
         environ[VARIABLE], environ[CHOSEN_FOR] = value, workload
     return environ.get(VARIABLE)
+
+
+def slow_training_kernels(environ=None, machine=None, avx512=None, modules=None):
+    """A one-line hint when TensorFlow loaded before anything chose its kernels, on an x86 CPU without
+    AVX-512: it then trains with Eigen, about 2.2x slower there (module doc). None otherwise, and always
+    when the user set TF_ENABLE_ONEDNN_OPTS."""
+    environ = os.environ if environ is None else environ
+    modules = sys.modules if modules is None else modules
+    if (environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" not in modules
+            or VARIABLE in environ or (machine or platform.machine()).lower() not in X86
+            or (cpu_has_avx512(environ=environ) if avx512 is None else avx512)):
+        return None
+    return ("TensorFlow loaded before its CPU kernels were chosen, so it trains with its Eigen kernels, about "
+            "2x slower on this CPU: call utils.runtime.onednn.prefer_onednn() (or utils.cli.quiet()) before "
+            "importing keras, as train.py and the notebooks do")
 
 
 def onednn_without_avx512(environ=None, machine=None, avx512=None):

@@ -36,8 +36,6 @@ import weakref
 import keras
 import numpy as np
 
-from models.combined import FAKE_NAMES
-
 
 def make_executor(data_parallel=False):
     """The executor for `CycleGANConfig.data_parallel`: OneDevice, or this backend's data parallel."""
@@ -203,7 +201,6 @@ def build_like_train_on_batch(model, x, y):
 
 
 _FUNCTIONS = weakref.WeakKeyDictionary()  # model -> (Keras' train function it goes with, ours)
-GATHERED_LOGS = FAKE_NAMES               # per-image logs (models/combined.py): concatenated, not averaged
 
 
 def _replica_train_function(strategy, model):
@@ -221,12 +218,18 @@ def _replica_train_function(strategy, model):
 
     def train(data):
         logs = strategy.run(model.train_step, args=(data,))
-        return {name: strategy.gather(value, axis=0) if name in GATHERED_LOGS
+        # per-image logs (the combined model's fakes, models/combined.py) are concatenated, scalars averaged
+        return {name: strategy.gather(value, axis=0) if _per_image(strategy, value)
                 else strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
 
     function = tf.function(train, reduce_retracing=True, jit_compile=bool(model.jit_compile))
     _FUNCTIONS[model] = (model.train_function, function)
     return function
+
+
+def _per_image(strategy, value):
+    """Whether a replica's log has a batch axis (an image per row), not a scalar."""
+    return len(strategy.experimental_local_results(value)[0].shape) > 0
 
 
 def _one_batch_split(strategy, data):
