@@ -10,7 +10,7 @@ evaluation_256px.json (`python evaluate.py RUN --image-size 256`), the judge and
         shipped=pretrained/monet2photo_256 --data-root data --figure docs/results/x.jpg --json-out docs/results/x.json
 """
 
-import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -23,7 +23,7 @@ PHOTOS = 8   # test photos in the figure
 
 
 def main(argv=None):
-    from utils.cli import ArgumentParser, quiet, run_main  # noqa: F401  (run_main is used below)
+    from utils.cli import ArgumentParser, quiet
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+", metavar="LABEL=FOLDER", help="a label and a run or model folder")
     p.add_argument("--data-root", default="data", help="holds monet2photo/ (testA: paintings, testB: photos)")
@@ -42,7 +42,6 @@ def main(argv=None):
         p.error(f"--data-root {args.data_root}: no monet2photo/testA and testB there")
     quiet()
 
-    import numpy as np
     from PIL import Image
     from utils.evaluation.baselines import model_translator
     from utils.evaluation.checkerboard import folder_summary
@@ -81,7 +80,6 @@ def main(argv=None):
               f"{figures['checkerboard']['AtoB']['median']:.3f}; greens kept {figures['greens_AtoB']['kept_green']:.1%}",
               flush=True)
     png = image_table(rows, None, column_titles=["photo", *models], cell_inches=2.56, dpi=100)
-    import io
     Image.open(io.BytesIO(png)).convert("RGB").save(args.figure, quality=88)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=1) + "\n")

@@ -14,10 +14,10 @@ Names (book -> paper):
     lambda_id          identity weight   absolute weight of the identity terms (section 5.2);
                                          the official code's 0.5 is relative: 0.5 x lambda = 5
 
-Losses: LSGAN (paper section 4): D minimises (D(real) - 1)^2 + D(fake)^2 (targets real=1,
-fake=0), G minimises (D(G(x)) - 1)^2; cycle and identity terms are L1 (mae). The generators'
-objective is written out in models/combined.py (`CombinedGeneratorModel.generator_objective`),
-the discriminators' in `CycleGAN.train_step` below.
+Losses (models/losses.py, by name): the generators minimise `generator_loss` (eq. 3: LSGAN
+adversarial terms, L1 cycle and identity terms, weighted by the lambdas) through the combined model;
+each discriminator minimises `discriminator_loss`, 1/2 (E[(D(real) - 1)^2] + E[D(fake)^2]).
+`train_step` below is the paper's step, in the official code's order.
 """
 
 import dataclasses
@@ -32,6 +32,7 @@ from models.directions import GENERATORS, check_direction
 from models.discriminator import build_patchgan_discriminator
 from models.generators import build_resnet_generator, build_unet_generator, run_generator
 from models.image_pool import ImagePool
+from models.losses import FAKE, REAL, discriminator_loss_per_image
 from models.lr_schedule import learning_rate_at
 from utils.runtime import devices
 from utils.runtime.executor import make_executor
@@ -44,7 +45,7 @@ class CycleGAN:
     Constructor arguments are the fields of `CycleGANConfig` (book names and defaults, plus the
     paper's options), e.g. `CycleGAN(input_dim=(128, 128, 3), generator_type='unet', lambda_id=2)`.
 
-    Attributes: g_AB, g_BA (generators), d_A, d_B (discriminators, compiled with mse), combined
+    Attributes: g_AB, g_BA (generators), d_A, d_B (discriminators, compiled with losses.discriminator_loss_per_image), combined
     (six-output generator model, see models/combined.py), pool_A / pool_B (histories of fakes),
     executor (where the steps run: one device or data parallel, utils/runtime/executor.py), n_devices,
     epoch / batch / step (training position, set by the training loop and saved in checkpoints).
@@ -98,10 +99,10 @@ class CycleGAN:
         self.d_B = build_patchgan_discriminator(cfg.input_dim, cfg.disc_n_filters, name="d_B",
                                                 diff_augment=cfg.diff_augment, n_layers=cfg.disc_n_layers)
 
-        # Discriminators: LSGAN loss (mse; written out in train_step), one Adam each (Example 5-4).
+        # Discriminators: LSGAN, 1/2 (real + fake) (models/losses.py), one Adam each (Example 5-4).
         # They stay trainable for good.
         for d in (self.d_A, self.d_B):
-            d.compile(loss="mse", optimizer=self._adam(), jit_compile=cfg.jit_compile)
+            d.compile(loss=discriminator_loss_per_image, optimizer=self._adam(), jit_compile=cfg.jit_compile)
         # Generators: trained through the combined model, whose trainable weights are only theirs.
         self.combined = CombinedGeneratorModel(self.g_AB, self.g_BA, self.d_A, self.d_B,
                                                stack_calls=stack_generator_calls())
@@ -185,20 +186,19 @@ class CycleGAN:
         """LSGAN targets for one patch map per image: ones for real, zeros for fake (Example 5-6)."""
         if batch_size not in self._targets:
             shape = (batch_size,) + self.disc_patch
-            self._targets[batch_size] = (np.ones(shape, np.float32), np.zeros(shape, np.float32))
+            self._targets[batch_size] = (np.full(shape, REAL, np.float32), np.full(shape, FAKE, np.float32))
         return self._targets[batch_size]
 
     def train_step(self, imgs_A, imgs_B):
         """One training step on a batch of each domain, (batch, h, w, c) in [-1, 1].
 
         The official code's update order (`optimize_parameters`): generators, then discriminators.
-        1. Train both generators with the combined model: valid -> 1, reconstr -> input,
-           id -> input, weighted by the lambdas. Only generator weights change (models/combined.py).
+        1. Train both generators with the combined model on models/losses.generator_loss: valid -> 1,
+           reconstr -> input, id -> input, weighted by the lambdas. Only generator weights change.
            The same pass hands back its fakes, fake_B = g_AB(imgs_A) and fake_A = g_BA(imgs_B).
         2. Draw the fakes the discriminators see from the history pools (paper section 4).
-        3. Train d_A on [real A; pooled fake A] with targets [1; 0], one Adam step on the mean
-           squared error, i.e. the paper's (L_real + L_fake) / 2; the same for d_B (the
-           discriminators' objective, written out at that step below).
+        3. Train d_A on [real A; pooled fake A] with targets [1; 0], one Adam step on the paper's
+           (L_real + L_fake) / 2 (models/losses.discriminator_loss); the same for d_B.
         With diff_augment on, the discriminators see every image of steps 1 and 3 through DiffAugment
         (their first layer, models/augment.py); the pools keep the fakes as the generators made them.
         Each fake is computed once per step (the book translates twice: for D, then in combined).
@@ -210,19 +210,13 @@ class CycleGAN:
         """
         imgs_A, imgs_B = self.executor.even_batches(*self._checked_batches(imgs_A, imgs_B))
         valid, fake = self._real_fake_targets(len(imgs_A))
-        g_losses, fake_A, fake_B = self.combined.train_generators(imgs_A, imgs_B, valid, self.executor.train_on_batch)
-        fake_A, fake_B = self.pool_A.query(fake_A), self.pool_B.query(fake_B)
 
-        # The discriminators' objective, LSGAN (paper eq. 1 with least squares, section 4), for d_A
-        # (D_X) with reals a and pooled fakes g_BA(b); the same for d_B (D_Y) with b and g_AB(a):
-        #
-        #     L_D = 1/2 * ( mean (d_A(a) - 1)^2  +  mean d_A(g_BA(b))^2 )
-        #
-        # d_A was compiled with loss="mse" (_build_and_compile): the mean of (D(x) - target)^2 over
-        # every patch score of the batch. The batch is [reals; fakes], N images each, with targets
-        # [1; 0], so its mean over the 2N images is 1/2 (mean over the reals + mean over the fakes):
-        # the paper's 1/2 ("we divide the objective by 2 while optimizing D", section 7.1) is here,
-        # implicit in the concatenation. (losses["d_loss"] below, the mean of d_A and d_B, is a log only.)
+        # 1. Both generators, one step on losses.generator_loss (eq. 3); it hands back this pass's fakes.
+        g_losses, fake_A, fake_B = self.combined.train_generators(imgs_A, imgs_B, valid, self.executor.train_on_batch)
+        # 2. The fakes the discriminators see: drawn from the 50-image histories (paper section 4).
+        fake_A, fake_B = self.pool_A.query(fake_A), self.pool_B.query(fake_B)
+        # 3. Each discriminator, one step on losses.discriminator_loss over [reals; fakes] with targets
+        #    [1; 0]: 1/2 (mean (d_A(a) - 1)^2 + mean d_A(F(b))^2), the same for d_B with b and G(a).
         targets = np.concatenate([valid, fake])
         d_A_loss = self.executor.train_on_batch(self.d_A, np.concatenate([imgs_A, fake_A]), targets)["loss"]
         d_B_loss = self.executor.train_on_batch(self.d_B, np.concatenate([imgs_B, fake_B]), targets)["loss"]

@@ -85,7 +85,7 @@ def _run_cell(notebook, tmp_path, extra=""):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CYCLEGAN_")}
     env.update(CYCLEGAN_FORCE_COLAB="1", CYCLEGAN_COLAB_ROOT=str(tmp_path / "content" / "cyclegan-keras"),
                CYCLEGAN_COLAB_SKIP_INSTALL="1")
-    cell = nbformat.read(ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4).cells[1].source
+    cell = nbformat.read(ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4).cells[2].source
     (tmp_path / "content").mkdir(exist_ok=True)
     return subprocess.run([sys.executable, "-c", cell + "\n" + extra], cwd=tmp_path / "content", env=env,
                           capture_output=True, text=True, timeout=120)
@@ -125,7 +125,8 @@ def test_setup_cell_forced_clones_downloads_and_leaves_the_notebook_ready(tmp_pa
                         "CYCLEGAN_DATASET_URL": archive_server}.items():
         monkeypatch.setenv(name, value)   # the kernel inherits them
     source = nbformat.read(ROOT / "notebooks" / "05_01_cyclegan_apple2orange.ipynb", as_version=4)
-    setup, parameters = source.cells[1], next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
+    setup = next(c for c in source.cells if "colab-setup" in c.metadata.get("tags", []))
+    parameters = next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
     assert "colab-setup" in setup.metadata["tags"]
     check = nbformat.v4.new_code_cell("import os\nprint('cwd', os.getcwd())\nfrom utils.training.trainer import pick_dataset\n"
                                       "print('dataset', pick_dataset(DATASET, DATA_ROOT))")
@@ -160,7 +161,8 @@ def test_in_a_kernel_the_cell_stops_without_the_zip_then_unpacks_the_uploaded_on
                         "CYCLEGAN_COLAB_SKIP_INSTALL": "1", "CYCLEGAN_DATASET_URL": archive_server}.items():
         monkeypatch.setenv(name, value)   # the kernel inherits them
     source = nbformat.read(ROOT / "notebooks" / "05_01_cyclegan_apple2orange.ipynb", as_version=4)
-    setup, parameters = source.cells[1], next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
+    setup = next(c for c in source.cells if "colab-setup" in c.metadata.get("tags", []))
+    parameters = next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
     remote = tmp_path / "remote"   # local_remote's repository: `git archive` in it, as in a student's clone
     upload = nbformat.v4.new_code_cell(
         f"import shlex, shutil, subprocess\nsubprocess.run(shlex.split({colab.ZIP_COMMAND!r}), cwd={str(remote)!r}, "
@@ -196,7 +198,7 @@ def test_without_colab_the_cell_and_setup_do_nothing(tmp_path, monkeypatch):
     env = {k: v for k, v in os.environ.items() if k != "CYCLEGAN_FORCE_COLAB"}
     env["CYCLEGAN_COLAB_ROOT"] = str(tmp_path / "clone")
     for path in NOTEBOOKS:
-        cell = nbformat.read(path, as_version=4).cells[1].source
+        cell = nbformat.read(path, as_version=4).cells[2].source
         run = subprocess.run([sys.executable, "-c", cell], cwd=tmp_path, env=env, capture_output=True, text=True)
         assert run.returncode == 0 and run.stdout == "" and run.stderr == "", run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -209,6 +211,8 @@ def test_every_notebook_opens_with_the_colab_cells_of_utils_colab_and_no_badge_t
     assert 'id="colab"' in (ROOT / "docs" / "install.md").read_text()   # the cell's link to docs/install.md#colab
     for path in NOTEBOOKS:
         cells = nbformat.read(path, as_version=4).cells
+        assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")   # the title first (issue 34)
+        cells = cells[1:]
         assert cells[0].cell_type == "markdown" and cells[0].source == colab.first_cell(path.stem)
         assert "colab-badge.svg" not in path.read_text() and "colab.research.google.com" not in path.read_text()
         assert colab.ZIP_COMMAND in cells[0].source and f"`notebooks/{path.name}`" in cells[0].source
@@ -226,6 +230,8 @@ def test_with_a_public_repository_the_badge_and_the_clone_come_back_and_no_other
     monkeypatch.setattr(colab, "GITHUB_REPO", "someone/cyclegan-keras")
     colab.write_notebook_cells(tmp_path)
     cells, before = nbformat.read(copy, as_version=4).cells, nbformat.read(original, as_version=4).cells
+    assert cells[0] == before[0] and cells[0].source.startswith("# ")   # the title stays on top
+    cells, before = cells[1:], before[1:]
     assert cells[0].source == (
         "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research."
         f"google.com/github/someone/cyclegan-keras/blob/main/notebooks/{original.name})")

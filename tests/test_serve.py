@@ -23,6 +23,7 @@ from PIL import Image
 from models import CycleGAN
 from utils.evaluation.ablation import model_sources
 from utils.inference.serve import COLUMNS, EXAMPLES, MAX_PIXELS, build_app, launch
+from utils.training import checkpoint
 
 TINY = dict(input_dim=(32, 32, 3), gen_n_filters=4, disc_n_filters=4)
 LIMIT = 60_000   # bytes

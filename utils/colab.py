@@ -254,8 +254,9 @@ def setup_cell(notebook):
 
 
 def write_notebook_cells(folder=Path(__file__).resolve().parents[1] / "notebooks"):
-    """Put (or update) the Colab cell (badge or upload steps) and the setup cell on top of every notebook in
-    `folder`; the cells tagged colab-badge / colab-setup are replaced, the others kept as they are."""
+    """Put (or update) the Colab cell (badge or upload steps) and the setup cell of every notebook in `folder`
+    right after its title (its first markdown cell, "# ..."); the cells tagged colab-badge / colab-setup are
+    replaced, the others kept as they are."""
     import nbformat
     for path in sorted(Path(folder).glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
@@ -263,7 +264,11 @@ def write_notebook_cells(folder=Path(__file__).resolve().parents[1] / "notebooks
         badge = nbformat.v4.new_markdown_cell(first_cell(path.stem), metadata={"tags": ["colab-badge"]})
         setup_code = nbformat.v4.new_code_cell(setup_cell(path.stem), metadata={"tags": ["colab-setup"]})
         badge.id, setup_code.id = "colab-badge", "colab-setup"   # fixed ids: rewriting changes nothing
-        notebook.cells = [badge, setup_code] + cells
+        title = next((i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("# ")), None)
+        if title is None:
+            raise ValueError(f"{path}: no title cell (a markdown cell starting '# ') to put the Colab cells after")
+        title_cell = cells.pop(title)
+        notebook.cells = [title_cell, badge, setup_code] + cells
         nbformat.write(notebook, path)
         print(f"{path.name}: " + (f"badge and setup cell for {GITHUB_REPO}" if GITHUB_REPO
                                   else "no public repository: upload steps and setup cell"))

@@ -19,7 +19,6 @@ Translators, the model and the baselines alike (utils/evaluation/baselines.py), 
 `translate(images, direction) -> images`, all scored by the same `evaluate_translator`.
 """
 
-import warnings
 from pathlib import Path
 
 import numpy as np

@@ -21,7 +21,6 @@ utils.evaluation.judge.MIN_JUDGE_ACCURACY its rates are withheld (None).
 """
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
