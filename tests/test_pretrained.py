@@ -7,6 +7,7 @@ weight loading) moves these figures far more than the tolerance.
 
     apple2orange_128   the book's U-Net, trained on a CPU (train.py)
     monet2photo_256    the book's Monet ResNet, trained on a GPU (benchmarks/gpu_showcase.sh)
+    monet2photo_bilinear_128   the Monet ResNet with resize-convolution upsampling, trained on a CPU (issue #33)
 """
 
 import json
@@ -24,6 +25,7 @@ TOLERANCE = 0.02   # absolute, on figures in [0, 1]
 MODELS = {
     "apple2orange_128": ("shared/datasets/real-sample/apple2orange", "AtoB", "testA", "train.py --dataset apple2orange"),
     "monet2photo_256": ("shared/datasets/real-sample/monet2photo", "BtoA", "testB", "benchmarks/gpu_showcase.sh"),
+    "monet2photo_bilinear_128": ("shared/datasets/real-sample/monet2photo", "BtoA", "testB", "train.py --dataset monet2photo"),
 }
 
 
