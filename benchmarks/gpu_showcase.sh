@@ -26,34 +26,65 @@ if [ "$MODE" = "--prepare" ]; then
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         -d .gpu/whl keras==3.15.1 namex==0.1.0 optree==0.20.0
     # The device takes at most 64 MiB: the tracked files travel too (git ls-files), .gpu beside them; the
-    # training images get what is left under 62 MiB, at the best JPEG quality that fits (75 down to 40).
+    # training images get what is left under 62 MiB: the best JPEG quality that fits (75 down to 50), then, at
+    # 50, the first images of each domain only (the fewest 700 a domain; below quality 50 JPEG's own 8 px
+    # blocks show, a grid the model would learn).
     tracked=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {print s}')
     wheels=$(du -sb .gpu/whl | cut -f1)
     "$PYTHON" - "$DATASET" .gpu/monet256 $((62 * 1048576 - tracked - wheels)) <<'PY'
+import io
 import shutil
 import sys
 from pathlib import Path
 from PIL import Image
 source, target, budget = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-for quality in (75, 65, 55, 45, 40):
-    shutil.rmtree(target, ignore_errors=True)
-    for split, limit in (("trainA", None), ("trainB", None), ("testB", 8)):
-        (target / split).mkdir(parents=True, exist_ok=True)
-        paths = sorted(p for p in (source / split).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
-        for path in paths:
-            image = Image.open(path).convert("RGB")
-            if image.size != (256, 256):
-                image = image.resize((256, 256), Image.BICUBIC)
-            image.save(target / split / (path.stem + ".jpg"), quality=quality if split.startswith("train") else 95)
-    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-    print(f"training images as JPEG quality {quality}: {size / 1048576:.1f} MiB (room: {budget / 1048576:.1f} MiB)")
-    if size < budget:
+MIN_IMAGES = 700
+
+
+def images(split, limit=None):
+    paths = sorted(p for p in (source / split).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
+    for path in paths:
+        image = Image.open(path).convert("RGB")
+        yield path.stem, image if image.size == (256, 256) else image.resize((256, 256), Image.BICUBIC)
+
+
+def encoded(image, quality):
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+tests = [(stem, encoded(image, 95)) for stem, image in images("testB", 8)]
+room = budget - sum(len(data) for _, data in tests)
+chosen = None
+for quality in (75, 65, 55, 50):
+    train = {split: [(stem, encoded(image, quality)) for stem, image in images(split)] for split in ("trainA", "trainB")}
+    count = min(len(files) for files in train.values())
+    floor = min(MIN_IMAGES, count)
+    while count > floor and sum(len(d) for files in train.values() for _, d in files[:count]) >= room:
+        if quality != 50:
+            count = 0   # a lower quality first
+            break
+        count -= 50
+    size = sum(len(d) for files in train.values() for _, d in files[:count]) if count else None
+    print(f"training images as JPEG quality {quality}: " + (f"{count} a domain, {size / 1048576:.1f} MiB" if size else
+          "do not fit") + f" (room: {room / 1048576:.1f} MiB)")
+    if size is not None and count >= floor and size < room:
+        chosen = (train, count)
         break
+shutil.rmtree(target, ignore_errors=True)
+if chosen is None:
+    sys.exit("error: the training images do not fit even at JPEG quality 50 and 700 a domain: carry fewer files")
+train, count = chosen
+for split, files in [*((s, f[:count]) for s, f in train.items()), ("testB", tests)]:
+    (target / split).mkdir(parents=True, exist_ok=True)
+    for stem, data in files:
+        (target / split / (stem + ".jpg")).write_bytes(data)
 PY
     du -sh .gpu/whl .gpu/monet256
     carried=$(du -sb .gpu | cut -f1)
     echo "travels: $((tracked / 1048576)) MiB tracked + $((carried / 1048576)) MiB .gpu (the device takes 64 MiB)"
-    [ $((tracked + carried)) -lt $((62 * 1048576)) ] || { echo "error: over 62 MiB even at JPEG quality 40: carry fewer files" >&2; exit 1; }
+    [ $((tracked + carried)) -lt $((62 * 1048576)) ] || { echo "error: over 62 MiB: carry fewer files" >&2; exit 1; }
     exit 0
 fi
 

@@ -67,6 +67,14 @@ def parse_diff_augment(policy):
     return tuple(name for name in DIFF_AUGMENT_OPS if name in names)
 
 
+def _whole(value):
+    """A side or channel count of input_dim as an int: 64 and 64.0 pass, 64.9, True and "64" are an error
+    (int() would cut 64.9 to 64 without a word)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"input_dim holds {value!r}: every value must be a whole number, e.g. (128, 128, 3)")
+    return int(value)
+
+
 @dataclass
 class CycleGANConfig:
     """Settings of a CycleGAN (see `models.cyclegan.CycleGAN` for the paper <-> book names).
@@ -137,7 +145,7 @@ class CycleGANConfig:
     disc_n_layers: int = 3
 
     def __post_init__(self):
-        self.input_dim = tuple(int(v) for v in self.input_dim)
+        self.input_dim = tuple(_whole(v) for v in self.input_dim)
         if isinstance(self.diff_augment, str):   # one spelling: 'translation, color' -> 'color,translation'
             self.diff_augment = ",".join(parse_diff_augment(self.diff_augment))
         if self.generator_type == "u-net":  # the book's spelling

@@ -344,3 +344,25 @@ def test_an_export_that_cannot_be_written_names_the_folder_not_its_temporary_fil
     assert message == (f"error: --out {out}: cannot write into the folder {out.parent} (Permission denied); choose "
                        "an --out in a folder you can write to, with room for the export")
     assert not list(out.parent.iterdir())
+
+
+# ----------------------------------------------------------------- a resumed run's damaged config.json
+def test_resuming_a_run_whose_config_json_has_a_float_size_is_one_line_naming_the_file(tmp_path, data_root):
+    """Was CycleGANConfig.from_dict cutting [64.9, 64.2, 3.7] to (64, 64, 3) without a word."""
+    from utils.training.trainer import train
+    run = tmp_path / "0001_run"
+    run.mkdir()
+    config = {"dataset": "synthetic_apple2orange", "model": {"input_dim": [64.9, 64.2, 3.7]},
+              "training": {}, "sessions": []}
+    (run / layout.CONFIG).write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config\.json: input_dim \[64.9, 64.2, 3.7\]: must be 3 integers") as refused:
+        train({}, None, run, data_root=data_root, resume=True, progress=False)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("bad", [(64.9, 64, 3), (64, 64, True), ("64", 64, 3)])
+def test_a_config_built_in_python_refuses_a_size_that_is_not_a_whole_number(bad):
+    from models.config import CycleGANConfig
+    with pytest.raises(ValueError, match="input_dim holds .*: every value must be a whole number"):
+        CycleGANConfig(input_dim=bad)
+    assert CycleGANConfig(input_dim=(64.0, 64, 3)).input_dim == (64, 64, 3)

@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from models import CycleGAN, CycleGANConfig
-from utils.runtime import devices, executor
-from utils.training import checkpoint
-from utils.runtime.disk_space import DiskFullError, disk_full_error, is_disk_full
-from utils.runtime.files import write_atomic, write_json
 from utils.datasets.loader import DataLoader
 from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
+from utils.runtime import devices, executor
+from utils.runtime.disk_space import DiskFullError, disk_full_error, is_disk_full
+from utils.runtime.files import write_atomic, write_json
 from utils.training import budget, run_folder as layout
+from utils.training import checkpoint
+from utils.training.checkpoint_checks import config_problem
 from utils.training.lock import RunLock
 from utils.training.loop import LOG_INTERVAL, TrainingLoop, match_channels, wants_bar
 from utils.training.settings import TrainingSettings
@@ -80,6 +81,10 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         meta = layout.read_run_config(run_folder)
         if dataset not in (None, meta["dataset"]):
             raise ValueError(f"{run_folder} is a run on {meta['dataset']!r}, not {dataset!r}")
+        problem = config_problem(meta.get("model"))
+        if problem:
+            raise ValueError(f"{Path(run_folder) / layout.CONFIG}: {problem}: the run's settings are damaged; "
+                             "start a new run, or restore config.json from a copy")
         config, dataset = CycleGANConfig.from_dict(meta["model"]), meta["dataset"]
         if learning_rate is not None:   # only checked here, before anything is written; applied in _start_session
             dataclasses.replace(config, learning_rate=learning_rate)
