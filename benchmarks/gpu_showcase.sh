@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Photo -> Monet on a GPU in about 7 minutes (benchmarks/gpu_showcase.py says what it trains and writes).
 # For a machine with a CUDA GPU and JAX but no TensorFlow and no network (the device machine that some
-# sessions are lent: DEVELOPERS.md); everything it needs travels in the ignored folder .gpu/ (25-34 MB: what fits beside the tracked files).
+# sessions are lent: DEVELOPERS.md); everything it needs travels in the ignored folder .gpu/ (about 17 MiB: what fits beside the tracked files).
 #
 #   bash benchmarks/gpu_showcase.sh --prepare   # here, with the network and ../shared/datasets/monet2photo:
 #                                               #   .gpu/whl gets the Keras wheel and the two packages the GPU
-#                                               #   machine lacks; .gpu/monet256 all 1,072 + 1,072 training
-#                                               #   images re-encoded at 256 px as JPEG, quality 75 or less so that
-#                                               #   all travels in 62 MiB, and 8 test photos
+#                                               #   machine lacks; .gpu/monet256 the training images
+#                                               #   re-encoded at 256 px as JPEG, quality 75 down to 50, then
+#                                               #   fewer of them, so that all travels in 62 MiB; 8 test photos
 #   bash benchmarks/gpu_showcase.sh             # there, .gpu carried: writes $OUT (or run/gpu_showcase)
 #   bash benchmarks/gpu_showcase.sh --tiny      # a 32 px net for 20 s on .gpu/monet256 (any CPU, Keras' backend)
 #   bash benchmarks/gpu_showcase.sh run --batch-size 4 ...   # more flags of benchmarks/gpu_showcase.py
