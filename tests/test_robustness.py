@@ -275,6 +275,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails w
 import numpy as np
 from models import CycleGAN
 from utils.runtime.disk_space import DiskFullError
+from utils.training import checkpoint as ckpt
 from utils import plots
 
 folder, limit = Path(sys.argv[1]), int(sys.argv[2])
