@@ -23,7 +23,8 @@ What it does that the book's functional model does not:
    translating again (the official code's order: G, then D).
 3. With lambda_id == 0 the two identity passes are not computed in a training step (reported as 0).
 4. With `stack_calls` the six translations run as three stacked calls, the same numbers faster on some
-   CPUs (utils/runtime/stacked_calls.py). The book's positional calls go through models/book_calls.py.
+   CPUs (utils/runtime/stacked_calls.py; why: docs/speed.md#stacked-generator-calls). The book's positional
+   calls go through models/book_calls.py.
 With `diff_augment` (models/augment.py) d_A and d_B augment their input in training; the fakes handed
 back are not augmented.
 """

@@ -96,8 +96,9 @@ class CycleGANConfig:
     decay_epochs: further epochs over which the learning rate decays linearly to 0 (paper: 100).
     seed: seeds the weights, the image pool and (in the training loop) the data order.
     jit_compile: Keras' `jit_compile` for the train and predict functions: 'auto' (XLA on JAX
-        and on a TensorFlow GPU, not on a TensorFlow CPU, where it made a step slower), True or False
-        (on PyTorch, True means torch.compile).
+        and on a TensorFlow GPU, not on a TensorFlow CPU, where it made a step slower:
+        docs/backends_and_devices.md#backends-and-xla), True or False (on PyTorch, True means
+        torch.compile).
     mixed_precision: compute in 16 bits with float32 weights, outputs and losses: 'bfloat16'
         ('mixed_bfloat16' policy, no loss scaling), 'float16' ('mixed_float16' with Keras'
         LossScaleOptimizer), or True: the fast one for the device (utils/runtime/devices.py: bfloat16 on GPUs of

@@ -30,11 +30,10 @@ def conv_init(seed=None):
 def _instance_norm(x, epsilon):
     """(x - mean) / sqrt(var + eps) over axes 1, 2 (per sample and channel), gradient written out.
 
-    The closed-form backward, dx = (dy - mean(dy) - y * mean(dy * y)) / sqrt(var + eps), costs two
-    reductions and a few elementwise ops; autodiff through `ops.moments` costs about twice that,
-    and a norm follows every convolution. Measured on TensorFlow's CPU (ResNet-9 32/64, 128 px):
-    a training step 0.50 -> 0.46 s, its first (traced) step 7.2 -> 4.9 s, peak RSS -100 MiB.
-    tests/test_networks.py checks it against autodiff of GroupNormalization.
+    The closed-form backward: dx = (dy - mean(dy) - y * mean(dy * y)) / sqrt(var + eps).
+    Why: two reductions instead of autodiff through `ops.moments`, after every convolution
+    (docs/speed.md#a-cheaper-instance-norm). tests/test_networks.py checks it against autodiff of
+    GroupNormalization.
     """
     @ops.custom_gradient
     def normalize(x):
@@ -129,9 +128,8 @@ class ReflectionPadding2D(keras.layers.Layer):
 def _crop_top_left(x, rows, cols):
     """x[:, rows:, cols:, :], with the gradient written out as a zero pad of the upstream gradient.
 
-    Autodiff of a slice on TensorFlow is a StridedSliceGrad, which fills a zero tensor and scatters
-    into it: 1.3 ms for each of the 24 crops in a ResNet-9 32/64 step at 128 px. A pad is a plain copy
-    that the next convolution can fuse with.
+    Why: a pad is a plain copy the next convolution can fuse with; autodiff of a slice on TensorFlow is a
+    StridedSliceGrad, which fills a zero tensor and scatters into it (docs/speed.md#a-cheaper-crop).
     """
     @ops.custom_gradient
     def crop(x):
@@ -173,12 +171,8 @@ def _leaky_relu(x, negative_slope):
     """leaky_relu(x) with the gradient computed from the output: dy * (1 if y > 0 else slope).
 
     With slope > 0, y > 0 exactly where x > 0, so this is the autodiff gradient. Why: autodiff's
-    LeakyReluGrad reads the activation's *input*, the BiasAdd of the convolution before it. When the
-    discriminator's first block (Conv2D + bias + LeakyReLU, no norm) sits inside the combined
-    model, TensorFlow's Grappler remapper fuses the three into one op, deletes the BiasAdd and then
-    finds LeakyReluGrad still reading it: it prints "E0000 ... remapper failed: ... fanout
-    'LeakyReluGrad' exist for missing node BiasAdd" and drops every fusion of that graph. Reading
-    the output leaves the BiasAdd with one reader, so the fusion is valid and nothing is dropped.
+    LeakyReluGrad reads the BiasAdd before it, which TensorFlow's remapper fuses away inside the combined
+    model; the remapper then drops every fusion of that graph (docs/speed.md#no-dropped-fusions).
     """
     @ops.custom_gradient
     def activate(x):

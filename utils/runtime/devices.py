@@ -8,8 +8,8 @@ the line the training prints at its start and for `CycleGAN(mixed_precision=True
 |------------------------------------------|----------------------------|---------------------------------------|
 | NVIDIA GPU, compute capability >= 8.0    | bfloat16 ('mixed_bfloat16') | tensor cores run bfloat16 (A100, L4, RTX 30xx on); float32's range, no loss scaling |
 | older NVIDIA GPU (T4, V100: 7.x) or a GPU of unknown capability | float16 ('mixed_float16') + loss scaling | bfloat16 is emulated there, float16 runs on tensor cores; its small range needs Keras' LossScaleOptimizer |
-| CPU with bfloat16 instructions (x86 AVX512_BF16 or AMX) | bfloat16 | 1.34x faster on such a CPU (docs/backends_and_devices.md) |
-| any other CPU (AVX2 only, ARM, unknown)  | float32 (off)              | bfloat16 is emulated there: 8x slower than float32 on a 2-core AVX2 AMD EPYC |
+| CPU with bfloat16 instructions (x86 AVX512_BF16 or AMX) | bfloat16 | faster than float32 there (docs/backends_and_devices.md#backends-and-xla) |
+| any other CPU (AVX2 only, ARM, unknown)  | float32 (off)              | bfloat16 is emulated there, far slower than float32 (docs/speed.md#on-a-cpu-without-avx-512) |
 
 Weights, the generators' tanh, the discriminators' scores and the losses stay float32 in both modes.
 """
@@ -50,10 +50,9 @@ def gpu():
 
 
 def cpu_runs_bfloat16_fast(cpuinfo=CPUINFO):
-    """Whether this CPU has bfloat16 instructions (BFLOAT16_CPU_FLAGS; models/onednn.cpu_flags). Without them
-    the bfloat16 kernels are emulated: a book U-Net step took 6.6 s in bfloat16 against 0.8 s in float32 on a
-    2-core AMD EPYC with AVX2 only (benchmarks/results/cpu_tensorflow_onednn_avx2.json). A machine without
-    /proc/cpuinfo (macOS, Windows) counts as without: float32 is the safe choice there."""
+    """Whether this CPU has bfloat16 instructions (BFLOAT16_CPU_FLAGS; utils.runtime.onednn.cpu_flags). Without
+    them the bfloat16 kernels are emulated, far slower than float32 (docs/speed.md#on-a-cpu-without-avx-512).
+    A machine without /proc/cpuinfo (macOS, Windows) counts as without: float32 is the safe choice there."""
     return bool(cpu_flags(cpuinfo) & set(BFLOAT16_CPU_FLAGS))
 
 

@@ -19,13 +19,13 @@ models.generators.run_generator.)
 - PyTorch: no executor (Keras' torch backend has no distribution engine; torch DDP needs one
   process per device), so `data_parallel=True` raises a ValueError naming the two that work.
 
-This is the one file of models/ that names a backend, and only because the engines are
-backend-specific: Keras 3 offers `keras.distribution` on JAX only, and TensorFlow's engines are
-`tf.distribute` strategies (imported only when TensorFlow data parallel is asked for).
+It names the backends because the engines are backend-specific: Keras 3 offers
+`keras.distribution` on JAX only, and TensorFlow's engines are `tf.distribute` strategies
+(imported only when TensorFlow data parallel is asked for).
 
 Several machines on JAX: `keras.distribution.initialize()` in every process before building (one
 process per host, same script), then the same DataParallel; not tested here
-(docs/backends_and_devices.md, "GPU / multi-device").
+(docs/backends_and_devices.md#gpu--multi-device).
 """
 
 import contextlib

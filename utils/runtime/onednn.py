@@ -1,17 +1,15 @@
 """TensorFlow's CPU kernels, chosen per workload and CPU before TensorFlow loads: oneDNN or Eigen.
 
 TensorFlow turns its oneDNN kernels on by default only on x86 CPUs with AVX512 neural-network
-instructions (AVX512_VNNI, AVX512_BF16, AMX); elsewhere it runs its Eigen kernels. What each costs here
-(benchmarks/results/cpu_tensorflow_onednn_avx2.json, benchmarks/results/full_resolution_kernels.json):
+instructions (AVX512_VNNI, AVX512_BF16, AMX); elsewhere it runs its Eigen kernels. The faster one for
+each workload and CPU (measured: docs/speed.md#the-figures-behind-the-kernel-choice):
 
-    training, any x86 CPU        oneDNN: a book U-Net step 0.76-0.84 s against 1.80 s with Eigen on a
-                                 2-core AVX2 CPU (2.2-2.4x), a ResNet-9 step 2.73 s against 3.26 s
-    translation, AVX-512 CPU     oneDNN: its direct convolutions; a 1024 px photo through the book U-Net
-                                 1.5 s against 2.3 s with Eigen
+    training, any x86 CPU        oneDNN, also on a CPU with AVX2 only
+    translation, AVX-512 CPU     oneDNN: its direct convolutions
     translation, AVX2-only CPU   Eigen: oneDNN has no direct convolution for these layers there and
                                  uses im2col + GEMM, whose buffer for a large image passes oneDNN's
                                  scratchpad limit; it then falls back to its reference kernel, and a
-                                 1024 px photo did not finish in 35 minutes (Eigen: seconds)
+                                 1024 px photo does not finish (Eigen: seconds)
 
 So the training entry points (train.py, ablate.py, quickstart.py, the notebooks, through
 `utils.cli.quiet()`) ask for the training choice (oneDNN on every x86 CPU), and the translating ones
@@ -33,7 +31,9 @@ from pathlib import Path
 VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 CHOSEN_FOR = "CYCLEGAN_KERNELS_CHOSEN_FOR"   # set beside VARIABLE when this module chose it, not the user
 WORKLOADS = ("training", "translation")
-SAFE_SIDE = 512    # oneDNN on an AVX2-only CPU: the book U-Net 0.95 s and a 64-filter ResNet-9 12 s at 512 px
+# At most this side with oneDNN on an AVX2-only CPU: 512 px translates in seconds there, 1024 px did not finish
+# (docs/speed.md#the-figures-behind-the-kernel-choice)
+SAFE_SIDE = 512
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
@@ -100,8 +100,8 @@ def prefer_onednn(workload="training", environ=None, machine=None, avx512=None):
 
 def slow_training_kernels(environ=None, machine=None, avx512=None, modules=None):
     """A one-line hint when TensorFlow loaded before anything chose its kernels, on an x86 CPU without
-    AVX-512: it then trains with Eigen, about 2.2x slower there (module doc). None otherwise, and always
-    when the user set TF_ENABLE_ONEDNN_OPTS."""
+    AVX-512: it then trains with Eigen, slower there (docs/speed.md#on-a-cpu-without-avx-512). None otherwise,
+    and always when the user set TF_ENABLE_ONEDNN_OPTS."""
     environ = os.environ if environ is None else environ
     modules = sys.modules if modules is None else modules
     if (environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" not in modules
@@ -132,8 +132,8 @@ def translation_side_limit(environ=None, machine=None, avx512=None):
 
 def stack_generator_calls(environ=None, machine=None, avx512=None):
     """Whether the combined model stacks each generator's translations into one batch (models/combined.py,
-    4.): in a TensorFlow process running oneDNN on an x86 CPU without AVX-512. There oneDNN convolves a
-    batch of one by im2col + GEMM and a larger batch by its direct (brgemm) kernel, 1.6x faster per image
-    for the ResNet's 3x3 convolutions; with AVX-512 a batch of one already gets the direct kernel and the
-    stacking costs 10 % (benchmarks/results/cpu_tensorflow_stacked_generator_calls.json)."""
+    4.; utils/runtime/stacked_calls.py): in a TensorFlow process running oneDNN on an x86 CPU without AVX-512.
+    Why: there oneDNN convolves a batch of one by im2col + GEMM and a larger batch by its faster direct
+    (brgemm) kernel; with AVX-512 a batch of one already gets the direct kernel and stacking costs time
+    (docs/speed.md#stacked-generator-calls)."""
     return onednn_without_avx512(environ, machine, avx512)

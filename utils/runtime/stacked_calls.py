@@ -5,7 +5,8 @@ models/combined.py translates with six separate calls, as the paper reads. Where
 g_AB on [img_A; img_B] (fake_B and id_B), g_BA on [img_B; fake_B; img_A] (fake_A, reconstr_A and id_A), then
 g_AB on fake_A (reconstr_B). The generators hold no batch statistics (instance norm is per image), so the
 numbers are those of the six separate calls (tests/test_cyclegan.py). There oneDNN runs a batch of one
-through a slow im2col + GEMM kernel and a stacked batch through its direct one (docs/speed.md).
+through a slow im2col + GEMM kernel and a stacked batch through its direct one
+(docs/speed.md#stacked-generator-calls).
 """
 
 from keras import ops

@@ -22,22 +22,22 @@ import numpy as np
 from models import CycleGAN
 from utils.runtime import devices
 
-OVERHEAD = 1.15   # grids, loss plots, GIF, page and checkpoints on top of the steps (measured: 5-15 %)
+# Grids, loss plots, GIF, page and checkpoints on top of the steps (docs/speed.md#the-time-estimate-before-training)
+OVERHEAD = 1.15
 
 # The first training step of a process, at 128 px on 2 idle cores with TensorFlow: it traces the three
-# train functions, Grappler optimises them and oneDNN creates its kernels (benchmarks/bench_first_step.py;
-# docs/speed.md, "The first step"). By generator and CPU kind; a kind not measured has no entry.
-FIRST_STEP_S = {("resnet", "avx512"): 6.0,   # r9 32/64, AMD EPYC (cpu_tensorflow_all.json); 7.5-9.3 on a Xeon
-                ("resnet", "avx2"): 16.0,    # r9 32/64, AMD EPYC Zen 3 without AVX-512 (issue #36)
-                ("unet", "avx512"): 2.7}     # the book's U-Net 32/32, AMD EPYC (cpu_tensorflow_all.json)
-FIRST_STEP_PER_AREA = 0.08   # + 8 % for each further 128 x 128 px (256 px: 7.5 s against 6.0 s, r9 32/64)
+# train functions, Grappler optimises them and oneDNN creates its kernels. Seconds by generator and CPU
+# kind, measured (docs/speed.md#the-first-step); a kind not measured has no entry.
+FIRST_STEP_S = {("resnet", "avx512"): 6.0,   # ResNet-9 32/64
+                ("resnet", "avx2"): 16.0,    # ResNet-9 32/64
+                ("unet", "avx512"): 2.7}     # the book's U-Net 32/32
+FIRST_STEP_PER_AREA = 0.08   # + 8 % for each further 128 x 128 px (docs/speed.md#the-first-step)
 
 
 def seconds_per_step(model, batch_size=1, n_timed=5):
     """Seconds of one training step on this machine: the fastest of `n_timed`, after one untimed
-    (tracing) step. The fastest, not the median: a job starting beside the notebook slows a few
-    steps for a few seconds (05_01 once timed 0.47 s a step and then trained at 0.27 s, filling half
-    its budget), and what the run will mostly see is the undisturbed speed.
+    (tracing) step. Why the fastest, not the median: a job starting beside the notebook slows a few
+    steps, and the run mostly sees the undisturbed speed (docs/speed.md#the-time-estimate-before-training).
 
     model: a CycleGAN, timed on random images and then put back exactly as it was (weights,
     optimizer moments, image pools, step), so timing it trains nothing; its train functions stay
@@ -85,8 +85,8 @@ def for_this_machine(settings, gpu, cpu):
     settings: {name: value or "auto"}; gpu, cpu: {name: value} for every name. Returns the values in
     the order of `settings` and prints what "auto" chose. 05_02 uses it to train the book's setup
     (ResNet, 256 px, a 64-filter discriminator) on a GPU and the CPU recipe (the same ResNet at 128 px,
-    32 filters: 5 to 7 times the steps a minute; docs/monet2photo.md) on a CPU, where the book's setup
-    gets about 160 steps in 10 minutes.
+    32 filters) on a CPU, where the book's setup makes few steps in a notebook's budget
+    (docs/speed.md#the-time-estimate-before-training).
     """
     recipe, device = (gpu, "a GPU") if devices.gpu() else (cpu, "no GPU")
     chosen = {name: recipe[name] if value == "auto" else value for name, value in settings.items()}
