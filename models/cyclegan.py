@@ -17,7 +17,8 @@ Names (book -> paper):
 Losses (models/losses.py, by name): the generators minimise `generator_loss` (eq. 3: LSGAN
 adversarial terms, L1 cycle and identity terms, weighted by the lambdas) through the combined model;
 each discriminator minimises `discriminator_loss`, 1/2 (E[(D(real) - 1)^2] + E[D(fake)^2]).
-`train_step` below is the paper's step, in the official code's order.
+`train_step` below is the paper's step, in the official code's order. The book's own methods (train,
+train_discriminators, train_generators, sample_images, save, ...) are in models/book_methods.py.
 """
 
 import dataclasses
@@ -26,6 +27,7 @@ import warnings
 import keras
 import numpy as np
 
+from models.book_methods import BookMethods
 from models.combined import CombinedGeneratorModel
 from models.config import CycleGANConfig, patch_size
 from models.directions import GENERATORS, check_direction
@@ -39,7 +41,7 @@ from utils.runtime.executor import make_executor
 from utils.runtime.onednn import slow_training_kernels, stack_generator_calls
 
 
-class CycleGAN:
+class CycleGAN(BookMethods):
     """Builds, compiles and trains a CycleGAN with `train_on_batch` (book Examples 5-1 to 5-6).
 
     Constructor arguments are the fields of `CycleGANConfig` (book names and defaults, plus the
@@ -48,7 +50,8 @@ class CycleGAN:
     Attributes: g_AB, g_BA (generators), d_A, d_B (discriminators, compiled with losses.discriminator_loss_per_image), combined
     (six-output generator model, see models/combined.py), pool_A / pool_B (histories of fakes),
     executor (where the steps run: one device or data parallel, utils/runtime/executor.py), n_devices,
-    epoch / batch / step (training position, set by the training loop and saved in checkpoints).
+    epoch / batch / step (training position, set by the training loop and saved in checkpoints),
+    g_losses / d_losses (the book's loss histories, filled by the book's `train`: models/book_methods.py).
     """
 
     def __init__(self, config=None, **kwargs):
@@ -85,6 +88,7 @@ class CycleGAN:
         self.pool_A = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 0])  # fakes of domain A
         self.pool_B = ImagePool(cfg.buffer_max_length, seed=[cfg.seed, 1])
         self.epoch, self.batch, self.step = 0, 0, 0
+        self.g_losses, self.d_losses = [], []   # the book's histories (BookMethods.record)
         self._targets = {}
 
     # ----------------------------------------------------------------- building

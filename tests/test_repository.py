@@ -34,7 +34,7 @@ def imported_modules(path):
 
 # Layers, bottom first: a module may import its own layer or those below it, never one above.
 LAYERS = (("utils.runtime",), ("models",), ("utils", "utils.cli", "utils.images", "utils.plots"), ("utils.datasets",),
-          ("utils.training",), ("utils.inference",), ("utils.evaluation",), ("utils.colab",))
+          ("utils.training",), ("utils.inference",), ("utils.evaluation",), ("utils.colab", "utils.loaders"))
 PROJECT_FOLDERS = ("models", "utils")
 ENTRY_SCRIPTS = ("train.py", "translate.py", "evaluate.py", "export.py", "serve.py", "ablate.py", "quickstart.py")
 

@@ -48,7 +48,7 @@ SYNTHETIC_STAND_IN = {"apple2orange": "synthetic_apple2orange", "monet2photo": "
 def train(model_config, dataset, run_folder=None, *, data_root="data", run_root="run/cyclegan", batch_size=None,
           sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress="auto",
           n_grid_images=None, callbacks=None, mode=None, preprocess=None, log_interval=None, learning_rate=None,
-          fit_schedule=False):
+          fit_schedule=False, grid_files=None):
     """Train a CycleGAN on `dataset` in a run folder; returns the run folder's Path.
 
     model_config: a `CycleGANConfig`, a dict of its fields, or a built `CycleGAN` (trained in place,
@@ -73,8 +73,11 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         diverged), recorded in config.json (the model's and the session's "learning_rate").
     callbacks: functions called after every step as `callback(gan, row)`, row = the step's CSV row
         (step, epoch, learning_rate, losses by name); one that returns True stops the training.
+    grid_files: (test A file, test B file), either None: drawn first in every grid of a new run (the
+        book's test_A_file, test_B_file); the other grid images are chosen evenly from the test sets.
     """
     resume = _resumes(mode, resume, run_folder)
+    gan, config = _model_and_config(model_config, resume)   # from here on one config, and the caller's model or None
     asked = {"sample_interval": sample_interval, "checkpoint_interval": checkpoint_interval,
              "max_steps": max_steps, "n_grid_images": n_grid_images}
     if resume:
@@ -92,7 +95,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
     else:
         if learning_rate is not None:
             raise ValueError("learning_rate= changes the rate of a resumed run; a new run takes it in its config")
-        meta, config = None, _as_config(model_config)
+        meta = None
         asked.update(batch_size=batch_size, preprocess=preprocess)
         settings = TrainingSettings(**{name: value for name, value in asked.items() if value is not None})
     settings.check_devices(executor.device_count() if config.data_parallel else 1)
@@ -111,8 +114,8 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         with _sigterm_as_interrupt():   # until the loop's own handler: SIGTERM stops like Ctrl-C
             lock.acquire()   # one trainer per run folder: a second one stops here, naming the first
             meta = meta or _new_run(run, dataset, config)
-            loop = _start_session(model_config, config, run, meta, settings, loader, resume, progress, callbacks,
-                                  log_interval, learning_rate if resume else None)
+            loop = _start_session(gan, config, run, meta, settings, loader, resume, progress, callbacks,
+                                  log_interval, learning_rate if resume else None, grid_files)
     except BaseException as error:
         if isinstance(error, KeyboardInterrupt):
             what = f"the new run folder {run} was removed" if created else f"nothing trained; resume {run} again"
@@ -191,12 +194,13 @@ def _new_run(run, dataset, config):
     return {"dataset": dataset, "created": layout.now(), "model": config.to_dict(), "environment": layout.environment()}
 
 
-def _start_session(model_config, config, run, meta, settings, loader, resume, progress, callbacks, log_interval,
-                   new_learning_rate=None):
-    """Build or restore the model, then record the session in config.json (a resume that fails to
-    restore records nothing), pick the grid images: a loop to run."""
+def _start_session(gan, config, run, meta, settings, loader, resume, progress, callbacks, log_interval,
+                   new_learning_rate=None, grid_files=None):
+    """Build or restore the model (`gan`: the caller's, or None), then record the session in config.json
+    (a resume that fails to restore records nothing), pick the grid images: a loop to run."""
     started = layout.now()
-    gan = _model_for(model_config, config, run / layout.WEIGHTS, resume)
+    requested = config.mixed_precision   # before a restore replaces the model's config
+    gan = _model_for(gan, config, run / layout.WEIGHTS, resume)
     session = {"started": started, "start_step": gan.step}
     if new_learning_rate is not None:   # the checkpoint's config has the old rate; set_learning_rate reads this
         gan.config = dataclasses.replace(gan.config, learning_rate=new_learning_rate)
@@ -205,33 +209,35 @@ def _start_session(model_config, config, run, meta, settings, loader, resume, pr
     meta.setdefault("sessions", []).append(session)
     write_json(run / layout.CONFIG, meta)
     print(devices.device_line(gan.n_devices, gan.compute_dtype), flush=True)   # Keras takes a GPU by itself
-    requested = getattr(model_config, "mixed_precision", gan.config.mixed_precision)   # a config, or the CycleGAN
     warning = devices.precision_warning(requested, gan.compute_dtype)
     if warning:
         print(warning, flush=True)
-    grids = _grid_images(loader, run, settings.n_grid_images, config.input_dim[-1])
+    grids = _grid_images(loader, run, settings.n_grid_images, config.input_dim[-1], grid_files)
     return TrainingLoop(gan, loader, run, meta, settings, grids, wants_bar(progress), callbacks or [],
                         int(log_interval or LOG_INTERVAL))
 
 
-def _as_config(model_config):
+def _model_and_config(model_config, resume):
+    """(the caller's CycleGAN or None, a CycleGANConfig or None): the one form of the model's settings
+    that train() passes on. A dict is read once, here; a resumed run reads its config from its folder."""
     if isinstance(model_config, CycleGAN):
-        return model_config.config
+        return model_config, model_config.config
+    if resume:   # the settings given are not used: the run's own are
+        return None, None
     if isinstance(model_config, CycleGANConfig):
-        return model_config
+        return None, model_config
     if isinstance(model_config, dict):
-        return CycleGANConfig.from_dict(model_config)
+        return None, CycleGANConfig.from_dict(model_config)
     raise TypeError(f"model_config must be a CycleGANConfig, a dict of its fields or a CycleGAN, "
                     f"got {type(model_config).__name__}")
 
 
-def _model_for(model_config, config, weights, resume):
+def _model_for(gan, config, weights, resume):
     """The CycleGAN to train: the caller's or a new one; a resumed run restores its latest checkpoint
     (any saved one counts, even a damaged one: resume then uses the newest intact one or says none
     is, since starting over from step 0 would cut the run's losses.csv back to nothing)."""
     restore = resume and checkpoint.any_saved(weights)
-    if isinstance(model_config, CycleGAN):
-        gan = model_config
+    if gan is not None:
         if not resume and gan.step > 0:
             raise ValueError(f"this CycleGAN has trained {gan.step} steps already: continue its run with "
                              "mode='load' and its run folder, or build a new CycleGAN to start a new run")
@@ -266,9 +272,10 @@ def load_run(run_folder):
     return checkpoint.restore(path / layout.WEIGHTS if (path / layout.WEIGHTS).is_dir() else path)
 
 
-def _grid_images(loader, run, n, channels):
+def _grid_images(loader, run, n, channels, first=None):
     """The fixed test images of the grids: chosen evenly from the sorted test set at the start of a
-    run and stored in the run folder, so a resumed run draws the same ones."""
+    run (first: a file per domain, or None, drawn before them) and stored in the run folder, so a
+    resumed run draws the same ones."""
     path = run / layout.GRID_INPUTS
     if path.exists():
         with np.load(path, allow_pickle=False) as stored:
@@ -278,7 +285,11 @@ def _grid_images(loader, run, n, channels):
         paths = loader.test_paths(domain)
         if paths:
             picks = np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int)
-            images[domain] = np.concatenate([loader.load_img(paths[i]) for i in picks])
+            chosen = [paths[i] for i in picks]
+            named = (first or {}) and first[0 if domain == "A" else 1]
+            if named:
+                chosen = [named] + [p for p in chosen if p.name != Path(named).name][:max(n - 1, 0)]
+            images[domain] = np.concatenate([loader.load_img(path) for path in chosen])
         else:  # a dataset without a test split: the first training batch instead
             images[domain] = next(iter(loader.load_data(domain, batch_size=n, is_testing=False)))
         images[domain] = match_channels(images[domain], channels)
