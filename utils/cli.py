@@ -164,6 +164,16 @@ def finite_float(text):
     return value
 
 
+def wants_bar(progress):
+    """The project's one progress policy: progress=True/False as given; 'auto': a bar on a terminal or in a
+    Jupyter kernel (its stderr is no terminal, yet it draws bars), none in a log file, where a bar's redraws
+    would pile up (training prints a line every --log-interval steps there instead: utils/training/loop.py).
+    Training, translate.py, the ablation and the dataset download all ask it."""
+    if progress != "auto":
+        return bool(progress)
+    return "ipykernel" in sys.modules or bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
 def debug_requested(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     return "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")

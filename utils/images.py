@@ -5,6 +5,12 @@ as palette PNGs, RGBA screenshots, CMYK JPEGs, 16-bit scans or phone pictures st
 an EXIF orientation tag. `read_rgb` turns all of them into one thing, an (h, w, 3) uint8 RGB array,
 and turns every way a file can be broken into one error, `ImageReadError`, that names the file.
 
+`read_rgb` is the project's one reader of image files, with its checks on untrusted files (size, sides
+and aspect ratio from the header, before decoding): the data loader, the evaluation's test sets,
+translate.py, the page, the GIF of the grids and the contact sheets all read through it, resized by
+`resize_rgb` (bicubic unless a caller says otherwise); `read_unit_images` and `load_images` give many
+files as one batch in [0, 1].
+
 The generators end in tanh, so the networks see pixels in [-1, 1]: `to_model_range` and `to_uint8`
 convert between that range and ordinary [0, 255] bytes.
 """
@@ -41,8 +47,9 @@ class ImageReadError(ValueError):
         super().__init__(f"cannot read image {self.path}: {reason}")
 
 
-def read_rgb(path, max_pixels=None):
-    """Read an image file as an (h, w, 3) uint8 RGB array.
+def read_rgb(path, max_pixels=None, size=None, resample=Image.BICUBIC):
+    """Read an image file as an (h, w, 3) uint8 RGB array; with size = (height, width), resized to it
+    (`resize_rgb`, bicubic unless `resample` says otherwise).
 
     Converts every Pillow mode to RGB: L and 1 (gray copied to 3 channels), P (palette, with its
     transparency), RGBA / LA / PA (alpha composited over white), CMYK, and 16-bit gray (I;16, I)
@@ -53,7 +60,8 @@ def read_rgb(path, max_pixels=None):
     truncated or corrupt, has more than `max_pixels` pixels (default MAX_IMAGE_PIXELS), a side above
     MAX_IMAGE_SIDE or an aspect ratio above MAX_ASPECT: the sizes are read from the header, before decoding.
     """
-    return _open(path, max_pixels, decode=True)
+    image = _open(path, max_pixels, decode=True)
+    return image if size is None else resize_rgb(image, size, resample)
 
 
 def check_header(path, max_pixels=None):
@@ -66,6 +74,7 @@ def check_header(path, max_pixels=None):
 
 
 def _open(path, max_pixels, decode):
+    """The one place an image file is opened (read_rgb, check_header): checks, then the header or the pixels."""
     path = Path(path)
     max_pixels = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if not path.is_file():
@@ -182,6 +191,26 @@ def to_uint8(images):
     return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def read_unit_images(paths, size, resample=Image.BICUBIC, dtype=np.float32, skip_unreadable=False):
+    """Image files as one (n, h, w, 3) array of `dtype` in [0, 1], each read by `read_rgb` at size = (h, w)
+    (whole image resized, bicubic unless `resample` says otherwise: NEAREST keeps a mask's values).
+
+    skip_unreadable: a file that cannot be read is skipped with a warning naming it (else ImageReadError).
+    An empty result is (0, h, w, 3).
+    """
+    images = []
+    for path in paths:
+        try:
+            images.append(read_rgb(path, size=size, resample=resample))
+        except ImageReadError as error:
+            if not skip_unreadable:
+                raise
+            warnings.warn(f"skipped: {error}")
+    if not images:
+        return np.zeros((0, int(size[0]), int(size[1]), 3), dtype)
+    return np.stack(images).astype(dtype) / 255.0
+
+
 def load_images(folder, size, limit=None, seed=0):
     """Images of a folder as (n, size, size, 3) float32 in [0, 1] (whole image resized, bicubic).
 
@@ -191,12 +220,7 @@ def load_images(folder, size, limit=None, seed=0):
     if limit is not None and len(paths) > limit:
         rng = np.random.default_rng(seed)
         paths = [paths[i] for i in sorted(rng.choice(len(paths), limit, replace=False))]
-    images = []
-    for path in paths:
-        try:
-            images.append(resize_rgb(read_rgb(path), (size, size)))
-        except ImageReadError as error:
-            warnings.warn(f"skipped: {error}")
-    if not images:
+    images = read_unit_images(paths, (size, size), skip_unreadable=True)
+    if not len(images):
         raise FileNotFoundError(f"no readable images in {folder}")
-    return np.stack(images).astype(np.float32) / 255.0
+    return images

@@ -50,9 +50,9 @@ from models.directions import GENERATORS, check_direction
 from utils.runtime.files import write_json
 from models.generators import build_resnet_generator, build_unet_generator
 from utils.cli import run_main
+from utils.training.run_folder import CONFIG, WEIGHTS
 
 FORMAT = "cyclegan-generators/1"
-CONFIG = "config.json"
 WEIGHT_FILES = {"g_AB": "g_AB.weights.h5", "g_BA": "g_BA.weights.h5"}
 
 
@@ -225,12 +225,25 @@ class TrainedGenerators:
     g_AB, g_BA: keras.Model, (batch, h, w, c) in [-1, 1] -> same shape in [-1, 1], h and w
         multiples of `size_multiple`.
     source: where they came from, for messages.
+    meta: the config.json of the model folder, or of the run a run folder or checkpoint belongs to ({} when
+        there is none or it is unreadable: a CycleGAN object, a checkpoint outside a run).
+    checkpoint: the name of the checkpoint loaded ('ckpt-00003000'), None for a model folder or a CycleGAN.
+    step: the training step of the weights, None where it is not recorded (a model folder).
     """
 
     config: CycleGANConfig
     g_AB: keras.Model
     g_BA: keras.Model
     source: str
+    meta: dict = dataclasses.field(default_factory=dict)
+    checkpoint: str | None = None
+    step: int | None = None
+
+    @property
+    def dataset(self):
+        """The dataset it was trained on, as its config.json says, or None."""
+        dataset = self.meta.get("dataset")
+        return dataset if isinstance(dataset, str) else None
 
     def generator(self, direction):
         """'AtoB' -> g_AB, 'BtoA' -> g_BA."""
@@ -259,22 +272,42 @@ def build_any_size_generator(config, name, dtype=None):
         keras.config.set_dtype_policy(previous)
 
 
+def is_model_folder(folder):
+    """Whether `folder` is a model folder (config.json of FORMAT), not a run or a checkpoint; ModelFileError
+    for a config.json that is unreadable."""
+    config_file = Path(folder) / CONFIG
+    return config_file.is_file() and read_meta(config_file).get("format") == FORMAT
+
+
+def _run_meta(checkpoint_folder):
+    """The config.json of the run a checkpoint belongs to (<run>/weights/ckpt-*), {} when it is outside a run or
+    the file is missing or unreadable (the checkpoint's own state.json holds what loading needs)."""
+    checkpoint_folder = Path(checkpoint_folder)
+    if checkpoint_folder.parent.name != WEIGHTS:
+        return {}
+    config_file = checkpoint_folder.parent.parent / CONFIG
+    try:
+        return read_meta(config_file) if config_file.is_file() else {}
+    except ModelFileError:
+        return {}
+
+
 def _weight_files(source):
-    """(config, {"g_AB": path, "g_BA": path}, config.json path or None) of a model folder (its config and
-    manifest checked), run folder or checkpoint folder (verified: utils/training/checkpoint_checks.py)."""
+    """(config, {"g_AB": path, "g_BA": path}, config.json path or None, {"meta", "checkpoint", "step"}) of a model
+    folder (its config and manifest checked), run folder or checkpoint folder (verified:
+    utils/training/checkpoint_checks.py)."""
     source = Path(source)
     config_file = source / CONFIG
-    if config_file.is_file():
-        meta = read_meta(config_file)
-        if meta.get("format") == FORMAT:  # a model folder
-            files = {net: source / name for net, name in WEIGHT_FILES.items()}
-            missing = [str(p) for p in files.values() if not p.is_file()]
-            if missing:
-                raise FileNotFoundError(f"model folder {source} lacks {', '.join(missing)}")
-            config = model_config(config_file, meta)
-            _check_manifest(source, meta)
-            return config, files, config_file
-    weights = source / "weights" if (source / "weights").is_dir() else source
+    meta = read_meta(config_file) if config_file.is_file() else {}
+    if meta.get("format") == FORMAT:  # a model folder
+        files = {net: source / name for net, name in WEIGHT_FILES.items()}
+        missing = [str(p) for p in files.values() if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"model folder {source} lacks {', '.join(missing)}")
+        config = model_config(config_file, meta)
+        _check_manifest(source, meta)
+        return config, files, config_file, {"meta": meta}
+    weights = source / WEIGHTS if (source / WEIGHTS).is_dir() else source
     try:
         ckpt = checkpoint.resolve(weights)
     except FileNotFoundError:
@@ -282,11 +315,16 @@ def _weight_files(source):
             f"{source} holds no trained generators: expected a run folder (with weights/ckpt-*), a checkpoint "
             f"folder (ckpt-* with state.json) or a model folder (config.json + g_AB.weights.h5 + g_BA.weights.h5, "
             f"e.g. pretrained/synthetic_apple2orange_64)") from None
-    return checkpoint.read_config(ckpt), {net: ckpt / name for net, name in WEIGHT_FILES.items()}, None
+    state = checkpoint.read_state(ckpt)   # verified, as checkpoint.read_config reads it
+    files = {net: ckpt / name for net, name in WEIGHT_FILES.items()}
+    about = {"meta": meta or _run_meta(ckpt), "checkpoint": ckpt.name, "step": int(state["step"])}
+    return CycleGANConfig.from_dict(state["config"]), files, None, about
 
 
 def load_generators(source):
-    """TrainedGenerators from a CycleGAN, a run folder, a checkpoint folder or a model folder."""
+    """TrainedGenerators from a CycleGAN, a run folder, a checkpoint folder or a model folder: the one way to
+    load a trained model to use it (translate.py, export.py, the page, evaluate.py, the ablation, the
+    notebooks). Resuming training restores the whole CycleGAN instead (utils/training/trainer.load_run)."""
     if isinstance(source, TrainedGenerators):
         return source
     if isinstance(source, CycleGAN):
@@ -294,11 +332,12 @@ def load_generators(source):
         for net in WEIGHT_FILES:
             generators[net] = build_any_size_generator(config, net)
             generators[net].set_weights(getattr(source, net).get_weights())
-        return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], "a CycleGAN object")
+        return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], "a CycleGAN object",
+                                 step=int(source.step))
     if not Path(source).exists():
         raise FileNotFoundError(f"no such model: {source} (give a run folder, a checkpoint folder or a model "
                                 "folder such as pretrained/synthetic_apple2orange_64)")
-    config, files, config_file = _weight_files(source)
+    config, files, config_file, about = _weight_files(source)
     generators = {}
     for net, path in files.items():
         generators[net] = build_any_size_generator(config, net)
@@ -312,7 +351,7 @@ def load_generators(source):
         problem = weight_problem(generators[net])   # a float32 value beyond float16's range -> inf
         if problem:
             raise ModelFileError(f"{path}: {problem}: this model cannot be used")
-    return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], str(source))
+    return TrainedGenerators(config, generators["g_AB"], generators["g_BA"], str(source), **about)
 
 
 def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=None):
@@ -341,8 +380,7 @@ def save_model_folder(source, out, made_by, float16=False, notes=None, dataset=N
             half.set_weights([np.asarray(w, np.float16) for w in model.get_weights()])
             model = half
         model.save_weights(tmp / name)
-    if dataset is None and isinstance(source, (str, Path)) and (Path(source) / CONFIG).is_file():
-        dataset = read_meta(Path(source) / CONFIG).get("dataset")
+    dataset = trained.dataset if dataset is None else dataset
     meta = {"format": FORMAT, "model": trained.config.to_dict(), "dataset": dataset, "made_by": made_by,
             "weights_dtype": "float16" if float16 else "float32", "keras_version": keras.__version__}
     if notes:

@@ -8,9 +8,16 @@
         images/grid_inputs.npz    the fixed test images of the grids, chosen at the start
         images/losses.png         loss curves
         images/progress.gif       the grids over training
-        weights/ckpt-00001000/    checkpoints (utils/training/checkpoint.py); weights/latest names the newest
+        weights/ckpt-00001000/    checkpoints (utils/training/checkpoint.py), each with its state.json;
+                                  weights/latest names the newest
         logs/losses.csv           every loss of every step (utils/training/logs.py)
         logs/events.out.tfevents.*  TensorBoard: losses, learning rate, grids
+        translated/AtoB_testA/    translate.py's output, by default (utils/inference/translation.py)
+        export/g_AB.tflite        export.py's output, by default (utils/inference/export.py)
+
+The names below are the one home of that layout: every reader and writer of a run folder uses them. A model
+folder (pretrained/..., utils/inference/trained_model.py) keeps the same config.json name; `run_folder_of`
+finds the folder of any model path (a run, its weights/, one of its checkpoints, a model folder).
 """
 
 import datetime
@@ -35,6 +42,33 @@ GRID_INPUTS = "images/grid_inputs.npz"
 EVALUATION_JSON = "evaluation.json"                  # written by evaluate.py (utils/evaluation/unpaired.py)
 EVALUATION_FIGURE = "images/evaluation.png"
 FAILURES_FIGURE = "images/evaluation_failures.png"
+CHECKPOINT_STATE = "state.json"                      # in each weights/ckpt-*/: what marks a checkpoint folder
+TRANSLATED = "translated"
+EXPORT = "export"
+
+
+def is_checkpoint(path):
+    """Whether `path` is one checkpoint folder (a ckpt-* with its state.json), not a run or a model folder."""
+    return (Path(path) / CHECKPOINT_STATE).is_file()
+
+
+def run_folder_of(path):
+    """The folder a model path belongs to, where its translations, exports and config.json are: a checkpoint
+    folder -> its run folder (the one above weights/; a checkpoint outside a run: its parent), a run's weights/
+    -> the run, anything else (a run folder, a model folder, even one named weights) -> itself."""
+    path = Path(path)
+    if is_checkpoint(path):
+        return path.parent.parent if path.parent.name == WEIGHTS else path.parent
+    return path.parent if path.name == WEIGHTS and not (path / CONFIG).is_file() else path
+
+
+def evaluation_file(run_folder, name, image_size=None):
+    """Where evaluate.py writes `name` (EVALUATION_JSON, EVALUATION_FIGURE or FAILURES_FIGURE) in a run or
+    model folder; with image_size (scored at another size than the model's) its own file beside it:
+    evaluation_256px.json, images/evaluation_256px.png, images/evaluation_failures_256px.png."""
+    path = Path(run_folder) / name
+    return path if image_size is None else path.with_name(f"{path.stem}_{int(image_size)}px{path.suffix}")
+
 
 def folder_name(dataset):
     """A dataset name as one safe folder name: 'sub/ds2' -> 'sub_ds2' (no separators, no '..')."""
