@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from utils.runtime.onednn import prefer_onednn
+from models.directions import DIRECTION_HELP, DIRECTIONS   # plain Python, no Keras
 from utils.cli import ArgumentParser, run_main
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
@@ -30,7 +31,7 @@ def main(argv=None):
     p = ArgumentParser(description="Translate every image of a folder with a trained CycleGAN generator.")
     p.add_argument("model", help="a run folder (its latest checkpoint is used), a checkpoint folder ckpt-* or a "
                    "model folder (config.json + g_AB/g_BA weights, e.g. pretrained/synthetic_apple2orange_64)")
-    p.add_argument("--direction", required=True, choices=("AtoB", "BtoA"), help="AtoB: g_AB, BtoA: g_BA")
+    p.add_argument("--direction", required=True, choices=DIRECTIONS, help=DIRECTION_HELP)
     p.add_argument("--input", required=True, help="folder of images (any size, RGB or grayscale)")
     p.add_argument("--output", help="folder for the PNGs (default: <run folder>/translated/<direction>_<input name>)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
@@ -38,7 +39,8 @@ def main(argv=None):
                    "(the training view; blurs large images) instead of translating it at its own size")
     p.add_argument("--max-side", type=int, default=1024, help="translate images whose longer side is above this "
                    "as a scaled-down copy (memory grows with the pixel count; 0: no limit)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar and no closing line (there is no bar "
+                   "anyway when the output is not a terminal, e.g. a log file)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     args = p.parse_args(argv)
     if args.max_side < 0:   # the checks that need no model come before TensorFlow's import (seconds)
@@ -56,8 +58,8 @@ def main(argv=None):
     from utils.inference.translation import translate_folder
     try:
         written, skipped = translate_folder(args.model, args.direction, args.input, args.output,
-                                            progress=not args.no_progress, fit=args.fit, max_side=args.max_side,
-                                            overwrite=args.overwrite)
+                                            progress=False if args.no_progress else "auto", fit=args.fit,
+                                            max_side=args.max_side, overwrite=args.overwrite)
     except FileNotFoundError as error:
         sys.exit(f"error: {error}")
     if not written:

@@ -25,13 +25,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from models.directions import DOMAINS
+from utils.cli import wants_bar
 from utils.runtime.disk_space import free_mb, is_disk_full
 
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 KNOWN_DATASETS = ("apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
                   "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower",
                   "ae_photos")
-SPLITS = ("trainA", "trainB", "testA", "testB")
+SPLITS = tuple(f"{split}{domain}" for split in ("train", "test") for domain in DOMAINS)   # trainA, trainB, testA, testB
 MARKER = ".download_complete"  # written into data/<name>/ once a download is in place
 CHUNK = 1 << 20
 # Zip bombs: the official archives hold images, which barely compress (ratio about 1). An archive
@@ -99,12 +101,17 @@ def download_dataset(name, data_root="data", base_url=DEFAULT_BASE_URL, force=Fa
 
 
 def _fetch(url, archive, name, data_root):
-    """Stream `url` into the file `archive` with a progress bar; check the length."""
+    """Stream `url` into the file `archive`, with a progress bar on a terminal or in a notebook (one line
+    in a log file: utils.cli.wants_bar); check the length."""
     try:
         with urllib.request.urlopen(url, timeout=30) as response, open(archive, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"{name}.zip", file=sys.stderr) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"{name}.zip", file=sys.stderr,
+                      disable=not wants_bar("auto")) as bar:
+                if bar.disable:   # a log file: one line instead of a bar's redraws
+                    size = f" ({total / 1e6:,.0f} MB)" if total else ""
+                    print(f"downloading {url}{size}", file=sys.stderr, flush=True)
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
                     received += len(chunk)

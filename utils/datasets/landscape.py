@@ -9,6 +9,7 @@ texture over it. Every pixel changes between the two, so the mask is white every
 import numpy as np
 from PIL import Image
 
+from models.directions import DOMAINS
 from utils.datasets.drawing import box_distance, coverage, ellipse_distance, grid, hsv, over, smooth_noise, \
     unit_to_uint8
 
@@ -122,7 +123,7 @@ def _paint(scene, p, y, x, size):
     return np.clip(saturated * (1 + texture + canvas)[..., None] + 0.02, 0, 1)
 
 
-def landscape(rng, size, domains=("A", "B")):
+def landscape(rng, size, domains=DOMAINS):
     """One landscape as a photo (A) and/or a painting (B): {"A", "B", "mask"} uint8 arrays.
 
     The mask is white everywhere: the style changes every pixel.

@@ -30,12 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from models.directions import DOMAINS
 from utils.datasets.download import KNOWN_DATASETS
 from utils.datasets.synthetic import SYNTHETIC_DATASETS
 from utils.images import ImageReadError, check_header, list_images, read_rgb, resize_rgb, to_model_range
 
-DOMAINS = ("A", "B")
-SPLITS = ("trainA", "trainB", "testA", "testB")
 JITTER_RATIO = 286 / 256  # paper: resize to 286, random crop 256
 
 
@@ -177,7 +176,7 @@ class DataLoader:
 
     def load_img(self, path):
         """One image file as a (1, h, w, 3) float32 batch in [-1, 1], resized to img_res, no jitter."""
-        return to_model_range(resize_rgb(read_rgb(path), self.img_res))[None]
+        return to_model_range(read_rgb(path, size=self.img_res))[None]
 
     def load_data(self, domain, batch_size=1, is_testing=False):
         """Random images of one domain (book style): (batch_size, h, w, 3) float32 in [-1, 1].
@@ -185,7 +184,7 @@ class DataLoader:
         From the training split with jitter, or with is_testing=True from the test split, resized only.
         """
         domain = _check_domain(domain)
-        paths = self.test_paths(domain) if is_testing else (self.paths_A if domain == "A" else self.paths_B)
+        paths = self.test_paths(domain) if is_testing else dict(zip(DOMAINS, (self.paths_A, self.paths_B)))[domain]
         order = self._rng.permutation(len(paths))
         images = []
         for index in self._rng.choice(len(paths), size=batch_size, replace=len(paths) < batch_size):
@@ -304,7 +303,7 @@ def _put(batches, item, stop):
 
 def _check_domain(domain):
     if domain not in DOMAINS:
-        raise ValueError(f"domain must be 'A' or 'B', got {domain!r}")
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     return domain
 
 

@@ -15,6 +15,7 @@ utils/datasets/drawing.py (signed distances turned into anti-aliased coverage); 
 
 import numpy as np
 
+from models.directions import DOMAINS
 from utils.datasets.drawing import box_distance, coverage, ellipse_distance, grid, hsv, over, \
     segment_distance, smooth_noise, unit_to_uint8
 
@@ -161,7 +162,7 @@ def _fruit_box(fruit, size):
     return slice(top, bottom), slice(left, right)
 
 
-def still_life(rng, size, domains=("A", "B")):
+def still_life(rng, size, domains=DOMAINS):
     """One still life drawn as apples (A) and/or oranges (B): {"A", "B", "mask"} uint8 arrays.
 
     The mask (white = fruit) is the union of both fruits' silhouettes (stem and leaf included, and

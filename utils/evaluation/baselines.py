@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from skimage import color
 
-from models.directions import GENERATORS
+from models.directions import DIRECTIONS, DOMAINS, GENERATORS, domains
 from models.generators import run_generator
 
 
@@ -53,7 +53,7 @@ class HistogramMatcher:
     """
 
     def __init__(self, train_A, train_B):
-        self.reference = {"AtoB": _channel_quantiles(train_B), "BtoA": _channel_quantiles(train_A)}
+        self.reference = {direction: _channel_quantiles(target) for direction, target in _targets(train_A, train_B)}
 
     def __call__(self, images, direction):
         out = []
@@ -76,7 +76,7 @@ class ColourTransfer:
     """
 
     def __init__(self, train_A, train_B):
-        self.stats = {"AtoB": _lab_stats(train_B), "BtoA": _lab_stats(train_A)}
+        self.stats = {direction: _lab_stats(target) for direction, target in _targets(train_A, train_B)}
 
     def __call__(self, images, direction):
         mean, std = self.stats[direction]
@@ -88,6 +88,12 @@ class ColourTransfer:
                 warnings.simplefilter("ignore", UserWarning)
                 out.append(np.clip(color.lab2rgb((lab - own_mean) / own_std * std + mean), 0, 1))
         return np.stack(out)
+
+
+def _targets(train_A, train_B):
+    """(direction, the training images of its target domain) for both directions: AtoB -> train_B."""
+    train = dict(zip(DOMAINS, (train_A, train_B)))
+    return [(direction, train[domains(direction)[1]]) for direction in DIRECTIONS]
 
 
 def _stack(images):

@@ -44,7 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
+from models.directions import DIRECTION_HELP, DIRECTIONS
 from utils.runtime.files import write_json
+from utils.training import run_folder as layout
 
 TILE = 64               # px; a multiple of 4, so 1/4 and 1/2 cycle per pixel fall on exact bins
 STRIDE = 32             # tiles overlap by half: the window weighs a tile's edges down
@@ -226,14 +228,14 @@ def main(argv=None):
     p.add_argument("--limit", type=positive_int, help="score at most the first N images of each folder")
     p.add_argument("--model", help="score this model's translations of the images instead (a model or run "
                    "folder, e.g. pretrained/monet2photo_256; each image at its own size, as translate.py)")
-    p.add_argument("--direction", choices=("AtoB", "BtoA"), help="with --model: AtoB uses g_AB, BtoA g_BA")
+    p.add_argument("--direction", choices=DIRECTIONS, help=f"with --model: {DIRECTION_HELP}")
     p.add_argument("--json-out", metavar="FILE", help="also write the figures, each with this command, into "
                    "FILE (a JSON file this command wrote before keeps its other figures)")
     args = p.parse_args(argv)
     from utils.images import list_images
     if (args.model is None) != (args.direction is None):
         p.error("--model and --direction go together: give both or neither")
-    if args.model is not None and not (Path(args.model) / "config.json").is_file():
+    if args.model is not None and not (Path(args.model) / layout.CONFIG).is_file():
         p.error(f"--model {args.model}: not a model or run folder (no config.json), e.g. pretrained/monet2photo_256")
     for folder in args.folders:    # every argument is checked before the first image is scored
         if not Path(folder).is_dir():

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.directions import DOMAINS
 from utils.runtime.files import write_json
 from utils.images import list_images, load_images
 
@@ -119,6 +120,15 @@ def judge_accuracy(judge, test_A, test_B):
     return {"A": acc_A, "B": acc_B, "balanced": balanced, "usable": balanced >= MIN_JUDGE_ACCURACY}
 
 
+def p_target(judge, images, target):
+    """The judge's probability that each image (n, h, w, 3) in [0, 1] is of domain `target` ("A" or "B"), (n,):
+    its output is P(B), so P(A) = 1 - P(B)."""
+    if target not in DOMAINS:
+        raise ValueError(f"target={target!r}: must be one of {DOMAINS}")
+    p_B = predict_p_B(judge, images)
+    return p_B if target == DOMAINS[1] else 1 - p_B
+
+
 def judge_rates(judge, translations, target, accuracy):
     """How a judge rates translations into `target` ("A" or "B").
 
@@ -127,9 +137,8 @@ def judge_rates(judge, translations, target, accuracy):
     """
     if not accuracy["usable"]:
         return {"judged_target": None, "mean_p_target": None}
-    p_B = predict_p_B(judge, translations)
-    p_target = p_B if target == "B" else 1 - p_B
-    return {"judged_target": float(np.mean(p_target >= 0.5)), "mean_p_target": float(np.mean(p_target))}
+    p = p_target(judge, translations, target)
+    return {"judged_target": float(np.mean(p >= 0.5)), "mean_p_target": float(np.mean(p))}
 
 
 def judge_features(features_model, images, batch_size=64):
@@ -141,9 +150,9 @@ def judge_features(features_model, images, batch_size=64):
 def dataset_fingerprint(folder):
     """SHA-256 over the names and sizes of trainA/ and trainB/'s images: changes when the data does."""
     digest = hashlib.sha256(f"judge v{JUDGE_VERSION}".encode())
-    for domain in ("trainA", "trainB"):
-        for path in list_images(Path(folder) / domain):
-            digest.update(f"{domain}/{path.name}:{path.stat().st_size}\n".encode())
+    for split in (f"train{domain}" for domain in DOMAINS):
+        for path in list_images(Path(folder) / split):
+            digest.update(f"{split}/{path.name}:{path.stat().st_size}\n".encode())
     return digest.hexdigest()
 
 
@@ -172,7 +181,7 @@ def load_or_train_judge(dataset, size, data_root="data", train_images=None, seed
             return judge, features, info
         log(f"judge cache {folder} is for other data or settings: retraining")
     if train_images is None:
-        train_images = {d: load_images(Path(data_root) / dataset / f"train{d}", size) for d in ("A", "B")}
+        train_images = {d: load_images(Path(data_root) / dataset / f"train{d}", size) for d in DOMAINS}
     log(f"training the domain judge of {dataset} at {size} px on {len(train_images['A'])} + "
         f"{len(train_images['B'])} training images (once; cached in {folder})")
     judge, features = train_judge(train_images["A"], train_images["B"], size, seed=seed)
@@ -182,7 +191,7 @@ def load_or_train_judge(dataset, size, data_root="data", train_images=None, seed
     judge.save_weights(temporary)
     temporary.replace(weights)
     info = {"dataset": dataset, "size": size, "seed": seed, "version": JUDGE_VERSION, "fingerprint": fingerprint,
-            "n_train": {"A": len(train_images["A"]), "B": len(train_images["B"])},
+            "n_train": {d: len(train_images[d]) for d in DOMAINS},
             "keras": keras.__version__}
     write_json(info_path, info)
     return judge, features, info

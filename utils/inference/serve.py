@@ -37,7 +37,6 @@ import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"   # read when gradio is imported: no version check, no telemetry
 
-import json
 import re
 import socket
 import stat
@@ -50,6 +49,7 @@ from gradio.utils import get_upload_folder
 from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
 
+from models.directions import DIRECTIONS, DOMAINS, cycle_label, label, reverse
 from utils.images import ImageReadError, read_rgb, resize_rgb, to_model_channels
 from utils.inference.trained_model import load_generators
 from utils.inference.translation import NonFiniteOutputError, scaled_size, translate_at_own_size
@@ -60,8 +60,18 @@ DEFAULT_MAX_SIDE = 512          # the page answers in seconds on a laptop CPU
 FORM_OVERHEAD = 16 * 2**10      # a request's bytes beyond its photo: the form's boundaries and part headers
 QUEUE_SIZE = 32                 # photos waiting at most, all clients together
 MAX_PENDING_PER_CLIENT = 2      # photos of one address waiting or running: the page sends one and keeps the last
-COLUMNS = (("AtoB", "A → B (g_AB)"), ("AtoB,BtoA", "A → B → A (cycled back)"),
-           ("BtoA", "B → A (g_BA)"), ("BtoA,AtoB", "B → A → B (cycled back)"))
+
+
+def _columns(names):
+    """(key, title) of the page's columns for the domain words `names`: each direction, then its cycle back
+    (models/directions.py's labels); a key is the directions applied in turn, comma-separated."""
+    return tuple(column for direction in DIRECTIONS
+                 for column in ((direction, label(direction, names)),
+                                (f"{direction},{reverse(direction)}", cycle_label(direction, names))))
+
+
+COLUMNS = _columns(DOMAINS)   # A → B (g_AB), A → B → A (cycled back), B → A (g_BA), B → A → B (cycled back)
+
 # The word for a domain where the dataset's name is not one (monet2photo: "Monet", not "monet").
 DOMAIN_WORDS = {"monet": "Monet", "cezanne": "Cézanne", "ukiyoe": "Ukiyo-e", "vangogh": "Van Gogh",
                 "iphone": "iPhone", "dslr": "DSLR"}
@@ -80,37 +90,12 @@ def domain_names(dataset):
     name = str(dataset or "").lower()
     name = name[len("synthetic_"):] if name.startswith("synthetic_") else name
     match = re.fullmatch(r"([a-z]+)2([a-z]+)(?:_[a-z0-9_]+)?", name)
-    return tuple(DOMAIN_WORDS.get(word, word) for word in match.groups()) if match else ("A", "B")
+    return tuple(DOMAIN_WORDS.get(word, word) for word in match.groups()) if match else DOMAINS
 
 
 def column_titles(domains):
     """The page's column titles, in COLUMNS' order, for domains (A, B): 'Monet → photo (g_AB)', ..."""
-    a, b = domains
-    return (f"{a} → {b} (g_AB)", f"{a} → {b} → {a} (cycled back)",
-            f"{b} → {a} (g_BA)", f"{b} → {a} → {b} (cycled back)")
-
-
-def dataset_of(source):
-    """The dataset a model folder, run folder or checkpoint folder names in its config.json (train.py and
-    utils/inference/trained_model.py write it there); None when there is none (a CycleGAN object, an old folder)."""
-    if not isinstance(source, (str, os.PathLike)):
-        return None
-    path = Path(source)
-    folders = [path]
-    if path.name == "weights":
-        folders.append(path.parent)
-    if path.parent.name == "weights":   # a ckpt-* folder of a run
-        folders.append(path.parent.parent)
-    for folder in folders:
-        try:
-            if (folder / "config.json").stat().st_size > 2**20:
-                continue
-            meta = json.loads((folder / "config.json").read_text())
-        except (OSError, ValueError, RecursionError):
-            continue
-        if isinstance(meta, dict) and isinstance(meta.get("dataset"), str):
-            return meta["dataset"]
-    return None
+    return tuple(title for _, title in _columns(domains))
 
 
 def _printable(text, limit=300):
@@ -139,7 +124,7 @@ class Translator:
     def __init__(self, sources, max_side=DEFAULT_MAX_SIDE, max_bytes=MAX_UPLOAD_BYTES):
         pairs = [source if isinstance(source, tuple) else (Path(source).name, source) for source in sources]
         self.models = [(label, load_generators(source)) for label, source in pairs]
-        self.domains = [domain_names(dataset_of(source)) for _, source in pairs]
+        self.domains = [domain_names(model.dataset) for _, model in self.models]   # as each config.json names it
         self.max_side, self.max_bytes = max_side, max_bytes
         self.max_bytes_text = size_text(max_bytes)
 
@@ -339,7 +324,7 @@ def build_app(sources, max_side=DEFAULT_MAX_SIDE, max_bytes=MAX_UPLOAD_BYTES, ex
     with _Page(title="CycleGAN classroom page", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown("# CycleGAN: translate a photo both ways\n\nModels: " + "; ".join(
             f"**{label}** ({m.config.generator_type}, trained at {m.config.input_dim[0]} px"
-            + (f", {a} ↔ {b}" if (a, b) != ("A", "B") else "") + ")"
+            + (f", {a} ↔ {b}" if (a, b) != DOMAINS else "") + ")"
             for (label, m), (a, b) in zip(translator.models, translator.domains)))
         with gr.Row():
             photo = gr.Image(label="Your photo: drop it here, click to choose, or paste it", type="filepath",
