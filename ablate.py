@@ -50,7 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--out-root", default="run/ablation")
     parser.add_argument("--export", default=None, metavar="DIR",
                         help="also copy the tables, bar chart and a smaller figure to DIR (e.g. docs/ablation)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or lines (without it: bars on a terminal, "
+                        "progress lines in a log file)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines (hidden by default)")
     return parser.parse_args(argv)
 
@@ -101,7 +102,7 @@ def main(argv=None):
     name = args.name or f"{args.dataset}_{args.img_size}px_{args.steps}"
     folder = ablation.run_ablation(base, args.dataset, name, variants, max_steps=args.steps, data_root=args.data_root,
                                    out_root=args.out_root, batch_size=args.batch_size, n_examples=args.examples,
-                                   progress=not args.quiet, checkpoint_interval=args.checkpoint_interval,
+                                   progress=False if args.quiet else "auto", checkpoint_interval=args.checkpoint_interval,
                                    sample_interval=args.sample_interval)
     print((folder / "table.md").read_text())
     for claim, holds, measured in ablation.check_claims(ablation.load_results(folder)):

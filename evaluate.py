@@ -15,6 +15,7 @@ from pathlib import Path
 
 from utils.runtime.onednn import prefer_onednn
 from utils.cli import ArgumentParser, run_main
+from utils.training import run_folder as layout   # the run folder's file names; no Keras in it
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 
@@ -35,8 +36,8 @@ def main(argv=None):
         p.error(f"--test-limit {args.test_limit}: KID needs at least 2 images per domain")
     if args.image_size is not None and not (32 <= args.image_size <= 1024 and args.image_size % 16 == 0):
         p.error(f"--image-size {args.image_size}: must be a multiple of 16 from 32 to 1024 (a judge is trained at it)")
-    if not (Path(args.run) / "config.json").is_file():
-        p.error(f"{args.run} is not a run folder (no config.json): give a folder under run/cyclegan/ or pretrained/")
+    if not (Path(args.run) / layout.CONFIG).is_file():
+        p.error(f"{args.run} is not a run folder (no {layout.CONFIG}): give a folder under run/cyclegan/ or pretrained/")
     prefer_onednn("translation")   # TensorFlow's fastest CPU kernels for translating (utils/runtime/onednn.py)
     quiet(verbose=args.verbose)
 

@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 from models.config import MAX_IMAGE_SIZE, SIZE_MULTIPLE   # no Keras in it
+from models.directions import DIRECTION_HELP, DIRECTIONS   # plain Python, no Keras
 from utils.cli import ArgumentParser, positive_int
+from utils.training import run_folder as layout   # the run folder's file names; no Keras in it
 from utils.cli import quiet  # hides TensorFlow's start-up logs; called in main() before Keras is imported
 
 USAGE = {
@@ -47,7 +49,7 @@ def size_problem(size, fmt, generator=None):
 def generator_type(model):
     """The generator type that the config of a run, checkpoint or model folder names, or None (unreadable: the
     export reads it properly, with its own errors)."""
-    for name, key in (("state.json", "config"), ("config.json", "model")):
+    for name, key in ((layout.CHECKPOINT_STATE, "config"), (layout.CONFIG, "model")):
         path = Path(model) / name
         try:
             if path.is_file() and path.stat().st_size < 2**20:
@@ -61,7 +63,7 @@ def generator_type(model):
 def main(argv=None):
     p = ArgumentParser(description="Export one trained CycleGAN generator with Keras' own exporters.")
     p.add_argument("model", help="a run folder, a checkpoint folder ckpt-* or a model folder (e.g. pretrained/...)")
-    p.add_argument("--direction", required=True, choices=("AtoB", "BtoA"), help="AtoB: g_AB, BtoA: g_BA")
+    p.add_argument("--direction", required=True, choices=DIRECTIONS, help=DIRECTION_HELP)
     p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"),
                    help="onnx needs tf2onnx and onnx installed (optional)")
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),

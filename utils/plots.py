@@ -18,7 +18,7 @@ from PIL import Image
 
 from models.directions import DIRECTIONS, domains
 from utils.runtime.files import write_atomic
-from utils.images import resize_rgb, to_model_range
+from utils.images import read_rgb, resize_rgb, to_model_range
 
 GRID_COLUMNS = ("Original", "Translated", "Reconstructed", "Identity")
 # Panels of the loss plot: title -> the two losses of `CycleGAN.train_step` it shows.
@@ -168,7 +168,7 @@ def save_grid_animation(grid_paths, path, max_frames=40, frame_ms=400, last_fram
     if not grid_paths:
         return None
     picks = np.unique(np.linspace(0, len(grid_paths) - 1, min(max_frames, len(grid_paths))).round().astype(int))
-    frames = [iio.imread(grid_paths[i])[..., :3] for i in picks]   # RGBA PNG -> RGB
+    frames = [read_rgb(grid_paths[i]) for i in picks]   # the RGBA PNGs, opaque, as RGB (utils/images.py)
     height, width = frames[0].shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     frames = [resize_rgb(_fit(frame, height, width), (size[1], size[0]), Image.LANCZOS) for frame in frames]

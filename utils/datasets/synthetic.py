@@ -34,6 +34,7 @@ from PIL import Image, ImageDraw
 from utils.cli import ArgumentParser, non_negative_int, positive_int
 from utils.datasets.landscape import landscape
 from utils.datasets.still_life import still_life
+from utils.images import check_header, read_rgb
 
 SYNTHETIC_DATASETS = ("synthetic_apple2orange", "synthetic_photo2painting")
 GENERATOR_VERSION = 2  # bump when the pictures change, so ensure_dataset regenerates old copies
@@ -165,8 +166,7 @@ def contact_sheet(name, data_root="data", out_path="contact_sheet.png", n=8, til
     info = read_info(folder) or {}
     labels = {"A": f"A: {info.get('domains', {}).get('A', 'A')}", "B": f"B: {info.get('domains', {}).get('B', 'B')}",
               "mask": "mask"}
-    first = Image.open(folder / "testA" / names[0])
-    tile = tile or first.width
+    tile = tile or check_header(folder / "testA" / names[0])[0]   # (width, height)
     margin, label_width = 2, 64
     sheet = Image.new("RGB", (label_width + len(names) * (tile + margin), len(rows) * (tile + margin)), (200, 200, 200))
     draw = ImageDraw.Draw(sheet)
@@ -174,9 +174,8 @@ def contact_sheet(name, data_root="data", out_path="contact_sheet.png", n=8, til
         top = row * (tile + margin)
         draw.text((4, top + tile // 2 - 6), labels[key], fill="black")
         for column, file_name in enumerate(names):
-            with Image.open(folder / split / file_name) as image:
-                picture = image.convert("RGB").resize((tile, tile), Image.LANCZOS)
-            sheet.paste(picture, (label_width + column * (tile + margin), top))
+            picture = read_rgb(folder / split / file_name, size=(tile, tile), resample=Image.LANCZOS)
+            sheet.paste(Image.fromarray(picture), (label_width + column * (tile + margin), top))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_path, optimize=True)

@@ -37,6 +37,7 @@ from utils.runtime.files import write_atomic, write_json
 from utils import plots
 from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
 from utils.evaluation import baselines, paired
+from utils.inference.trained_model import load_generators
 from utils.training import run_folder as layout
 from utils.training import trainer
 from utils.training.lock import RunLock
@@ -62,7 +63,9 @@ DESCRIPTIONS = {
     "colour transfer": "baseline: Lab mean/std transfer",
 }
 KEY_METRICS = ("paired_l1", "background_change", "hue_error", "cycle_error")
-SETTINGS_FILE = "ablation.json"
+SETTINGS_FILE = "ablation.json"   # the ablation folder's layout (module docstring): its settings,
+RUNS = "runs"                     # each variant's run folder
+RESULTS = "results"               # each variant's scores and pictures, the baselines', the examples
 
 
 def full_config(**changes):
@@ -137,6 +140,8 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
     variants: {name: {field: value}} (default `DEFAULT_VARIANTS`); all share the base's seed.
     max_steps: the step budget of every variant; batch_size and train_kwargs go to `train`.
     n_examples: test images per direction in the figure, chosen when the ablation starts.
+    progress: the ablation's lines and train's bar (True), neither (False), or 'auto': the bar only on a
+        terminal or in a notebook, lines in a log file (utils.cli.wants_bar).
     """
     configs = variant_configs(base_config, variants)   # every value checked before a folder is made
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
@@ -150,7 +155,7 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
                       progress, train_kwargs)
     except BaseException:
         lock.release()
-        if created and not any((folder / "runs").glob("*/" + layout.CONFIG)):   # nothing trained: no orphan
+        if created and not any((folder / RUNS).glob("*/" + layout.CONFIG)):   # nothing trained: no orphan
             shutil.rmtree(folder, ignore_errors=True)
         raise
     lock.release()
@@ -160,7 +165,7 @@ def run_ablation(base_config, dataset, name, variants=None, *, max_steps, data_r
 def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, batch_size, n_examples, progress,
                   train_kwargs):
     """run_ablation's work, inside its lock: settings, test set, each variant, baselines, report."""
-    (folder / "results").mkdir(parents=True, exist_ok=True)
+    (folder / RESULTS).mkdir(parents=True, exist_ok=True)
     settings = {"dataset": dataset, "max_steps": max_steps, "batch_size": batch_size,
                 "base_config": base_config.to_dict(),
                 "variants": {k: v.to_dict() for k, v in configs.items()}}
@@ -169,17 +174,17 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
     img_res = base_config.input_dim[:2]
     prepare_dataset(dataset, img_res[0], data_root)
     test_set = paired.load_test_set(dataset, img_res, data_root)
-    examples_file = folder / "results" / "examples.json"  # fixed at the start, like the grids' images
+    examples_file = folder / RESULTS / "examples.json"  # fixed at the start, like the grids' images
     if not examples_file.is_file():
         write_json(examples_file, example_indices(len(test_set["names"]), n_examples))
     examples = json.loads(examples_file.read_text())
     for variant, config in configs.items():
-        marker = folder / "results" / f"{slug(variant)}.json"
+        marker = folder / RESULTS / f"{slug(variant)}.json"
         if marker.is_file():
             if progress:
                 print(f"[ablation] {variant}: finished earlier, skipped", flush=True)
             continue
-        run = folder / "runs" / slug(variant)
+        run = folder / RUNS / slug(variant)
         resume = (run / layout.CONFIG).is_file()  # started before: go on from its latest checkpoint
         if progress:
             print(f"[ablation] {variant}: {'resuming' if resume else 'training'} to step {max_steps}", flush=True)
@@ -187,15 +192,15 @@ def _run_variants(folder, base_config, configs, dataset, max_steps, data_root, b
         trainer.train(config, dataset, run, data_root=data_root, batch_size=batch_size, max_steps=max_steps,
                       resume=resume, progress=progress, **train_kwargs)
         seconds = time.perf_counter() - start
-        gan = trainer.load_run(run)
-        translate = baselines.model_translator(gan)
+        model = load_generators(run)   # its latest checkpoint, as translate.py and evaluate.py load it
+        translate = baselines.model_translator(model)
         pictures = {d: translate(test_set[domains(d)[0]][examples], d) for d in DIRECTIONS}
-        np.savez(folder / "results" / f"{slug(variant)}.npz", **pictures)
-        write_json(marker, {"variant": variant, "config": config.to_dict(), "step": int(gan.step),
+        np.savez(folder / RESULTS / f"{slug(variant)}.npz", **pictures)
+        write_json(marker, {"variant": variant, "config": config.to_dict(), "step": model.step,
                             "train_seconds": round(seconds, 1), "resumed": resume,
                             "metrics": paired.evaluate_translator(translate, test_set)})
 
-    baselines_file = folder / "results" / "baselines.json"
+    baselines_file = folder / RESULTS / "baselines.json"
     if not baselines_file.is_file():
         write_json(baselines_file, paired.evaluate_baselines(dataset, img_res, data_root, test_set))
     write_report(folder, test_set, examples)
@@ -220,10 +225,10 @@ def load_results(folder):
     settings = json.loads((folder / SETTINGS_FILE).read_text())
     rows = {}
     for variant in settings["variants"]:
-        marker = folder / "results" / f"{slug(variant)}.json"
+        marker = folder / RESULTS / f"{slug(variant)}.json"
         if marker.is_file():
             rows[variant] = {"kind": "variant", **json.loads(marker.read_text())}
-    baselines = folder / "results" / "baselines.json"
+    baselines = folder / RESULTS / "baselines.json"
     if baselines.is_file():
         for name, metrics in json.loads(baselines.read_text()).items():
             rows[name] = {"kind": "baseline", "metrics": metrics}
@@ -273,7 +278,7 @@ def write_report(folder, test_set, examples):
             f"of batch {settings['batch_size']}, seed {settings['base_config']['seed']}; "
             "↓ lower is better, ↑ higher; *italic* rows are baselines; L1 on [0, 1], hue error in degrees.\n\n")
     write_atomic(folder / "table.md", note + markdown_table(rows))
-    pictures = {v: np.load(folder / "results" / f"{slug(v)}.npz") for v in rows if rows[v]["kind"] == "variant"}
+    pictures = {v: np.load(folder / RESULTS / f"{slug(v)}.npz") for v in rows if rows[v]["kind"] == "variant"}
     plots.save_ablation_translations(test_set, examples, pictures, folder / "translations.png", dpi=80)
     plots.save_ablation_metrics(rows, KEY_METRICS, paired.LOWER_IS_BETTER, folder / "metrics.png", dpi=80)
 
@@ -288,11 +293,11 @@ def export_results(folder, target, data_root="data", n_examples=2, dpi=80):
     target.mkdir(parents=True, exist_ok=True)
     settings = json.loads((folder / SETTINGS_FILE).read_text())
     test_set = paired.load_test_set(settings["dataset"], settings["base_config"]["input_dim"][:2], data_root)
-    examples = json.loads((folder / "results" / "examples.json").read_text())[:n_examples]
+    examples = json.loads((folder / RESULTS / "examples.json").read_text())[:n_examples]
     rows = load_results(folder)
     pictures = {}
     for variant in (v for v in rows if rows[v]["kind"] == "variant"):
-        with np.load(folder / "results" / f"{slug(variant)}.npz") as saved:
+        with np.load(folder / RESULTS / f"{slug(variant)}.npz") as saved:
             pictures[variant] = {d: saved[d][:n_examples] for d in DIRECTIONS}
     plots.save_ablation_translations(test_set, examples, pictures, target / "translations.png", dpi=dpi)
     for name in ("table.md", "table.csv", "metrics.png"):
@@ -335,7 +340,7 @@ def model_sources(paths):
             models.append((path.name, path))
             continue
         variants = json.loads(settings.read_text())["variants"]
-        trained = [(v, path / "runs" / slug(v)) for v in variants if (path / "runs" / slug(v) / "weights").is_dir()]
+        trained = [(v, path / RUNS / slug(v)) for v in variants if (path / RUNS / slug(v) / layout.WEIGHTS).is_dir()]
         if not trained:
             raise FileNotFoundError(f"ablation {path} has no trained variant yet (runs/<variant>/weights)")
         models += [(f"{v}: {DESCRIPTIONS[v]}" if v in DESCRIPTIONS else v, run) for v, run in trained]

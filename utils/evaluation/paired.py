@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 from skimage import color, metrics
 
-from models.directions import DIRECTIONS, domains, reverse
+from models.directions import DIRECTIONS, DOMAINS, domains, reverse
 from utils.evaluation import baselines
-from utils.images import list_images, read_rgb, resize_rgb
+from utils.images import list_images, read_unit_images
 
 METRICS = ("paired_l1", "fruit_l1", "psnr", "ssim", "background_change", "hue_error", "cycle_error")
 # For the tables: whether a lower value is better.
@@ -162,11 +162,6 @@ def evaluate_translator(translate, test_set):
 
 
 # ----------------------------------------------------------------- data sets and runs
-def _resized(images, size, resample=Image.BILINEAR):
-    """uint8 images (n, h, w, c) at size (h, w) -> float64 in [0, 1] (utils.images.resize_rgb)."""
-    return np.stack([resize_rgb(image, size, resample) for image in images]) / 255.0
-
-
 def load_test_set(dataset, img_res, data_root="data"):
     """The paired test set of a synthetic dataset at `img_res` (h, w).
 
@@ -182,24 +177,24 @@ def load_test_set(dataset, img_res, data_root="data"):
     if missing:
         raise FileNotFoundError(f"{folder}/testMask lacks masks for {missing[:3]}: the evaluation needs the "
                                 "paired synthetic test set with its fruit masks")
-    size = tuple(img_res)
-    read = {d: np.stack([read_rgb(folder / f"test{d}" / n) for n in names]) for d in ("A", "B", "Mask")}
-    return {"names": names,
-            "A": _resized(read["A"], size), "B": _resized(read["B"], size),
-            "mask": _resized(read["Mask"], size, Image.NEAREST).mean(axis=-1) > 0.5}
+    # utils.images' one reader, bicubic as the data loader resizes test images; nearest keeps a mask black and white
+    pictures = {d: read_unit_images([folder / f"test{d}" / n for n in names], img_res, dtype=np.float64)
+                for d in DOMAINS}
+    masks = read_unit_images([folder / "testMask" / n for n in names], img_res, Image.NEAREST, dtype=np.float64)
+    return {"names": names, **pictures, "mask": masks.mean(axis=-1) > 0.5}
 
 
 def load_train_images(dataset, img_res, data_root="data", limit=200, seed=0):
     """Up to `limit` training images of each domain, {"A": ..., "B": ...}, (n, h, w, 3) in [0, 1]."""
     rng = np.random.default_rng(seed)
     out = {}
-    for domain in ("A", "B"):
+    for domain in DOMAINS:
         paths = sorted(list_images(Path(data_root) / dataset / f"train{domain}"))
         if not paths:
             raise FileNotFoundError(f"no training images in {Path(data_root) / dataset / f'train{domain}'}")
         if len(paths) > limit:
             paths = [paths[i] for i in sorted(rng.choice(len(paths), limit, replace=False))]
-        out[domain] = _resized(np.stack([read_rgb(p) for p in paths]), tuple(img_res))
+        out[domain] = read_unit_images(paths, tuple(img_res), dtype=np.float64)
     return out
 
 

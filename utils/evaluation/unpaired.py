@@ -20,23 +20,20 @@ The judge's own accuracy on the real test images is reported with every figure; 
 utils.evaluation.judge.MIN_JUDGE_ACCURACY its rates are withheld (None).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from utils.training.checkpoint import latest_name
-from models.directions import DIRECTIONS, domains, reverse
+from models.directions import DIRECTIONS, DOMAINS, domains, reverse
 from utils.runtime.files import write_json
 from utils.evaluation import checkerboard
 from utils.evaluation import judge as judges
 from utils.evaluation.baselines import baseline_translators, model_translator
 from utils.images import load_images
-from utils.inference.trained_model import load_generators
+from utils.inference.trained_model import is_model_folder, load_generators
 from utils.plots import image_table
 from utils.training import run_folder as layout
 from utils.training.page import checkerboard_note, results_table, write_index
-from utils.training.trainer import load_run
 
 TRAIN_LIMIT = 200          # training images per domain the histogram / colour baselines are fitted on
 FIGURE_IMAGES = 3          # test images per direction in the figure
@@ -73,7 +70,7 @@ class Scorer:
     def __init__(self, judge, features, test, inception=None):
         self.judge, self.features, self.inception = judge, features, inception
         self.accuracy = judges.judge_accuracy(judge, test["A"], test["B"])
-        self.real = {d: self._features(test[d]) for d in ("A", "B")}
+        self.real = {d: self._features(test[d]) for d in DOMAINS}
 
     def _features(self, images):
         out = {"judge": judges.judge_features(self.features, images)}
@@ -102,28 +99,31 @@ def load_inception(mode="auto", log=print):
 
 
 def evaluate_unpaired(gan, dataset, data_root="data", inception="auto", log=print, test_limit=None, image_size=None):
-    """Score `gan` (a CycleGAN, or TrainedGenerators for another `image_size`) and the baselines on
-    `dataset`'s real test images at the model's size (or `image_size`, with the judge of that size).
+    """Score `gan` (anything utils/inference/trained_model.load_generators takes: a notebook's CycleGAN, the
+    TrainedGenerators of a folder) and the baselines on `dataset`'s real test images at the model's size (or
+    `image_size`, with the judge of that size). The model is scored as translate.py runs it: its generators
+    in float32, for any size (a mixed-precision CycleGAN's too).
 
     Returns (results, test, translators, scorer): results = {"dataset", "image_size", "judge": {accuracy, cache info},
     "checkerboard_real": {"A", "B": the real test images' checkerboard summary}, "features",
     "methods": {name: score_translator(...)}}; test = the images scored; translators =
     {name: translate}; scorer = the `Scorer` (the judge and its accuracy).
     """
-    size = int(image_size or gan.config.input_dim[0])
+    model = load_generators(gan)
+    size = int(image_size or model.config.input_dim[0])
     folder = Path(data_root) / dataset
-    test = {d: load_images(folder / f"test{d}", size, limit=test_limit) for d in ("A", "B")}
+    test = {d: load_images(folder / f"test{d}", size, limit=test_limit) for d in DOMAINS}
     judge, features, info = judges.load_or_train_judge(dataset, size, data_root, log=log)
     scorer = Scorer(judge, features, test, load_inception(inception, log))
     acc = scorer.accuracy
     log(f"judge accuracy on the real test images: A {acc['A']:.1%}, B {acc['B']:.1%} "
         f"({'usable' if acc['usable'] else 'UNUSABLE: its rates are withheld'})")
-    train = {d: load_images(folder / f"train{d}", size, limit=TRAIN_LIMIT) for d in ("A", "B")}
-    translators = {"CycleGAN": model_translator(gan), **baseline_translators(train["A"], train["B"])}
+    train = {d: load_images(folder / f"train{d}", size, limit=TRAIN_LIMIT) for d in DOMAINS}
+    translators = {"CycleGAN": model_translator(model), **baseline_translators(train["A"], train["B"])}
     methods = {name: score_translator(translate, test, scorer) for name, translate in translators.items()}
-    results = {"dataset": dataset, "image_size": size, "n_test": {d: len(test[d]) for d in ("A", "B")},
+    results = {"dataset": dataset, "image_size": size, "n_test": {d: len(test[d]) for d in DOMAINS},
                "judge": {"accuracy_on_real_test": acc, "cache": info},
-               "checkerboard_real": {d: checkerboard_summary(test[d]) for d in ("A", "B")},
+               "checkerboard_real": {d: checkerboard_summary(test[d]) for d in DOMAINS},
                "features": ["judge"] + (["inception"] if scorer.inception is not None else []),
                "methods": methods}
     return results, test, translators, scorer
@@ -164,8 +164,7 @@ def save_failures(translate, test, judge, path, n=4):
     for direction in DIRECTIONS:
         source, target = domains(direction)
         out = np.asarray(translate(test[source], direction))
-        p_B = judges.predict_p_B(judge, out)
-        p_target = p_B if target == "B" else 1 - p_B
+        p_target = judges.p_target(judge, out, target)
         for i in np.argsort(p_target)[:n]:
             rows.append([test[source][i] * 2 - 1, out[i] * 2 - 1])
             labels.append(f"{direction} p={p_target[i]:.2f}")
@@ -174,23 +173,17 @@ def save_failures(translate, test, judge, path, n=4):
 
 
 def load_scored_model(run_folder, dataset=None, data_root=None):
-    """The model of a run folder (its latest checkpoint) or of a model folder such as
-    pretrained/apple2orange_128, with the dataset it is scored on: (model, checkpoint name or None,
-    dataset, data_root). `dataset` and `data_root` default to what the folder records."""
-    run = Path(run_folder)
-    meta = json.loads((run / layout.CONFIG).read_text())
-    if "format" in meta:                      # a model folder (utils/inference/trained_model.py): generators only
-        model, checkpoint_name = load_generators(run), None
-        dataset = dataset or meta.get("dataset")
-        data_root = data_root or "data"
-    else:
-        model = load_run(run)
-        checkpoint_name = latest_name(run / layout.WEIGHTS)
-        dataset = dataset or meta["dataset"]
-        data_root = data_root or meta["training"].get("data_root", "data")
+    """The model of a run folder (its latest intact checkpoint) or of a model folder such as
+    pretrained/apple2orange_128, loaded as translate.py loads it (utils/inference/trained_model.load_generators:
+    float32 generators for any size), with the dataset it is scored on: (model, checkpoint name or None,
+    dataset, data_root). `dataset` and `data_root` default to what the folder's config.json records."""
+    model = load_generators(Path(run_folder))
+    training = model.meta.get("training")
+    dataset = dataset or model.dataset
+    data_root = data_root or (training.get("data_root") if isinstance(training, dict) else None) or "data"
     if not dataset:
-        raise FileNotFoundError(f"{run} does not say which dataset it was trained on: give --dataset NAME")
-    return model, checkpoint_name, dataset, data_root
+        raise FileNotFoundError(f"{run_folder} does not say which dataset it was trained on: give --dataset NAME")
+    return model, model.checkpoint, dataset, data_root
 
 
 def judge_rates_by_split(translate, dataset, data_root, size, splits=("test", "train"), limit=None, log=print):
@@ -201,7 +194,7 @@ def judge_rates_by_split(translate, dataset, data_root, size, splits=("test", "t
     judge, _, _ = judges.load_or_train_judge(dataset, size, data_root, log=log)
     out = {}
     for split in splits:
-        images = {d: load_images(Path(data_root) / dataset / f"{split}{d}", size, limit=limit) for d in ("A", "B")}
+        images = {d: load_images(Path(data_root) / dataset / f"{split}{d}", size, limit=limit) for d in DOMAINS}
         accuracy = judges.judge_accuracy(judge, images["A"], images["B"])
         out[split] = {"n": {d: len(images[d]) for d in images}, "judge_accuracy": accuracy}
         for direction in DIRECTIONS:
@@ -220,20 +213,15 @@ def evaluate_run(run_folder, dataset=None, data_root=None, inception="auto", log
     (the page keeps showing the model's own size)."""
     run = Path(run_folder)
     model, checkpoint_name, dataset, data_root = load_scored_model(run, dataset, data_root)
-    meta = json.loads((run / layout.CONFIG).read_text())
     other_size = image_size is not None and int(image_size) != int(model.config.input_dim[0])
-    if other_size:
-        model = load_generators(model)   # the same weights, any input size
-    results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit,
-                                                           image_size if other_size else None)
+    size = int(image_size) if other_size else None   # the generators take any size: the same weights
+    results, test, translators, scorer = evaluate_unpaired(model, dataset, data_root, inception, log, test_limit, size)
     results["checkpoint"] = checkpoint_name
-    suffix = f"_{int(image_size)}px" if other_size else ""
-    write_json(run / layout.EVALUATION_JSON.replace(".json", f"{suffix}.json"), results)
-    save_figure(translators, test, run / layout.EVALUATION_FIGURE.replace(".png", f"{suffix}.png"))
+    write_json(layout.evaluation_file(run, layout.EVALUATION_JSON, size), results)
+    save_figure(translators, test, layout.evaluation_file(run, layout.EVALUATION_FIGURE, size))
     if scorer.accuracy["usable"]:
-        save_failures(translators["CycleGAN"], test, scorer.judge,
-                      run / layout.FAILURES_FIGURE.replace(".png", f"{suffix}.png"))
-    if "format" not in meta and not other_size:
+        save_failures(translators["CycleGAN"], test, scorer.judge, layout.evaluation_file(run, layout.FAILURES_FIGURE, size))
+    if not other_size and not is_model_folder(run):   # a run folder's page shows them (a model folder has none)
         write_index(run)
     return results
 

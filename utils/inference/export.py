@@ -39,6 +39,7 @@ from models.directions import GENERATORS, check_direction
 from utils.runtime.disk_space import remove_quietly
 from utils.inference.trained_model import load_generators
 from utils.inference.translation import refuse_existing, refuse_inputs
+from utils.training import run_folder as layout
 
 FORMATS = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
 KERAS_FORMAT = {"savedmodel": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
@@ -94,12 +95,9 @@ def refuse_what_no_export_wrote(out, fmt, source=None):
 
 
 def default_path(source, direction, fmt):
-    """`<model folder>/export/<g_AB|g_BA><ext>` (a checkpoint's run folder for a ckpt-* folder)."""
-    base = Path(source)
-    if (base / "state.json").is_file():   # a checkpoint folder: write beside the run, not into weights/
-        base = base.parent.parent if base.parent.name == "weights" else base.parent
-    name = GENERATORS[check_direction(direction)]
-    return base / "export" / f"{name}{'_savedmodel' if fmt == 'savedmodel' else ''}{FORMATS[fmt]}"
+    """`<model folder>/export/<g_AB|g_BA><ext>` (a checkpoint's or weights/' run folder, not weights/ itself)."""
+    name = GENERATORS[check_direction(direction)] + ("_savedmodel" if fmt == "savedmodel" else "")
+    return layout.run_folder_of(source) / layout.EXPORT / f"{name}{FORMATS[fmt]}"
 
 
 def export_generator(source, direction, fmt, out=None, size=None, overwrite=False):

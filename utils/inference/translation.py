@@ -43,9 +43,11 @@ from models.directions import check_direction
 from utils.runtime.files import OpenFolder, write_atomic
 from models.generators import run_generator
 from utils.runtime.onednn import translation_side_limit
+from utils.cli import wants_bar
 from utils.images import (ImageReadError, list_images, read_rgb, resize_rgb, to_model_channels, to_model_range,
                           to_uint8)
 from utils.inference.trained_model import load_generators
+from utils.training import run_folder as layout
 
 _warned_side = []    # the cap's note is printed once a process
 MIN_SIDE = 32        # smaller images are padded up to this (the U-Net's 16x downsampling leaves 2 x 2)
@@ -164,7 +166,8 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
     in a warning and skipped. The output folder may not be the input folder or inside it, each
     input gets its own output name, and existing files are replaced only with overwrite=True
     (this module's docstring). limit: only the first `limit` images (sorted by name), e.g. the handful a
-    notebook shows. Returns (written paths, skipped [(path, reason)]).
+    notebook shows. progress: a bar and a closing line (True), neither (False), or 'auto': the bar only on a
+    terminal or in a notebook (utils.cli.wants_bar). Returns (written paths, skipped [(path, reason)]).
     """
     check_direction(direction)
     input_dir = Path(input_dir)
@@ -173,10 +176,8 @@ def translate_folder(source, direction, input_dir, output_dir=None, progress=Tru
     if output_dir is None:
         if not isinstance(source, (str, Path)):
             raise ValueError("output_dir is needed when translating with a CycleGAN object")
-        base = Path(source)
-        if (base / "state.json").is_file():  # a checkpoint folder: write beside the run, not into weights/
-            base = base.parent.parent if base.parent.name == "weights" else base.parent
-        output_dir = base / "translated" / f"{direction}_{input_dir.name}"
+        # a checkpoint folder or weights/: beside the run, not into weights/
+        output_dir = layout.run_folder_of(source) / layout.TRANSLATED / f"{direction}_{input_dir.name}"
     output_dir = Path(output_dir)
     check_output_folder(input_dir, output_dir)
     paths = list_images(input_dir)[:limit]
@@ -198,7 +199,7 @@ def _translate_into(folder, model, paths, names, direction, fit, max_side, overw
     """translate_folder's loop: each image read, translated and written into the open `folder`."""
     output_dir = folder.path
     written, skipped = [], []
-    for path in tqdm(paths, desc=f"Translating {direction}", unit="img", disable=not progress):
+    for path in tqdm(paths, desc=f"Translating {direction}", unit="img", disable=not wants_bar(progress)):
         try:
             image = read_rgb(path)
         except ImageReadError as error:
