@@ -24,9 +24,8 @@ from utils.training import run_folder as layout
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("train.py", "translate.py", "evaluate.py", "export.py", "serve.py", "ablate.py", "quickstart.py")
 # Where the issue found the copies: inference, evaluation, datasets, the shared files and the entry scripts.
-# (utils/training/ is the training's own: its trainer and checkpoints still spell "A", "B" and "weights".)
-SCOPE = ("utils/inference", "utils/evaluation", "utils/datasets", "utils/images.py", "utils/plots.py",
-         "utils/cli.py", *SCRIPTS)
+SCOPE = ("utils/inference", "utils/evaluation", "utils/datasets", "utils/training", "utils/images.py", "utils/plots.py",
+         "utils/cli.py", "utils/loaders.py", *SCRIPTS)
 
 
 def python_files(*places):

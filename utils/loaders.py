@@ -11,6 +11,7 @@ from pathlib import Path
 
 from models.book_methods import schedule_of
 from models.config import CycleGANConfig
+from models.directions import DOMAINS
 from utils import plots
 from utils.cli import UserError
 from utils.datasets import loader
@@ -44,7 +45,7 @@ class DataLoader(loader.DataLoader):
                              f"{gan.img_shape[:2]}: make them the same (IMAGE_SIZE in the notebook)")
         run = Path(run_folder)
         resume = (run / layout.CONFIG).is_file()
-        files = (self.test_file("A", test_A_file), self.test_file("B", test_B_file))
+        files = tuple(self.test_file(d, name) for d, name in zip(DOMAINS, (test_A_file, test_B_file)))
         if resume:
             print(f"{run} holds a run: resuming it from its latest checkpoint, with its own schedule.", flush=True)
         else:
@@ -73,8 +74,8 @@ class DataLoader(loader.DataLoader):
     def book_sample_images(self, gan, batch_i, run_folder, test_A_file, test_B_file):
         """gan.sample_images: the named test images (figure 0_<epoch>_<batch>.png), then one random test
         image of each domain (1_<epoch>_<batch>.png), in run_folder/images; returns the two paths."""
-        named = [self.load_img(self.test_file(d, name)) for d, name in (("A", test_A_file), ("B", test_B_file))]
-        random = [self.load_data(domain=d, batch_size=1, is_testing=True) for d in ("A", "B")]
+        named = [self.load_img(self.test_file(d, name)) for d, name in zip(DOMAINS, (test_A_file, test_B_file))]
+        random = [self.load_data(domain=d, batch_size=1, is_testing=True) for d in DOMAINS]
         paths = []
         for p, (imgs_A, imgs_B) in enumerate((named, random)):
             path = Path(run_folder) / layout.IMAGES / f"{p}_{gan.epoch}_{batch_i}.png"

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from models.config import CycleGANConfig
+from models.directions import DOMAINS
 
 FORMAT = "cyclegan-checkpoint/1"
 NETWORKS = ("g_AB", "g_BA", "d_A", "d_B")
@@ -121,7 +122,7 @@ def verify(path, run_config=None):
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         return [f"{state_file} is not a {FORMAT} checkpoint"]
     missing = [key for key in STATE_KEYS if key not in state]
-    if not missing and not (isinstance(state["pool_rng"], dict) and {"A", "B"} <= set(state["pool_rng"])):
+    if not missing and not (isinstance(state["pool_rng"], dict) and set(DOMAINS) <= set(state["pool_rng"])):
         missing = ["pool_rng/A and pool_rng/B"]
     if missing:   # "files": written before manifests, or edited; either way nothing can be checked
         return [f"damaged: {state_file} lacks {missing[0]}"]

@@ -33,7 +33,7 @@ from utils.training import checkpoint
 from utils.training.checkpoint_checks import NETWORKS, weight_problem
 from utils.runtime.disk_space import DiskFullError, disk_full_error, is_disk_full
 from utils import plots
-from utils.cli import UserError
+from utils.cli import UserError, wants_bar  # noqa: F401  (trainer.py and the tests ask loop.wants_bar)
 from utils.images import to_model_channels
 from utils.runtime.files import write_json
 from utils.training import page, run_folder as layout
@@ -41,13 +41,6 @@ from utils.training.budget import first_step_note
 from utils.training.logs import LossLog, TensorBoardLog
 
 LOG_INTERVAL = 100   # steps between progress lines when there is no progress bar (a log file)
-
-
-def wants_bar(progress):
-    """progress=True/False as given; 'auto': a bar on a terminal or in a Jupyter kernel, not in a log file."""
-    if progress != "auto":
-        return bool(progress)
-    return "ipykernel" in sys.modules or bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def match_channels(imgs, channels):
@@ -199,11 +192,11 @@ class TrainingLoop:
     @contextlib.contextmanager
     def _progress_bar(self):
         """One bar for the whole session, in steps (tqdm's own time left), or None in line mode."""
-        if not self.progress:
+        if not self.progress:   # already wants_bar's answer (trainer.py)
             yield None
             return
         self.bar = tqdm(total=self.last_step, initial=self.gan.step, desc=self.meta["dataset"], unit="step",
-                        dynamic_ncols=True, leave=True)
+                        dynamic_ncols=True, leave=True, disable=not wants_bar(self.progress))
         try:
             yield self.bar
         finally:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from models import CycleGAN, CycleGANConfig
+from models.directions import DOMAINS
 from utils.datasets.loader import DataLoader
 from utils.datasets.synthetic import SYNTHETIC_DATASETS, ensure_size
 from utils.runtime import devices, executor
@@ -281,12 +282,12 @@ def _grid_images(loader, run, n, channels, first=None):
         with np.load(path, allow_pickle=False) as stored:
             return stored["A"], stored["B"]
     images = {}
-    for domain in ("A", "B"):
+    for domain in DOMAINS:
         paths = loader.test_paths(domain)
         if paths:
             picks = np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int)
             chosen = [paths[i] for i in picks]
-            named = (first or {}) and first[0 if domain == "A" else 1]
+            named = first[DOMAINS.index(domain)] if first else None
             if named:
                 chosen = [named] + [p for p in chosen if p.name != Path(named).name][:max(n - 1, 0)]
             images[domain] = np.concatenate([loader.load_img(path) for path in chosen])
