@@ -100,6 +100,29 @@ def test_auto_settings_come_from_the_recipe_of_the_machine_and_the_others_stay(m
         (32, "resnet" if gpu else "unet")
 
 
+@pytest.mark.parametrize("step_s, expected", [(0.2, (128, 32)), (5.0, (64, 32))])
+def test_without_a_gpu_a_cpu_too_slow_for_the_recipe_gets_the_slow_cpu_recipe(monkeypatch, capsys, step_s, expected):
+    """The CPU recipe is timed (here: forced to a figure, never the machine's speed); when fewer steps than
+    min_steps fit in the budget, the "auto" settings come from the slow-CPU recipe; set ones stay."""
+    monkeypatch.setattr(budget.devices, "gpu", lambda: None)
+    timed = []
+    monkeypatch.setattr(budget, "seconds_per_step", lambda config, n_timed=5: timed.append(config) or step_s)
+    build = lambda IMG_SIZE, DISC_FILTERS: CycleGANConfig(**{**TINY, "input_dim": (IMG_SIZE, IMG_SIZE, 3)})  # noqa: E731
+    chosen = budget.for_this_machine(dict(IMG_SIZE="auto", DISC_FILTERS="auto"), gpu=dict(IMG_SIZE=256, DISC_FILTERS=64),
+                                     cpu=dict(IMG_SIZE=128, DISC_FILTERS=32), slow_cpu=dict(IMG_SIZE=64, DISC_FILTERS=32),
+                                     build=build, budget_minutes=10, min_steps=600)
+    assert chosen == expected and timed[0].input_dim == (128, 128, 3)   # the CPU recipe is what was timed
+    out = capsys.readouterr().out
+    assert ("slow-CPU recipe" in out) == (expected[0] == 64) and f"IMG_SIZE = {expected[0]}" in out
+    assert budget.for_this_machine(dict(IMG_SIZE=96, DISC_FILTERS="auto"), gpu={}, cpu=dict(IMG_SIZE=128, DISC_FILTERS=32),
+                                   slow_cpu=dict(IMG_SIZE=64, DISC_FILTERS=16), build=build, min_steps=600) == \
+        (96, 32 if step_s < 1 else 16)
+    monkeypatch.setattr(budget.devices, "gpu", lambda: {"name": "a GPU", "compute_capability": None})
+    timed.clear()
+    assert budget.for_this_machine(dict(IMG_SIZE="auto"), gpu=dict(IMG_SIZE=256), cpu=dict(IMG_SIZE=128),
+                                   slow_cpu=dict(IMG_SIZE=64), build=build) == (256,) and not timed   # a GPU: no timing
+
+
 @pytest.mark.parametrize("kind, generator, size, expected", [
     ("avx2", "resnet", 128, 16.0), ("avx512", "resnet", 128, 6.0), ("avx512", "resnet", 256, 6.0 * 1.24),
     ("avx512", "unet", 128, 2.7), ("avx2", "unet", 128, None)])

@@ -33,6 +33,10 @@ FIRST_STEP_S = {("resnet", "avx512"): 6.0,   # ResNet-9 32/64
                 ("unet", "avx512"): 2.7}     # the book's U-Net 32/32
 FIRST_STEP_PER_AREA = 0.08   # + 8 % for each further 128 x 128 px (docs/speed.md#the-first-step)
 
+# Without a GPU, the fewest steps of 05_02's CPU recipe that show a result; below it, the slow-CPU recipe
+# (docs/monet2photo.md#on-a-slow-cpu)
+MIN_CPU_STEPS = 600
+
 
 def seconds_per_step(model, batch_size=1, n_timed=5):
     """Seconds of one training step on this machine: the fastest of `n_timed`, after one untimed
@@ -79,7 +83,7 @@ def _restore(gan, saved):
     gan.epoch, gan.batch, gan.step = saved["position"]
 
 
-def for_this_machine(settings, gpu, cpu):
+def for_this_machine(settings, gpu, cpu, slow_cpu=None, build=None, budget_minutes=10, min_steps=None):
     """Fill in the settings left "auto": from `gpu` when there is a GPU, from `cpu` when there is none.
 
     settings: {name: value or "auto"}; gpu, cpu: {name: value} for every name. Returns the values in
@@ -87,12 +91,24 @@ def for_this_machine(settings, gpu, cpu):
     (ResNet, 256 px, a 64-filter discriminator) on a GPU and the CPU recipe (the same ResNet at 128 px,
     32 filters) on a CPU, where the book's setup makes few steps in a notebook's budget
     (docs/speed.md#the-time-estimate-before-training).
+
+    slow_cpu, build: without a GPU, `build(**values)` (a CycleGANConfig) is timed on a throwaway model; when
+    fewer than `min_steps` (default MIN_CPU_STEPS) of it fit in `budget_minutes`, the "auto" settings come
+    from `slow_cpu` instead: a recipe small enough to show a result in the budget on a slow CPU.
     """
     recipe, device = (gpu, "a GPU") if devices.gpu() else (cpu, "no GPU")
     chosen = {name: recipe[name] if value == "auto" else value for name, value in settings.items()}
-    auto = [f"{name} = {chosen[name]!r}" for name, value in settings.items() if value == "auto"]
+    auto = [name for name, value in settings.items() if value == "auto"]
+    if auto and device == "no GPU" and slow_cpu is not None and build is not None:
+        min_steps = MIN_CPU_STEPS if min_steps is None else min_steps
+        step_s = seconds_per_step(build(**chosen), n_timed=3)
+        fit = int(budget_minutes * 60 / (step_s * OVERHEAD))
+        if fit < min_steps:
+            chosen.update({name: slow_cpu[name] for name in auto})
+            print(f"Timed the CPU recipe here: {step_s:.2f} s a step, {fit:,} steps in {budget_minutes:g} minutes, "
+                  f"fewer than the {min_steps:,} that show a result; so the slow-CPU recipe.", flush=True)
     if auto:
-        print(f'"auto" with {device}: ' + ", ".join(auto), flush=True)
+        print(f'"auto" with {device}: ' + ", ".join(f"{name} = {chosen[name]!r}" for name in auto), flush=True)
     return tuple(chosen.values())
 
 
