@@ -22,9 +22,13 @@ demo: venv
 	@echo "Training the demo (time: docs/speed.md, How long the commands take; one progress bar; results in run/cyclegan/)"
 	$(PY) train.py --demo
 
+# make test's worker processes (pytest-xdist): two use both cores of a 2-core CPU, where TensorFlow's tracing
+# runs on one; make test TEST_WORKERS=1 runs the suite in one process, TEST_WORKERS=auto one a core.
+TEST_WORKERS ?= 2
+
 test: venv
-	@echo "Running the tests (time: docs/speed.md, How long the commands take; pytest shows each file and its progress)"
-	$(PY) -m pytest -m "not long"
+	@echo "Running the tests on $(TEST_WORKERS) worker processes (time: docs/speed.md, How long the commands take)"
+	$(PY) -m pytest -m "not long" -n $(TEST_WORKERS)
 
 test-long: venv
 	@echo "Running the long end-to-end tests (time: docs/speed.md, How long the commands take)"

@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 REQUIREMENTS = ROOT / "requirements.txt"
 TEST_MARKERS = {"test": "not long", "test-long": "long"}   # pytest -m, as the Makefile's test and test-long
+TEST_WORKERS = {"test": ["-n", "2"], "test-long": []}      # pytest-xdist workers, as the Makefile's TEST_WORKERS
 TENSORFLOW_CUDA = "tensorflow[and-cuda]==2.21.0"   # docs/install.md's GPU line (tools/check_platforms.py resolves it)
 
 
@@ -87,7 +88,8 @@ def main(argv=None):
     if args.command == "demo":
         run_commands([[python, "train.py", "--demo", *args.extra]], args.dry_run)
     elif args.command in TEST_MARKERS:   # the same split as make test / make test-long
-        run_commands([[python, "-m", "pytest", "-m", TEST_MARKERS[args.command], *args.extra]], args.dry_run)
+        run_commands([[python, "-m", "pytest", "-m", TEST_MARKERS[args.command], *TEST_WORKERS[args.command], *args.extra]],
+                     args.dry_run)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def pytest_report_header(config):
 
 
 # What each selection took on 2 cores, idle (docs/speed.md): printed when the run starts.
-SUITE_MINUTES = {"not long": "about 4 min on an AVX-512 CPU, about 10 min on an AVX2-only one (make test)",
+SUITE_MINUTES = {"not long": "about 3.5 min on an AVX-512 CPU on two workers (make test; 5.5 in one process), "
+                             "about 10 min in one process on an AVX2-only one",
                  "long": "about 10 min on an AVX-512 CPU, more on an AVX2-only one (make test-long)"}
 
 

@@ -37,7 +37,7 @@ def test_a_built_venv_is_reused_and_rebuilt_when_the_requirements_change(tmp_pat
     assert not quickstart.needs_install(venv)
     run = _run("test", "--venv", str(venv), "--dry-run", "--", "-x")
     assert [line for line in run.stdout.splitlines() if line.startswith("+ ")] == \
-        [f"+ {quickstart.venv_python(venv)} -m pytest -m 'not long' -x"]   # make test's split
+        [f"+ {quickstart.venv_python(venv)} -m pytest -m 'not long' -n 2 -x"]   # make test's split and workers
     run = _run("test-long", "--venv", str(venv), "--dry-run")
     assert [line for line in run.stdout.splitlines() if line.startswith("+ ")] == \
         [f"+ {quickstart.venv_python(venv)} -m pytest -m long"]
