@@ -30,21 +30,8 @@ def test_train_command_prints_no_tensorflow_noise_and_plain_progress_lines(tmp_p
     assert "Finished: 4 steps" in console
 
 
-def test_progress_auto_is_a_bar_on_a_terminal_or_in_a_notebook_and_lines_in_a_file(monkeypatch):
+def test_the_training_loop_asks_the_one_progress_policy():
+    """The loop's bar follows utils.cli.wants_bar (the policy itself: tests/test_one_home.py)."""
+    from utils import cli
     from utils.training import loop
-
-    class Stream:
-        def __init__(self, tty):
-            self.tty = tty
-
-        def isatty(self):
-            return self.tty
-
-    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
-    monkeypatch.setattr(sys, "stderr", Stream(True))
-    assert loop.wants_bar("auto") is True
-    monkeypatch.setattr(sys, "stderr", Stream(False))          # a log file
-    assert loop.wants_bar("auto") is False
-    monkeypatch.setitem(sys.modules, "ipykernel", object())     # a Jupyter kernel: its stderr is no tty
-    assert loop.wants_bar("auto") is True
-    assert loop.wants_bar(False) is False and loop.wants_bar(True) is True
+    assert loop.wants_bar is cli.wants_bar

@@ -131,7 +131,7 @@ class Translator:
     def translate(self, image):
         """uint8 (h, w, 3) -> [(label, {column key: uint8 (h, w, c)})], columns as COLUMNS."""
         rows = []
-        for label, model in self.models:
+        for model_name, model in self.models:
             source = to_model_channels(image, model.channels)   # the gray a grayscale model trained on
             cells = {}
             for key, _ in COLUMNS:
@@ -139,7 +139,7 @@ class Translator:
                 for direction in key.split(","):
                     out = translate_at_own_size(model.generator(direction), out, model.size_multiple, self.max_side)
                 cells[key] = out
-            rows.append((label, cells))
+            rows.append((model_name, cells))
         return rows
 
     def read_upload(self, upload):
@@ -339,8 +339,8 @@ def build_app(sources, max_side=DEFAULT_MAX_SIDE, max_bytes=MAX_UPLOAD_BYTES, ex
                                                   if isinstance(item, dict) and isinstance(item.get("path"), str))
         note = gr.Markdown()
         images = []
-        for (label, _), domains in zip(translator.models, translator.domains):
-            gr.Markdown(f"### {label}")
+        for (model_name, _), domains in zip(translator.models, translator.domains):
+            gr.Markdown(f"### {model_name}")
             with gr.Row(equal_height=True):
                 images += [gr.Image(label=title, interactive=False, format="png", height=220,
                                     buttons=["download", "fullscreen"], elem_classes=["translation"])
