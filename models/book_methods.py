@@ -169,8 +169,8 @@ class BookMethods:
         run_folder.mkdir(parents=True, exist_ok=True)
         self.combined.build()   # its networks are built; Keras asks the model itself to say so
         for name in NETWORKS:
-            _save_atomically(run_folder / f"{name}.keras", getattr(self, name).save)
-        _save_atomically(run_folder / "model.weights.h5", self.combined.save_weights)
+            save_atomically(run_folder / f"{name}.keras", getattr(self, name).save)
+        save_atomically(run_folder / "model.weights.h5", self.combined.save_weights)
 
     def load_weights(self, filepath):
         """The book's `load_weights`: the combined model's weights (all four networks) from a Keras weights
@@ -201,7 +201,7 @@ def _weights_file(path):
                             "a run's checkpoints resume with gan.train(..., run_folder=<the run>)")
 
 
-def _save_atomically(path, save):
+def save_atomically(path, save):
     """save(temporary file) then rename it to `path`: a crash mid-save never leaves a half file there."""
     temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:

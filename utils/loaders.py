@@ -9,7 +9,7 @@ book's, reading params.json (the book's params.pkl, without a pickle).
 import dataclasses
 from pathlib import Path
 
-from models.book_methods import schedule_of
+from models.book_methods import save_atomically, schedule_of
 from models.config import CycleGANConfig
 from models.directions import DOMAINS
 from utils import plots
@@ -17,7 +17,7 @@ from utils.cli import UserError
 from utils.datasets import loader
 from utils.training import run_folder as layout
 from utils.training import trainer
-from utils.training.checkpoint_checks import load_json, weight_problem
+from utils.training.checkpoint_checks import NETWORKS, load_json, weight_problem
 
 BOOK_WEIGHTS = "weights.weights.h5"   # the book's weights/weights.h5, with the suffix Keras 3 asks for
 
@@ -87,19 +87,13 @@ class DataLoader(loader.DataLoader):
 def save_book_weights(gan, run):
     """The combined model's weights as run/weights/weights.weights.h5 (what the book's load_weights reads),
     unless they are not finite: a broken run keeps only its last good checkpoint."""
-    if any(weight_problem(getattr(gan, name)) for name in ("g_AB", "g_BA", "d_A", "d_B")):
+    if any(weight_problem(getattr(gan, name)) for name in NETWORKS):
         return None
     folder = Path(run) / layout.WEIGHTS
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / BOOK_WEIGHTS
-    temporary = folder / f".tmp-{BOOK_WEIGHTS}"
-    try:
-        gan.combined.build()
-        gan.combined.save_weights(str(temporary))
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    gan.combined.build()
+    save_atomically(folder / BOOK_WEIGHTS, gan.combined.save_weights)
+    return folder / BOOK_WEIGHTS
 
 
 def load_model(model_class, folder):
