@@ -112,6 +112,17 @@ def for_this_machine(settings, gpu, cpu, slow_cpu=None, build=None, budget_minut
     return tuple(chosen.values())
 
 
+def time_budget(max_steps, budget_minutes, gpu_budget_minutes=None, n_runs=1):
+    """The minutes each run keeps to with `train(time_budget_minutes=...)`: the notebook's budget when its
+    MAX_STEPS is "auto" (BUDGET_MINUTES on a CPU, GPU_BUDGET_MINUTES with a GPU, shared by `n_runs`), else None
+    (a number of steps, or the book's schedule, is kept as given). The steps plan_steps timed before training
+    are planned again from the run's own (utils/training/loop.TrainingLoop.keep_to_budget)."""
+    if max_steps != "auto":
+        return None
+    minutes = gpu_budget_minutes if devices.gpu() else budget_minutes
+    return None if minutes is None else minutes / n_runs
+
+
 def first_step_estimate(config, measured=None):
     """About how many seconds the first step of a process takes here: `measured` (this run's own first
     step, from an earlier session) when given, else FIRST_STEP_S for this generator and CPU kind scaled to

@@ -19,6 +19,7 @@ holding NaN or inf, a network's weights, or only the losses.
 """
 
 import contextlib
+import dataclasses
 import datetime
 import math
 import signal
@@ -37,10 +38,13 @@ from utils.cli import UserError, wants_bar  # noqa: F401  (trainer.py and the te
 from utils.images import to_model_channels
 from utils.runtime.files import write_json
 from utils.training import page, run_folder as layout
-from utils.training.budget import first_step_note
+from utils.training.budget import OVERHEAD, first_step_note
 from utils.training.logs import LossLog, TensorBoardLog
 
 LOG_INTERVAL = 100   # steps between progress lines when there is no progress bar (a log file)
+# With a time budget the step budget is re-planned once, after this many timed steps (or a tenth of the
+# session's, if more): from the steps of this run, not the few a notebook timed before it (keep_to_budget)
+REPLAN_AFTER = 20
 
 
 def match_channels(imgs, channels):
@@ -79,9 +83,11 @@ class StopRequest:
 class TrainingLoop:
     """One session of a run: from the model's (epoch, batch, step) to the end or max_steps."""
 
-    def __init__(self, gan, loader, run, meta, settings, grids, progress, callbacks, log_interval=LOG_INTERVAL):
+    def __init__(self, gan, loader, run, meta, settings, grids, progress, callbacks, log_interval=LOG_INTERVAL,
+                 time_budget_minutes=None):
         """meta: the run's config.json (dataset, sessions); settings: its TrainingSettings (with
-        steps_per_epoch and total_epochs); grids: the fixed test images (A, B) of the grids."""
+        steps_per_epoch and total_epochs); grids: the fixed test images (A, B) of the grids;
+        time_budget_minutes: this session's minutes, kept by re-planning its steps once (keep_to_budget)."""
         self.gan, self.loader, self.folder, self.meta, self.settings = gan, loader, run, meta, settings
         self.grid_A, self.grid_B = grids
         self.progress, self.callbacks, self.log_interval = progress, callbacks, log_interval
@@ -97,6 +103,8 @@ class TrainingLoop:
         self.session_start = time.time()
         self.elapsed_before = self.log.elapsed_s
         self.timed_since = None   # (time, step) the time left is measured from: after the graph is prepared
+        self.time_budget_s = None if time_budget_minutes is None else 60.0 * time_budget_minutes
+        self.replanned = False
 
     def run(self):
         gan = self.gan
@@ -152,6 +160,8 @@ class TrainingLoop:
                         return True
                     if stop.requested:
                         return False
+                    if gan.step >= self.last_step:   # re-planned shorter within this epoch (keep_to_budget)
+                        break
             finally:
                 batches.close()   # stops the loader's background thread
         return True
@@ -182,12 +192,60 @@ class TrainingLoop:
                "elapsed_s": self.elapsed_before + now - self.session_start, **losses}
         self.log.append(row)
         self.tensorboard.scalars(gan.step, {**{f"loss/{k}": v for k, v in losses.items()}, "learning_rate": lr})
+        self.keep_to_budget()
         if gan.step % self.settings.sample_interval == 0:
             self.sample()
         if gan.step % self.settings.checkpoint_interval == 0:
             check_weights(gan, self.last_checkpoint)   # finite losses, yet weights of 1e30: not a good checkpoint
             checkpoint.save(gan, self.folder / layout.WEIGHTS)
         return row
+
+    def keep_to_budget(self):
+        """With a time budget: once REPLAN_AFTER steps (or a tenth of the session's) are timed, plan the steps
+        that fit in what is left of it from their speed (x budget.OVERHEAD, the pictures and checkpoints),
+        so that a plan timed on a few steps, on a machine busier or idler than it looked, still keeps to
+        the budget. A run at a constant learning rate gets the steps that fit (up to where the decay would
+        begin); a fitted schedule (budget.fit_schedule) is fitted again while its decay has not begun.
+        Recorded in config.json (max_steps; epochs and decay_epochs when refitted) and said in one line."""
+        if self.time_budget_s is None or self.replanned or self.timed_since is None:
+            return
+        since, from_step = self.timed_since
+        timed = self.gan.step - from_step
+        if timed < max(REPLAN_AFTER, (self.last_step - from_step) // 10):
+            return
+        self.replanned = True
+        now = time.time()
+        step_s = (now - since) / timed
+        fits = self.gan.step + max(0, int((self.time_budget_s - (now - self.session_start)) / (step_s * OVERHEAD)))
+        config, per_epoch = self.gan.config, self.steps_per_epoch
+        decay_from = config.epochs * per_epoch
+        if self.last_step <= decay_from:   # the plan never reaches the decay: keep it that way
+            last, refit = max(self.gan.step, min(fits, decay_from, self.total_epochs * per_epoch)), None
+        else:   # the run ends with its decay: fit it again, if its decay has not begun and stays ahead
+            whole = fits // per_epoch
+            refit = (whole - whole // 2, whole // 2) if whole >= 2 else None
+            if refit is None or refit[0] <= self.gan.epoch or refit == (config.epochs, config.decay_epochs):
+                return
+            last = whole * per_epoch
+        if refit is None and abs(last - self.last_step) <= 0.1 * self.last_step:
+            return   # within a tenth of the plan: keep it
+        before, self.last_step = self.last_step, last
+        shape = ""
+        if refit is not None:
+            self.gan.config = dataclasses.replace(config, epochs=refit[0], decay_epochs=refit[1])
+            self.meta["model"].update(epochs=refit[0], decay_epochs=refit[1])
+            self.total_epochs = self.settings.total_epochs = sum(refit)
+            shape = f"; the schedule fitted again: {refit[0]} epochs at the full learning rate, then {refit[1]} decaying"
+        self.settings.max_steps = last
+        self.meta["training"] = self.settings.to_dict()
+        self.meta["sessions"][-1]["replanned"] = {"at_step": self.gan.step, "s_per_step": round(step_s, 4),
+                                                  "max_steps_before": before, "max_steps": last}
+        write_json(self.folder / layout.CONFIG, self.meta)
+        if self.bar is not None:
+            self.bar.total = last
+            self.bar.refresh()
+        self._say(f"Re-planned to keep to the {self.time_budget_s / 60:g}-minute budget: {step_s:.3g} s a step in "
+                  f"this run, so {last:,} steps instead of {before:,}{shape}.")
 
     @contextlib.contextmanager
     def _progress_bar(self):

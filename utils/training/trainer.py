@@ -49,7 +49,7 @@ SYNTHETIC_STAND_IN = {"apple2orange": "synthetic_apple2orange", "monet2photo": "
 def train(model_config, dataset, run_folder=None, *, data_root="data", run_root="run/cyclegan", batch_size=None,
           sample_interval=None, checkpoint_interval=None, max_steps=None, resume=False, progress="auto",
           n_grid_images=None, callbacks=None, mode=None, preprocess=None, log_interval=None, learning_rate=None,
-          fit_schedule=False, grid_files=None):
+          fit_schedule=False, grid_files=None, time_budget_minutes=None):
     """Train a CycleGAN on `dataset` in a run folder; returns the run folder's Path.
 
     model_config: a `CycleGANConfig`, a dict of its fields, or a built `CycleGAN` (trained in place,
@@ -70,6 +70,10 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         that fit at the full rate, half decaying to 0: utils/training/budget.fit_schedule, the notebooks'
         "auto"), so that it ends with the decay; without it (default) the paper's schedule is kept and
         the run stops at max_steps, still at the full learning rate. Recorded in config.json's epochs.
+    time_budget_minutes: this session's minutes of training (the notebooks' BUDGET_MINUTES with MAX_STEPS "auto",
+        budget.time_budget): once a few dozen steps are timed, the steps are planned again from their speed to
+        fit what is left of it (TrainingLoop.keep_to_budget), said in one line and recorded in config.json.
+        None (default): max_steps is kept as given.
     learning_rate: when resuming, a new Adam learning rate for the rest of the run (e.g. after it
         diverged), recorded in config.json (the model's and the session's "learning_rate").
     callbacks: functions called after every step as `callback(gan, row)`, row = the step's CSV row
@@ -78,6 +82,10 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
         book's test_A_file, test_B_file); the other grid images are chosen evenly from the test sets.
     """
     resume = _resumes(mode, resume, run_folder)
+    if time_budget_minutes is not None and (isinstance(time_budget_minutes, bool)
+                                            or not isinstance(time_budget_minutes, (int, float))
+                                            or not 0 < time_budget_minutes < float("inf")):
+        raise ValueError(f"time_budget_minutes={time_budget_minutes!r}: must be a number of minutes > 0, or None")
     gan, config = _model_and_config(model_config, resume)   # from here on one config, and the caller's model or None
     asked = {"sample_interval": sample_interval, "checkpoint_interval": checkpoint_interval,
              "max_steps": max_steps, "n_grid_images": n_grid_images}
@@ -116,7 +124,7 @@ def train(model_config, dataset, run_folder=None, *, data_root="data", run_root=
             lock.acquire()   # one trainer per run folder: a second one stops here, naming the first
             meta = meta or _new_run(run, dataset, config)
             loop = _start_session(gan, config, run, meta, settings, loader, resume, progress, callbacks,
-                                  log_interval, learning_rate if resume else None, grid_files)
+                                  log_interval, learning_rate if resume else None, grid_files, time_budget_minutes)
     except BaseException as error:
         if isinstance(error, KeyboardInterrupt):
             what = f"the new run folder {run} was removed" if created else f"nothing trained; resume {run} again"
@@ -196,13 +204,15 @@ def _new_run(run, dataset, config):
 
 
 def _start_session(gan, config, run, meta, settings, loader, resume, progress, callbacks, log_interval,
-                   new_learning_rate=None, grid_files=None):
+                   new_learning_rate=None, grid_files=None, time_budget_minutes=None):
     """Build or restore the model (`gan`: the caller's, or None), then record the session in config.json
     (a resume that fails to restore records nothing), pick the grid images: a loop to run."""
     started = layout.now()
     requested = config.mixed_precision   # before a restore replaces the model's config
     gan = _model_for(gan, config, run / layout.WEIGHTS, resume)
     session = {"started": started, "start_step": gan.step}
+    if time_budget_minutes is not None:
+        session["time_budget_minutes"] = time_budget_minutes
     if new_learning_rate is not None:   # the checkpoint's config has the old rate; set_learning_rate reads this
         gan.config = dataclasses.replace(gan.config, learning_rate=new_learning_rate)
         meta["model"]["learning_rate"] = session["learning_rate"] = new_learning_rate
@@ -215,7 +225,7 @@ def _start_session(gan, config, run, meta, settings, loader, resume, progress, c
         print(warning, flush=True)
     grids = _grid_images(loader, run, settings.n_grid_images, config.input_dim[-1], grid_files)
     return TrainingLoop(gan, loader, run, meta, settings, grids, wants_bar(progress), callbacks or [],
-                        int(log_interval or LOG_INTERVAL))
+                        int(log_interval or LOG_INTERVAL), time_budget_minutes)
 
 
 def _model_and_config(model_config, resume):
