@@ -80,6 +80,7 @@ def parse_args(argv=None):
                    "shared/bench/official_cyclegan_cpu.py (CPU) or benchmarks/official_gpu.py (CUDA)")
     p.add_argument("--json-out", default=None)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one configuration, in this process
+    p.add_argument("--lever", default="default", help=argparse.SUPPRESS)  # benchmarks/levers.py, for bench_levers.py
     args = p.parse_args(argv)
     if args.quick:
         args.configs, args.iters, args.warmup = "r9_32_64_128", 3, 1
@@ -141,6 +142,8 @@ def run_worker(args):
     """Time one configuration in this process; print one RESULT_JSON line."""
     t_start = time.perf_counter()
     sys.path.insert(0, str(ROOT))
+    from benchmarks import levers
+    levers.before_import(args.lever)
     from utils.runtime.onednn import prefer_onednn
     prefer_onednn()   # the training kernels, as train.py chooses them (kept when the parent set them)
     import keras
@@ -152,8 +155,10 @@ def run_worker(args):
     from models import CycleGAN
 
     settings, _ = CONFIGS[args.worker]
+    levers.before_build(args.lever)
     t0 = time.perf_counter()
     gan = CycleGAN(**settings, jit_compile=True if args.jit else "auto", mixed_precision=args.mixed_precision)
+    levers.after_build(args.lever, gan)
     build_s = time.perf_counter() - t0
     size = settings["input_dim"]
     rng = np.random.default_rng(0)
@@ -187,7 +192,7 @@ def run_worker(args):
     infer_median = statistics.median(infer_times)
     flops, iflops = step_flops(gan), translate_flops(gan)
     result = dict(
-        config=args.worker, settings={k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        config=args.worker, lever=args.lever, stack_calls=gan.combined.stack_calls, settings={k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
         backend=keras.backend.backend(), backend_version=backend_version(keras.backend.backend()),
         keras=keras.__version__, numpy=np.__version__, python=platform.python_version(),
         device=device_name(keras.backend.backend()), jit=args.jit, mixed_precision=args.mixed_precision,
@@ -226,7 +231,7 @@ def _run(cmd, env):
 def run_ours(args, name):
     env = {**os.environ, "KERAS_BACKEND": args.backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [args.python, str(Path(__file__).resolve()), "--worker", name, "--iters", str(args.iters),
-           "--warmup", str(args.warmup)] + (["--jit"] if args.jit else [])
+           "--warmup", str(args.warmup), "--lever", getattr(args, "lever", "default")] + (["--jit"] if args.jit else [])
     if args.mixed_precision:
         cmd += ["--mixed-precision"] + ([] if args.mixed_precision is True else [args.mixed_precision])
     return _run(cmd, env)

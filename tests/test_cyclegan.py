@@ -202,6 +202,32 @@ def test_stacked_generator_calls_give_the_six_translations_of_separate_calls(lam
         np.testing.assert_allclose(value, expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow kernel")
+def test_training_steps_with_the_fused_instance_norm_train_as_keras_ops_do(monkeypatch):
+    """utils/runtime/fused_norm.py, forced on and off whatever the CPU: the fused kernel is taken inside the
+    train functions (the training flag reaches every norm), and two steps leave networks that compute the
+    same. (Not the same weights: a convolution's bias before an instance norm has a gradient of 0 but for
+    round-off, which Adam scales up to a step of +-lr, a different one for each kernel; the norm removes it.)"""
+    from utils.runtime import fused_norm
+    kernel, outputs = fused_norm.instance_norm, {}
+    probe = batch(7)
+    for fused in (True, False):
+        calls = []
+        monkeypatch.setattr(fused_norm, "wanted", lambda fused=fused: fused)
+        monkeypatch.setattr(fused_norm, "instance_norm", lambda x, epsilon: calls.append(1) or kernel(x, epsilon))
+        gan = CycleGAN(input_dim=(SIZE, SIZE, 3), gen_n_filters=4, disc_n_filters=4, seed=3)
+        gan.combined.stack_calls = False
+        for step in range(2):
+            gan.train_step(batch(90 + step), batch(95 + step))
+        assert bool(calls) is fused
+        calls.clear()
+        outputs[fused] = [gan.translate(probe), gan.translate(probe, "BtoA"),
+                          gan.d_A.predict(probe, verbose=0), gan.d_B.predict(probe, verbose=0)]
+        assert not calls   # translation and predict keep keras.ops
+    for name, value, expected in zip(("g_AB", "g_BA", "d_A", "d_B"), outputs[True], outputs[False]):
+        np.testing.assert_allclose(value, expected, atol=1e-4, err_msg=name)
+
+
 def test_a_wrong_positional_call_names_the_expected_form(gan):
     valid = np.ones((1,) + gan.disc_patch)
     with pytest.raises(ValueError, match="six targets"):

@@ -134,6 +134,53 @@ def test_instance_norm_gradient_equals_autodiff_of_group_norm():
     np.testing.assert_allclose(gradient(ours, x), gradient(reference, x), atol=1e-4)
 
 
+tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow kernel")
+
+
+@tensorflow_only
+@pytest.mark.parametrize("fused", [True, False])
+def test_instance_norm_in_training_is_the_same_with_the_fused_kernel_or_keras_ops(monkeypatch, fused):
+    """utils/runtime/fused_norm.py: one image in a training step, forced on and off on every machine; the
+    same numbers and gradient as the keras.ops norm of translation (training=False, never fused)."""
+    from utils.runtime import fused_norm
+    monkeypatch.setattr(fused_norm, "wanted", lambda: fused)
+    spy = []
+    monkeypatch.setattr(fused_norm, "instance_norm",
+                        lambda x, epsilon, kernel=fused_norm.instance_norm: spy.append(x.shape) or kernel(x, epsilon))
+    x = np.random.default_rng(5).normal(2, 3, (1, 6, 7, 4)).astype("float32")
+    layer = InstanceNormalization()
+    training = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert spy == ([(1, 6, 7, 4)] if fused else [])
+    np.testing.assert_allclose(training, keras.ops.convert_to_numpy(layer(x, training=False)), atol=1e-5)
+    np.testing.assert_allclose(gradient(lambda v: layer(v, training=True), x),
+                               gradient(lambda v: layer(v, training=False), x), atol=2e-5)
+    calls = len(spy)
+    layer(np.concatenate([x, x]), training=True)   # a batch of two: keras.ops (the fused op pools a batch)
+    assert len(spy) == calls
+
+
+@tensorflow_only
+@pytest.mark.parametrize("kind, onednn, expected", [("avx512", "1", True), ("avx512", None, True),
+                                                    ("avx512", "0", False), ("avx2", "1", False)])
+def test_the_fused_kernel_is_chosen_with_avx512_and_onednn_only(monkeypatch, kind, onednn, expected):
+    """Measured faster with AVX-512 only, slower without (docs/speed.md#levers-tried-against-the-official-code)."""
+    import platform
+
+    from utils.runtime import fused_norm
+    monkeypatch.setenv("CYCLEGAN_CPU_KIND", kind)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    if onednn is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
+    fused_norm.wanted.cache_clear()
+    try:
+        assert fused_norm.wanted() is expected
+    finally:
+        fused_norm.wanted.cache_clear()
+
+
 def test_top_left_crop_equals_keras_cropping_forward_and_backward():
     """The ResNet generator's crop (models/layers.py) with its written-out gradient is Cropping2D's."""
     x = np.random.default_rng(4).normal(size=(2, 7, 6, 3)).astype("float32")
