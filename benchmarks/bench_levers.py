@@ -111,7 +111,8 @@ def main(argv=None):
                 result = bench_train.run_official(ours_args, args.config)
             else:
                 result = bench_train.run_ours(argparse.Namespace(**vars(ours_args), lever=name), args.config)
-            result.pop("repo", None)   # a path of this machine
+            result.pop("repo", None)            # paths of this machine: the official code's folder and
+            result.pop("opt_overrides", None)   # its scratch checkpoint folder
             runs[name].append(result)
             first = result.get("first_step_s", (result.get("warmup_s") or [None])[0])
             print(f"  round {r + 1} {name}: {result['s_per_iter_median' if name == 'official' else 's_per_step_median']:.4f}"

@@ -5,7 +5,8 @@
   Normalization Layer"). No affine parameters by default, as in the official code
   (`nn.InstanceNorm2d(affine=False)`) and the book (`center=False, scale=False`).
   It computes the same as `keras.layers.GroupNormalization(groups=-1, center=False, scale=False)`
-  (tests/test_networks.py checks this) without the reshape to groups.
+  (tests/test_networks.py checks this) without the reshape to groups. In a training step on TensorFlow
+  with AVX-512 a batch of one image is normalised by one fused op instead (utils/runtime/fused_norm.py).
 - `ReflectionPadding2D`: mirror padding used by the paper's ResNet generator to reduce border
   artifacts (paper, appendix 7.2: "Reflection padding was used to reduce artifacts").
 - `TopLeftCropping2D`: drops the first rows and columns, which turns a 'valid' stride-2 transposed

@@ -37,6 +37,23 @@ def test_bench_train_reports_a_step_translation_flops_and_memory(tmp_path):
     assert row["gflop_per_step"] > row["translate_gflop"] > 0
 
 
+@pytest.mark.long
+def test_bench_levers_times_each_lever_against_the_default_in_fresh_processes(tmp_path):
+    printed, report = run_benchmark(tmp_path, "bench_levers.py", "--config", "smoke", "--levers",
+                                    "default,keras_ops_norm,fused_norm_batch1", "--rounds", "1", "--iters", "1",
+                                    "--warmup", "0")
+    assert set(report["rows"]) == {"default", "keras_ops_norm", "fused_norm_batch1"}
+    assert {run["lever"] for runs in report["runs"].values() for run in runs} == set(report["rows"])
+    assert all(row["s_per_step"] > 0 and row["first_step_s"] > 0 for row in report["rows"].values())
+    assert "1.00x the default" in printed
+
+
+def test_an_unknown_lever_names_the_known_ones():
+    from benchmarks import levers
+    with pytest.raises(ValueError, match="unknown lever 'channels_first'; choose from default, keras_ops_norm"):
+        levers.before_import("channels_first")
+
+
 def test_layer_flops_are_counted_from_the_shapes():
     import keras
 
