@@ -86,12 +86,12 @@ def _onepass_instance_norm(x, epsilon):
 
 def _fused_instance_norm(x, epsilon):
     import tensorflow as tf
+    from utils.runtime.fused_norm import instance_norm
     n, h, w, c = x.shape
-    side_by_side = x if n == 1 else tf.reshape(tf.transpose(x, (1, 2, 0, 3)), (1, h, w, n * c))
-    ones = tf.ones((side_by_side.shape[-1],), x.dtype)
-    y, _, _ = tf.compat.v1.nn.fused_batch_norm(side_by_side, ones, tf.zeros_like(ones), epsilon=epsilon,
-                                               is_training=True)
-    return y if n == 1 else tf.transpose(tf.reshape(y, (h, w, n, c)), (2, 0, 1, 3))
+    if n == 1:
+        return instance_norm(x, epsilon)
+    y = instance_norm(tf.reshape(tf.transpose(x, (1, 2, 0, 3)), (1, h, w, n * c)), epsilon)   # side by side
+    return tf.transpose(tf.reshape(y, (h, w, n, c)), (2, 0, 1, 3))
 
 
 def _split_fused_instance_norm(x, epsilon):

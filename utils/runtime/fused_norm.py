@@ -14,6 +14,7 @@ import functools
 import os
 import platform
 
+from utils.runtime import devices
 from utils.runtime.onednn import VARIABLE, X86, cpu_has_avx512
 
 
@@ -26,8 +27,7 @@ def wanted():
         return False
     if platform.machine().lower() not in X86 or not cpu_has_avx512():
         return False
-    import tensorflow as tf
-    return not tf.config.list_physical_devices("GPU")
+    return devices.gpu() is None
 
 
 def applies(x, training):

@@ -38,7 +38,7 @@ from utils.cli import UserError, wants_bar  # noqa: F401  (trainer.py and the te
 from utils.images import to_model_channels
 from utils.runtime.files import write_json
 from utils.training import page, run_folder as layout
-from utils.training.budget import OVERHEAD, first_step_note
+from utils.training.budget import OVERHEAD, first_step_note, fit_schedule
 from utils.training.logs import LossLog, TensorBoardLog
 
 LOG_INTERVAL = 100   # steps between progress lines when there is no progress bar (a log file)
@@ -222,20 +222,20 @@ class TrainingLoop:
         if self.last_step <= decay_from:   # the plan never reaches the decay: keep it that way
             last, refit = max(self.gan.step, min(fits, decay_from, self.total_epochs * per_epoch)), None
         else:   # the run ends with its decay: fit it again, if its decay has not begun and stays ahead
-            whole = fits // per_epoch
-            refit = (whole - whole // 2, whole // 2) if whole >= 2 else None
-            if refit is None or refit[0] <= self.gan.epoch or refit == (config.epochs, config.decay_epochs):
+            if fits < per_epoch:
                 return
-            last = whole * per_epoch
+            refit = dataclasses.replace(config)
+            last, shape = fit_schedule(refit, per_epoch, fits)
+            if refit.epochs <= self.gan.epoch or (refit.epochs, refit.decay_epochs) == (config.epochs, config.decay_epochs):
+                return
         if refit is None and abs(last - self.last_step) <= 0.1 * self.last_step:
             return   # within a tenth of the plan: keep it
         before, self.last_step = self.last_step, last
-        shape = ""
         if refit is not None:
-            self.gan.config = dataclasses.replace(config, epochs=refit[0], decay_epochs=refit[1])
-            self.meta["model"].update(epochs=refit[0], decay_epochs=refit[1])
-            self.total_epochs = self.settings.total_epochs = sum(refit)
-            shape = f"; the schedule fitted again: {refit[0]} epochs at the full learning rate, then {refit[1]} decaying"
+            self.gan.config = refit
+            self.meta["model"].update(epochs=refit.epochs, decay_epochs=refit.decay_epochs)
+            self.total_epochs = self.settings.total_epochs = refit.epochs + refit.decay_epochs
+        shape = "" if refit is None else f"; the schedule fitted again: {shape}"
         self.settings.max_steps = last
         self.meta["training"] = self.settings.to_dict()
         self.meta["sessions"][-1]["replanned"] = {"at_step": self.gan.step, "s_per_step": round(step_s, 4),
